@@ -1,0 +1,75 @@
+"""`make demo`: prepare the database, then run the web server, a Celery worker and beat.
+
+Ctrl-C (or SIGTERM) stops the children, waits for them, and stops the embedded
+PostgreSQL when this command is the one using it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from ecrf import embedded_pg
+
+
+class Command(BaseCommand):
+    help = "Migrate, load both protocols, create demo data, and serve on 127.0.0.1:8000."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+
+    def handle(self, *args, addr, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("load_protocol", all=True)
+        call_command("seed_demo")
+        for folder in ("celery/queue", "celery/processed", "mail"):
+            (settings.VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
+
+        python = sys.executable
+        children = [
+            subprocess.Popen([python, "manage.py", "runserver", addr, "--noreload"]),
+            subprocess.Popen(
+                [
+                    python, "-m", "celery", "-A", "ecrf", "worker", "--beat",
+                    "--loglevel=INFO", "--concurrency=2",
+                    "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
+                ]
+            ),
+        ]  # fmt: skip
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"eCRF demo on http://{addr}/ (worker and beat running; "
+                f"broker {settings.CELERY_BROKER_URL.split('://')[0]}; "
+                f"emails in {settings.EMAIL_FILE_PATH}). Ctrl-C stops everything."
+            )
+        )
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping and all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            if not os.environ.get("DATABASE_URL"):
+                embedded_pg.stop()
+            self.stdout.write("Stopped.")

@@ -1,0 +1,129 @@
+"""Demo data: both studies, the demo users of the README, and a few patients.
+
+Idempotent: users and patients that exist are left alone, so `make demo` can be run
+again on the same database.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pghistory
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from ecrf.accounts.access import Role
+from ecrf.accounts.models import Membership
+from ecrf.patients.models import Allocation, Patient
+from ecrf.patients.services import patient_create
+from ecrf.studies.models import Site, Study
+
+DEFAULT_PASSWORD = "scleroderma-demo-2026"
+RCT, COHORT = "NCT00479934", "NCT04206644"
+
+# username, first name, last name, [(study, site code or None, role)]
+USERS = [
+    ("investigator.bordeaux", "Hélène", "Martin", [(RCT, "BXP", Role.INVESTIGATOR)]),
+    ("coordinator.bordeaux", "Julien", "Petit", [(RCT, "BXP", Role.COORDINATOR)]),
+    ("investigator.strasbourg", "Claire", "Muller", [(RCT, "STR", Role.INVESTIGATOR)]),
+    ("monitor.bordeaux", "Sophie", "Bernard", [(RCT, "BXP", Role.MONITOR)]),
+    (
+        "datamanager",
+        "Thomas",
+        "Dubois",
+        [(RCT, None, Role.DATA_MANAGER), (COHORT, None, Role.DATA_MANAGER)],
+    ),
+    ("admin", "Anne", "Leroy", [(RCT, None, Role.ADMIN), (COHORT, None, Role.ADMIN)]),
+    ("investigator.rennes", "Yann", "Le Gall", [(COHORT, "REN", Role.INVESTIGATOR)]),
+]
+
+# site code, days since screening, status, group, kit number
+PATIENTS = {
+    RCT: [
+        ("BXP", 200, Patient.Status.ENROLLED, "", "K-1001"),
+        ("BXP", 120, Patient.Status.ENROLLED, "", "K-1002"),
+        ("BXP", 40, Patient.Status.ENROLLED, "", "K-1003"),
+        ("BXP", 10, Patient.Status.SCREENING, "", ""),
+        ("BXP", 60, Patient.Status.SCREEN_FAILED, "", ""),
+        ("STR", 150, Patient.Status.ENROLLED, "", "K-2001"),
+        ("STR", 5, Patient.Status.SCREENING, "", ""),
+    ],
+    COHORT: [
+        ("REN", 30, Patient.Status.ENROLLED, "SSC", ""),
+        ("REN", 20, Patient.Status.ENROLLED, "SLE", ""),
+        ("REN", 15, Patient.Status.ENROLLED, "HD", ""),
+        ("REN", 2, Patient.Status.SCREENING, "SSC", ""),
+    ],
+}
+ARMS = ["IMA", "PBO"]
+
+
+class Command(BaseCommand):
+    help = "Create the demo users and patients (password from DEMO_PASSWORD)."
+
+    def handle(self, *args, **options):
+        if Study.objects.filter(code__in=[RCT, COHORT]).count() < 2:
+            call_command("load_protocol", all=True)
+        password = os.environ.get("DEMO_PASSWORD", DEFAULT_PASSWORD)
+        with transaction.atomic(), pghistory.context(reason="demo data"):
+            users = {
+                name: self._user(name, first, last, password, roles)
+                for name, first, last, roles in USERS
+            }
+            for study_code, rows in PATIENTS.items():
+                self._patients(Study.objects.get(code=study_code), rows, users)
+        self.stdout.write(self.style.SUCCESS(f"Demo users ready: {', '.join(users)}"))
+
+    def _user(self, username, first, last, password, roles):
+        user, created = get_user_model().objects.get_or_create(
+            username=username,
+            defaults={"first_name": first, "last_name": last, "email": f"{username}@example.org"},
+        )
+        if created:
+            user.set_password(password)
+            user.is_staff = user.is_superuser = username == "admin"
+            user.save()
+        for study_code, site_code, role in roles:
+            Membership.objects.get_or_create(
+                user=user,
+                study=Study.objects.get(code=study_code),
+                site=Site.objects.get(code=site_code) if site_code else None,
+                role=role,
+            )
+        return user
+
+    def _patients(self, study, rows, users):
+        today = timezone.localdate()
+        staff = {
+            "BXP": users["investigator.bordeaux"],
+            "STR": users["investigator.strasbourg"],
+            "REN": users["investigator.rennes"],
+        }
+        for index, (site_code, days_ago, status, group, kit) in enumerate(rows):
+            site = Site.objects.get(code=site_code)
+            if Patient.objects.filter(study=study, site=site).count() > sum(
+                1 for row in rows[:index] if row[0] == site_code
+            ):
+                continue
+            patient = patient_create(
+                study=study,
+                site=site,
+                by=staff[site_code],
+                screening_date=today - timedelta(days=days_ago),
+                group=group,
+            )
+            patient.status = status
+            if status == Patient.Status.ENROLLED:
+                patient.day0_date = patient.screening_date + timedelta(days=14 if kit else 0)
+            patient.save()
+            if kit:
+                Allocation.objects.create(
+                    patient=patient,
+                    arm=ARMS[index % 2],
+                    kit_number=kit,
+                    allocated_by=staff[site_code],
+                )

@@ -1,0 +1,100 @@
+"""Personas across two sites of each study (after healthchecks' Alice/Bob/Charlie).
+
+- alice: investigator at Bordeaux Pellegrin (BXP) in NCT00479934, owns the data;
+- bob: coordinator at BXP, on her team;
+- charlie: investigator at Strasbourg (STR): must see nothing of Bordeaux;
+- monica: monitor of BXP only; diane: data manager of both studies (all sites);
+- rene: investigator at Rennes in Sclero-JAK: sees nothing of the trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ecrf.accounts.access import Role
+from ecrf.studies.loader import load_protocol
+from ecrf.studies.models import Site, Study
+from tests.factories import MembershipFactory, PatientFactory, UserFactory
+
+PROTOCOLS = Path(__file__).resolve().parent.parent / "ecrf" / "studies" / "protocols"
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(settings):
+    """Unit tests run tasks in-process; the worker test starts a real worker instead."""
+    from ecrf.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def studies(db):
+    """Both seed protocols, loaded from their files as in production."""
+    load_protocol(PROTOCOLS / "NCT00479934.yaml")
+    load_protocol(PROTOCOLS / "NCT04206644.yaml")
+    return {
+        "rct": Study.objects.get(code="NCT00479934"),
+        "cohort": Study.objects.get(code="NCT04206644"),
+    }
+
+
+@dataclass
+class World:
+    rct: Study
+    cohort: Study
+    bxp: Site
+    str_: Site
+    ren: Site
+    alice: object
+    bob: object
+    charlie: object
+    monica: object
+    diane: object
+    rene: object
+    bxp_patients: list
+    str_patients: list
+    ren_patients: list
+
+
+@pytest.fixture
+def world(studies) -> World:
+    rct, cohort = studies["rct"], studies["cohort"]
+    bxp, str_, ren = (Site.objects.get(code=c) for c in ("BXP", "STR", "REN"))
+
+    def member(username, memberships):
+        user = UserFactory(username=username)
+        for study, site, role in memberships:
+            MembershipFactory(user=user, study=study, site=site, role=role)
+        return user
+
+    alice = member("alice", [(rct, bxp, Role.INVESTIGATOR)])
+    bob = member("bob", [(rct, bxp, Role.COORDINATOR)])
+    charlie = member("charlie", [(rct, str_, Role.INVESTIGATOR)])
+    monica = member("monica", [(rct, bxp, Role.MONITOR)])
+    diane = member("diane", [(rct, None, Role.DATA_MANAGER), (cohort, None, Role.DATA_MANAGER)])
+    rene = member("rene", [(cohort, ren, Role.INVESTIGATOR)])
+    return World(
+        rct=rct,
+        cohort=cohort,
+        bxp=bxp,
+        str_=str_,
+        ren=ren,
+        alice=alice,
+        bob=bob,
+        charlie=charlie,
+        monica=monica,
+        diane=diane,
+        rene=rene,
+        bxp_patients=[PatientFactory(study=rct, site=bxp, created_by=alice) for _ in range(3)],
+        str_patients=[PatientFactory(study=rct, site=str_, created_by=charlie) for _ in range(2)],
+        ren_patients=[
+            PatientFactory(study=cohort, site=ren, created_by=rene, group=g) for g in ("SSC", "HD")
+        ],
+    )
