@@ -23,13 +23,12 @@ PROTOCOLS = Path(__file__).resolve().parent.parent / "ecrf" / "studies" / "proto
 
 
 @pytest.fixture(autouse=True)
-def _celery_eager(settings):
+def _celery_eager():
     """Unit tests run tasks in-process; the worker test starts a real worker instead."""
     from ecrf.celery import app
 
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     yield
     app.conf.task_always_eager = False
 

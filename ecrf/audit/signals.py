@@ -43,7 +43,6 @@ def connect() -> None:
     user_model = get_user_model()
     user_logged_in.connect(on_login, sender=user_model, dispatch_uid="audit-login")
     user_logged_out.connect(on_logout, sender=user_model, dispatch_uid="audit-logout")
-    # user_login_failed is sent by django.contrib.auth's authenticate() with its module name.
-    user_login_failed.connect(
-        on_login_failed, sender="django.contrib.auth", dispatch_uid="audit-login-failed"
-    )
+    # user_login_failed's sender is a module-name string, which signals compare by
+    # identity; it is sent only by authenticate(), so no sender filter is needed.
+    user_login_failed.connect(on_login_failed, dispatch_uid="audit-login-failed")

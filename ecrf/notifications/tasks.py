@@ -21,7 +21,7 @@ STALE_CLAIM = timedelta(minutes=10)
     bind=True,
     autoretry_for=(SMTPException, ConnectionError, TimeoutError),
     retry_backoff=True,
-    max_retries=MAX_ATTEMPTS,
+    max_retries=MAX_ATTEMPTS - 1,
 )
 def send_email(self, email_id: int) -> str:
     """Send one recorded email at most once; returns what happened (for logs and tests)."""

@@ -72,7 +72,8 @@ def patient_create(request, study_code: str):
         raise PermissionDenied
     protocol = study.current_protocol.protocol
     groups = [(g.code, f"{g.code} – {g.label}") for g in protocol.groups]
-    form = PatientCreateForm(request.POST or None, sites=sites, groups=groups)
+    data = request.POST if request.method == "POST" else None
+    form = PatientCreateForm(data, sites=sites, groups=groups)
     if request.method == "POST" and form.is_valid():
         try:
             patient = create_patient(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
 
 
 def start_django(**overrides) -> subprocess.CompletedProcess:
@@ -35,7 +36,10 @@ def test_missing_secret_key_without_debug_fails_loudly():
         ({"DEBUG": "1", "DATABASE_URL": "mysql://root@localhost/ecrf"}, "must point at PostgreSQL"),
         ({"DEBUG": "1", "DATABASE_URL": "sqlite:///db.sqlite3"}, "must point at PostgreSQL"),
         ({"DEBUG": "1", "DATABASE_URL": "not a url"}, "DATABASE_URL"),
-        ({"DEBUG": "1", "EMAIL_PORT": "twenty-five"}, "EMAIL_PORT='twenty-five' is not an integer"),
+        (
+            {"DEBUG": "1", "EMAIL_BACKEND": SMTP, "EMAIL_PORT": "twenty-five"},
+            "EMAIL_PORT='twenty-five' is not an integer",
+        ),
     ],
 )
 def test_bad_environment_value_names_the_variable(overrides, message):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -41,4 +42,7 @@ def browser_page():
         finally:
             context.close()
             browser.close()
+            # Inside Playwright's event loop Django's context-local connections are new
+            # ones: close them here or they outlive the test database.
+            connections.close_all()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

@@ -7,9 +7,10 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
+from ecrf.celery import app
 from ecrf.notifications.models import OutboundEmail
 from ecrf.notifications.services import email_queue
-from ecrf.notifications.tasks import send_email, send_pending_emails
+from ecrf.notifications.tasks import MAX_ATTEMPTS, send_email, send_pending_emails
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,25 +46,52 @@ def test_nothing_is_sent_when_the_transaction_rolls_back():
     assert mail.outbox == []
 
 
-def test_failed_send_goes_back_to_pending_and_is_retried(settings, monkeypatch):
+@pytest.fixture
+def flaky_smtp(monkeypatch):
+    """EmailMessage.send failing the first `failures` times, like an SMTP server that is down."""
     from django.core.mail import EmailMessage
 
-    calls = []
+    real_send = EmailMessage.send
+    state = {"failures": 0, "calls": 0}
 
-    def broken_send(self, fail_silently=False):
-        calls.append(1)
-        raise ConnectionError("smtp down")
+    def send(self, *args, **kwargs):
+        state["calls"] += 1
+        if state["calls"] <= state["failures"]:
+            raise ConnectionError("smtp down")
+        return real_send(self, *args, **kwargs)
 
-    monkeypatch.setattr(EmailMessage, "send", broken_send)
-    email = OutboundEmail.objects.create(
+    monkeypatch.setattr(EmailMessage, "send", send)
+    # Eager retries re-apply the task with the app's propagate setting: let them run.
+    app.conf.task_eager_propagates = False
+    yield state
+    app.conf.task_eager_propagates = True
+
+
+def make_email():
+    return OutboundEmail.objects.create(
         dedupe_key="retry", kind="t", recipients=["a@example.org"], subject="S", body="B"
     )
-    with pytest.raises(ConnectionError):
-        send_email.apply(args=[email.pk], throw=True)
+
+
+def test_transient_failure_is_retried_then_sent_once(flaky_smtp):
+    flaky_smtp["failures"] = 2
+    email = make_email()
+    assert send_email.apply(args=[email.pk]).get() == "sent"
     email.refresh_from_db()
-    assert email.status in (OutboundEmail.Status.PENDING, OutboundEmail.Status.FAILED)
-    assert email.attempts >= 1
-    assert "smtp down" in email.last_error
+    assert (email.status, email.attempts, email.last_error) == ("sent", 3, "smtp down")
+    assert flaky_smtp["calls"] == 3
+    assert len(mail.outbox) == 1
+
+
+def test_send_gives_up_after_max_attempts_and_marks_failed(flaky_smtp):
+    flaky_smtp["failures"] = 99
+    email = make_email()
+    result = send_email.apply(args=[email.pk])
+    assert result.state == "FAILURE"
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == ("failed", MAX_ATTEMPTS)
+    assert flaky_smtp["calls"] == MAX_ATTEMPTS
+    assert mail.outbox == []
 
 
 def test_beat_task_requeues_stale_claims_and_old_pending():

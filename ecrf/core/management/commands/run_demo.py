@@ -47,7 +47,8 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"eCRF demo on http://{addr}/ (worker and beat running; "
                 f"broker {settings.CELERY_BROKER_URL.split('://')[0]}; "
-                f"emails in {settings.EMAIL_FILE_PATH}). Ctrl-C stops everything."
+                f"emails in {settings.MAILERS['default']['OPTIONS'].get('file_path', 'SMTP')}). "
+                "Ctrl-C stops everything."
             )
         )
         stopping = False
