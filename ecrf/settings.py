@@ -130,6 +130,7 @@ SESSION_COOKIE_HTTPONLY = True
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["ecrf.formats"]
 USE_I18N = True
 USE_TZ = True
 TIME_ZONE = "Europe/Paris"

@@ -1,10 +1,10 @@
-import pghistory
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.models import Membership, User
+from ecrf.audit.context import audited
 
 
 class MembershipAdminForm(forms.ModelForm):
@@ -38,7 +38,7 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "study", "site"]
 
     def save_model(self, request, obj, form, change):
-        with pghistory.context(user=request.user.pk, reason=form.cleaned_data["reason"]):
+        with audited(by=request.user, reason=form.cleaned_data["reason"]):
             super().save_model(request, obj, form, change)
 
     def has_delete_permission(self, request, obj=None):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-import pghistory
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ecrf.accounts.access import Role, roles_for
+from ecrf.audit.context import audited
 from ecrf.patients.models import Patient
 from ecrf.studies.models import StudySite
 
@@ -42,7 +42,7 @@ def patient_create(*, study, site, by, screening_date: date, group: str = "") ->
     if screening_date > timezone.localdate():
         raise ValidationError({"screening_date": _("The screening date cannot be in the future.")})
 
-    with transaction.atomic(), pghistory.context(reason="patient screened"):
+    with transaction.atomic(), audited(by=by, reason="patient screened"):
         try:
             study_site = StudySite.objects.select_for_update().get(
                 study=study, site=site, active=True

@@ -11,10 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import pghistory
 from django.conf import settings
 from django.db import transaction
 
+from ecrf.audit.context import audited
 from ecrf.studies.models import ProtocolVersion, Site, Study, StudySite
 from ecrf.studies.protocol import Protocol, ProtocolError, display_name, parse_protocol
 
@@ -55,10 +55,7 @@ def load_protocol(path: Path | str, *, by=None) -> LoadResult:
             loaded = _already_loaded(study, protocol, sha256, definition, source)
             if loaded is not None:
                 return LoadResult(loaded, created=False)
-        context = {"reason": f"load protocol {source} v{protocol.version}"}
-        if by is not None:
-            context["user"] = by.pk
-        with pghistory.context(**context):
+        with audited(by=by, reason=f"load protocol {source} v{protocol.version}"):
             study = _save_study(study, protocol)
             _save_sites(study, protocol, source)
             version = ProtocolVersion.objects.create(

@@ -197,3 +197,51 @@ class TestPatientAuditPage:
         assert allocation.changes  # the kit number is still shown
         kit = [c for c in allocation.changes if c.field == "kit_number"][0]
         assert kit.new.startswith("K-")
+
+
+def test_reason_of_one_write_does_not_stick_to_the_next(world):
+    from ecrf.audit.context import audited
+
+    patient = world.bxp_patients[0]
+    with pghistory.context(url="/some/request/"):
+        with audited(by=world.alice, reason="first change"):
+            patient.status = Patient.Status.ENROLLED
+            patient.save()
+        patient.status = Patient.Status.COMPLETED
+        patient.save()
+    first, second = patient_events(patient)[-2:]
+    assert first.pgh_context == {
+        "url": "/some/request/",
+        "user": world.alice.pk,
+        "reason": "first change",
+    }
+    assert second.pgh_context == {"url": "/some/request/"}
+
+
+def test_audit_page_names_related_rows_and_choices(client, world):
+    patient = world.bxp_patients[0]
+    client.force_login(world.diane)
+    url = reverse("patients:audit", args=[world.rct.code, patient.subject_code])
+    response = client.get(url, headers={"accept-language": "en"})
+    created = response.context["entries"][0]
+    values = {change.field: change.new for change in created.changes}
+    assert values["site"] == str(world.bxp)
+    assert values["created_by"] == str(world.alice)
+    assert values["status"] == "Screening"
+    assert "day0_date" not in values  # empty at creation
+    assert created.object_id == patient.subject_code
+
+
+def test_write_after_an_audited_block_in_the_same_transaction_has_no_stale_reason(world):
+    from ecrf.audit.context import audited
+
+    patient = world.bxp_patients[0]
+    with transaction.atomic():
+        with audited(by=world.alice, reason="enrolled"):
+            patient.status = Patient.Status.ENROLLED
+            patient.save()
+        patient.status = Patient.Status.COMPLETED
+        patient.save()
+    first, second = patient_events(patient)[-2:]
+    assert first.pgh_context["reason"] == "enrolled"
+    assert second.pgh_context is None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-import pghistory
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -18,6 +17,7 @@ from django.utils import timezone
 
 from ecrf.accounts.access import Role
 from ecrf.accounts.models import Membership
+from ecrf.audit.context import audited
 from ecrf.patients.models import Allocation, Patient
 from ecrf.patients.services import patient_create
 from ecrf.studies.models import Site, Study
@@ -69,11 +69,12 @@ class Command(BaseCommand):
         if Study.objects.filter(code__in=[RCT, COHORT]).count() < 2:
             call_command("load_protocol", all=True)
         password = os.environ.get("DEMO_PASSWORD", DEFAULT_PASSWORD)
-        with transaction.atomic(), pghistory.context(reason="demo data"):
+        with transaction.atomic(), audited(by=None, reason="demo data: accounts"):
             users = {
                 name: self._user(name, first, last, password, roles)
                 for name, first, last, roles in USERS
             }
+        with transaction.atomic():
             for study_code, rows in PATIENTS.items():
                 self._patients(Study.objects.get(code=study_code), rows, users)
         self.stdout.write(self.style.SUCCESS(f"Demo users ready: {', '.join(users)}"))
@@ -116,14 +117,17 @@ class Command(BaseCommand):
                 screening_date=today - timedelta(days=days_ago),
                 group=group,
             )
-            patient.status = status
-            if status == Patient.Status.ENROLLED:
-                patient.day0_date = patient.screening_date + timedelta(days=14 if kit else 0)
-            patient.save()
-            if kit:
-                Allocation.objects.create(
-                    patient=patient,
-                    arm=ARMS[index % 2],
-                    kit_number=kit,
-                    allocated_by=staff[site_code],
-                )
+            if status == Patient.Status.SCREENING:
+                continue
+            with audited(by=staff[site_code], reason=f"demo data: {status}"):
+                patient.status = status
+                if status == Patient.Status.ENROLLED:
+                    patient.day0_date = patient.screening_date + timedelta(days=14 if kit else 0)
+                patient.save()
+                if kit:
+                    Allocation.objects.create(
+                        patient=patient,
+                        arm=ARMS[index % 2],
+                        kit_number=kit,
+                        allocated_by=staff[site_code],
+                    )
