@@ -29,7 +29,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_protocol", all=True)
         call_command("seed_demo")
-        for folder in ("celery/queue", "celery/processed", "mail"):
+        for folder in ("celery/queue", "celery/processed", "celery/control", "mail"):
             (settings.VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
 
         python = sys.executable
