@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/b
 	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 export CELERY_BROKER_URL_TEST := $(if $(CELERY_BROKER_URL),$(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: demo test lint format bench chromium clean-demo
+.PHONY: demo test lint format bench chromium clean-demo messages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6.1); set PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -47,3 +47,8 @@ format: $(VENV)/.dev
 clean-demo:
 	-DEBUG=1 $(BIN)/python -m ecrf.embedded_pg stop
 	rm -rf var
+
+# Refresh the French catalogue after changing user-facing strings, then translate and compile.
+messages: $(VENV)/.dev
+	DEBUG=1 $(BIN)/python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=staticfiles
+	DEBUG=1 $(BIN)/python manage.py compilemessages -l fr --ignore=.venv

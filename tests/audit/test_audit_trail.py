@@ -187,12 +187,14 @@ class TestPatientAuditPage:
         patient = world.bxp_patients[0]
         AllocationFactory(patient=patient, arm="IMA", allocated_by=world.alice)
         client.force_login(world.monica)
-        response = client.get(
-            reverse("patients:audit", args=[world.rct.code, patient.subject_code])
-        )
+        url = reverse("patients:audit", args=[world.rct.code, patient.subject_code])
+        response = client.get(url, headers={"accept-language": "en"})
         allocation = [e for e in response.context["entries"] if e.model == "allocation"][0]
         arm = [c for c in allocation.changes if c.field == "arm"][0]
         assert str(arm.new) == "(blinded)"
+        french = client.get(url, headers={"accept-language": "fr"}).content.decode()
+        assert "(en aveugle)" in french
+        assert "IMA" not in french
         assert "IMA" not in response.content.decode()
         assert allocation.changes  # the kit number is still shown
         kit = [c for c in allocation.changes if c.field == "kit_number"][0]

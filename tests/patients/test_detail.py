@@ -65,7 +65,8 @@ def test_language_switch_shows_french(client, world):
     response = client.get(reverse("patients:list", args=[world.rct.code]))
     body = response.content.decode()
     assert '<html lang="fr">' in body
-    assert "Sélectionner un nouveau patient" in body or "Patients" in body
+    assert "Inscrire un nouveau patient en sélection" in body
+    assert "Screen a new patient" not in body
     client.post(reverse("set_language"), {"language": "en", "next": "/"})
     body = client.get(reverse("patients:list", args=[world.rct.code])).content.decode()
     assert '<html lang="en">' in body
