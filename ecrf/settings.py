@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "ecrf.accounts",
     "ecrf.studies",
     "ecrf.patients",
+    "ecrf.crfs",
     "ecrf.notifications",
     "ecrf.audit",
 ]

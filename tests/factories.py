@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import factory
+from django.db.models import Max
 from django.utils import timezone
 
 from ecrf.accounts.models import Membership, User
-from ecrf.patients.models import Allocation, Patient
+from ecrf.patients.models import Allocation, AllocationList, Patient
 from ecrf.studies.models import StudySite
 
 PASSWORD = "correct-horse-battery-staple"
@@ -53,10 +54,42 @@ class PatientFactory(factory.django.DjangoModelFactory):
         return super()._create(model_class, *args, **kwargs)
 
 
+class AllocationListFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AllocationList
+
+    source = AllocationList.Source.IMPORTED
+    created_by = factory.SubFactory(UserFactory)
+
+
 class AllocationFactory(factory.django.DjangoModelFactory):
+    """A slot of a site's list; taken by `patient` when one is given (as allocation_take does)."""
+
     class Meta:
         model = Allocation
 
+    patient = None
+    study = factory.LazyAttribute(lambda a: a.patient.study)
+    site = factory.LazyAttribute(lambda a: a.patient.site)
+    allocation_list = factory.SubFactory(
+        AllocationListFactory,
+        study=factory.SelfAttribute("..study"),
+        site=factory.SelfAttribute("..site"),
+    )
+    sequence = factory.LazyAttribute(
+        lambda a: (
+            (
+                Allocation.objects.filter(study=a.study, site=a.site).aggregate(n=Max("sequence"))[
+                    "n"
+                ]
+                or 0
+            )
+            + 1
+        )
+    )
+    block_number = factory.SelfAttribute("sequence")
+    block_size = 1
     arm = "IMA"
     kit_number = factory.Sequence(lambda n: f"K-{9000 + n}")
-    allocated_by = factory.SubFactory(UserFactory)
+    allocated_by = factory.Maybe("patient", factory.SubFactory(UserFactory), None)
+    allocated_at = factory.Maybe("patient", factory.LazyFunction(timezone.now), None)

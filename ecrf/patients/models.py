@@ -79,30 +79,313 @@ class Patient(models.Model):
         return self.subject_code
 
 
-class AllocationQuerySet(models.QuerySet):
-    def visible_to(self, user) -> AllocationQuerySet:
-        # The rows are visible with their patient; the arm itself is shown only to
-        # unblinded users, which `can_see_allocation` decides at display time.
-        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+class AllocationListQuerySet(models.QuerySet):
+    def visible_to(self, user) -> AllocationListQuerySet:
+        return self.filter(scope(user).site_filter("study_id", "site_id"))
 
 
 @pghistory.track()
-class Allocation(models.Model):
-    """A patient's treatment arm in a randomised study, kept apart from the patient so
-    blinded screens never load it. Kit number is what blinded users see."""
+class AllocationList(models.Model):
+    """A site's randomisation list in a study; its slots are `Allocation` rows.
 
-    patient = models.OneToOneField(Patient, on_delete=models.PROTECT, related_name="allocation")
+    Generated here by an unblinded user from a recorded seed (so that the list can be
+    re-derived and checked), or imported from the trial statistician's file. A site may
+    have several lists: a later one continues the sequence where the earlier one ends.
+    """
+
+    class Source(models.TextChoices):
+        GENERATED = "generated", _("Generated")
+        IMPORTED = "imported", _("Imported")
+
+    study = models.ForeignKey(
+        "studies.Study", on_delete=models.PROTECT, related_name="allocation_lists"
+    )
+    site = models.ForeignKey(
+        "studies.Site", on_delete=models.PROTECT, related_name="allocation_lists"
+    )
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    seed = models.BigIntegerField(
+        _("seed"),
+        null=True,
+        blank=True,
+        help_text=_("The random seed the list was generated from (none for an imported list)."),
+    )
+    block_sizes = models.JSONField(
+        _("block sizes"), default=list, help_text=_("The block sizes drawn from, e.g. [2, 4].")
+    )
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = AllocationListQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["study", "site", "created_at"]
+        verbose_name = _("allocation list")
+        verbose_name_plural = _("allocation lists")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(source="imported") | models.Q(seed__isnull=False),
+                name="generated_allocation_list_has_seed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} ({self.get_source_display()})"
+
+
+class AllocationQuerySet(models.QuerySet):
+    def visible_to(self, user) -> AllocationQuerySet:
+        # Slots are visible at their site, taken or not; the arm itself is shown only to
+        # unblinded users, which `can_see_allocation` decides at display time.
+        return self.filter(scope(user).site_filter("study_id", "site_id"))
+
+    def free(self) -> AllocationQuerySet:
+        return self.filter(patient__isnull=True)
+
+
+@pghistory.track(
+    # Columns added with allocation lists are nullable in the (append-only) event table:
+    # events recorded before them have no value, and cannot be updated to have one.
+    attrs={
+        name: models.ForeignKey(
+            to,
+            on_delete=models.DO_NOTHING,
+            db_constraint=False,
+            null=True,
+            related_name="+",
+            related_query_name="+",
+        )
+        for name, to in (
+            ("allocation_list", "patients.AllocationList"),
+            ("study", "studies.Study"),
+            ("site", "studies.Site"),
+        )
+    }
+    | {
+        name: models.PositiveIntegerField(null=True)
+        for name in ("sequence", "block_number", "block_size")
+    },
+)
+class Allocation(models.Model):
+    """One slot of a site's allocation list: an arm behind a kit number.
+
+    Slots are created with their list and taken, lowest sequence first, by the patients of
+    the site as they are randomised. Blinded users see the kit number, never the arm; the
+    row is kept apart from the patient so that blinded screens never load it.
+    """
+
+    allocation_list = models.ForeignKey(
+        AllocationList, on_delete=models.PROTECT, related_name="slots"
+    )
+    study = models.ForeignKey("studies.Study", on_delete=models.PROTECT, related_name="+")
+    site = models.ForeignKey("studies.Site", on_delete=models.PROTECT, related_name="+")
+    sequence = models.PositiveIntegerField(
+        _("sequence"), help_text=_("Order in which the site's patients take the slots, from 1.")
+    )
+    block_number = models.PositiveIntegerField(_("block"))
+    block_size = models.PositiveIntegerField(_("block size"))
     arm = models.CharField(_("arm"), max_length=16)
     kit_number = models.CharField(_("kit number"), max_length=32)
-    allocated_at = models.DateTimeField(auto_now_add=True)
+    patient = models.OneToOneField(
+        Patient, on_delete=models.PROTECT, null=True, blank=True, related_name="allocation"
+    )
+    allocated_at = models.DateTimeField(_("allocated at"), null=True, blank=True)
     allocated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
     )
 
     objects = AllocationQuerySet.as_manager()
 
     class Meta:
+        ordering = ["study", "site", "sequence"]
         verbose_name = _("allocation")
+        verbose_name_plural = _("allocations")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "site", "sequence"], name="unique_allocation_sequence"
+            ),
+            models.UniqueConstraint(fields=["study", "kit_number"], name="unique_kit_number"),
+            models.CheckConstraint(
+                condition=models.Q(sequence__gte=1, block_number__gte=1, block_size__gte=1),
+                name="allocation_positions_from_one",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(arm="") & ~models.Q(kit_number=""),
+                name="allocation_has_arm_and_kit",
+            ),
+            # A slot is free (no patient, no who, no when) or taken with all three.
+            models.CheckConstraint(
+                condition=models.Q(
+                    patient__isnull=True, allocated_at__isnull=True, allocated_by__isnull=True
+                )
+                | models.Q(
+                    patient__isnull=False, allocated_at__isnull=False, allocated_by__isnull=False
+                ),
+                name="allocation_taken_with_who_and_when",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["study", "site", "sequence"],
+                condition=models.Q(patient__isnull=True),
+                name="allocation_free_slots",
+            ),
+        ]
 
     def __str__(self) -> str:
+        # Never the arm: this text appears in the audit trail and in admin lists.
+        if self.patient_id is None:
+            return f"kit {self.kit_number}"
         return f"{self.patient} kit {self.kit_number}"
+
+
+class UnblindingQuerySet(models.QuerySet):
+    def visible_to(self, user) -> UnblindingQuerySet:
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+
+
+@pghistory.track()
+class Unblinding(models.Model):
+    """An emergency unblinding: the patient's investigator was shown the arm.
+
+    The row is the flag "this patient is unblinded"; the arm itself is not copied here.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="unblindings")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(
+        _("reason"), help_text=_("The medical emergency that requires knowing the treatment.")
+    )
+    at = models.DateTimeField(_("unblinded at"), auto_now_add=True)
+
+    objects = UnblindingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["patient", "at"]
+        verbose_name = _("emergency unblinding")
+        verbose_name_plural = _("emergency unblindings")
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(reason=""), name="unblinding_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient} unblinded"
+
+
+class VisitQuerySet(models.QuerySet):
+    def visible_to(self, user) -> VisitQuerySet:
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+
+
+@pghistory.track()
+class Visit(models.Model):
+    """One occurrence of a protocol visit for a patient, with its window in dates.
+
+    The window dates are filled once day 0 is known (pre-inclusion visits exist from
+    screening on, before day 0). `version` guards against two people saving at once.
+    """
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETE = "complete", _("Complete")
+        MISSED = "missed", _("Missed")
+        CLOSED = "closed", _("Closed (end of study)")
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="visits")
+    code = models.CharField(_("visit"), max_length=8)
+    repeat = models.PositiveSmallIntegerField(
+        default=1, help_text="Occurrence number of a repeatable (unscheduled) visit."
+    )
+    sequence = models.PositiveSmallIntegerField(
+        help_text="Order of the visit in the protocol (unscheduled visits sort by date)."
+    )
+    protocol_version = models.ForeignKey(
+        "studies.ProtocolVersion", on_delete=models.PROTECT, related_name="visits"
+    )
+    target_date = models.DateField(_("target date"), null=True, blank=True)
+    earliest_date = models.DateField(_("earliest date"), null=True, blank=True)
+    latest_date = models.DateField(_("latest date"), null=True, blank=True)
+    visit_date = models.DateField(_("visit date"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.PLANNED
+    )
+    missed_reason = models.CharField(_("reason the visit was missed"), max_length=300, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    objects = VisitQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["patient", "sequence", "repeat"]
+        verbose_name = _("visit")
+        verbose_name_plural = _("visits")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "code", "repeat"], name="unique_visit_occurrence"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(earliest_date__isnull=True)
+                | models.Q(latest_date__isnull=True)
+                | models.Q(earliest_date__lte=models.F("latest_date")),
+                name="visit_window_ordered",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="missed") | ~models.Q(missed_reason=""),
+                name="missed_visit_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        suffix = f" #{self.repeat}" if self.repeat > 1 else ""
+        return f"{self.patient} {self.code}{suffix}"
+
+
+class DeviationQuerySet(models.QuerySet):
+    def visible_to(self, user) -> DeviationQuerySet:
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+
+
+@pghistory.track()
+class Deviation(models.Model):
+    """A protocol deviation, recorded when a visit falls outside its window (or is missed)."""
+
+    class Category(models.TextChoices):
+        OUT_OF_WINDOW = "out_of_window", _("Visit outside its window")
+        MISSED_VISIT = "missed_visit", _("Missed visit")
+        OTHER = "other", _("Other")
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="deviations")
+    visit = models.ForeignKey(
+        Visit, on_delete=models.PROTECT, null=True, blank=True, related_name="deviations"
+    )
+    category = models.CharField(_("category"), max_length=20, choices=Category.choices)
+    reason = models.TextField(_("reason"))
+    days_outside = models.IntegerField(
+        _("days outside the window"),
+        null=True,
+        blank=True,
+        help_text=_("Negative when early, positive when late."),
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = DeviationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["patient", "recorded_at"]
+        verbose_name = _("protocol deviation")
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(reason=""), name="deviation_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient}: {self.get_category_display()}"

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CrfsConfig(AppConfig):
+    name = "ecrf.crfs"
+    label = "crfs"
+    verbose_name = _("Case report forms")

@@ -1,0 +1,76 @@
+"""The small base every case report form shares.
+
+A form instance belongs to a patient and (except per-patient logs) to one visit. Its
+status grows with review later (SDV, lock); `version` is the optimistic lock: a save
+names the version it started from and is refused when somebody saved in between.
+Derived values (scores, compliance) are computed in `compute_derived()` from
+`ecrf.scoring`, never typed in.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from ecrf.accounts.access import scope
+
+
+class CrfQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+
+
+class CrfBase(models.Model):
+    class Status(models.TextChoices):
+        NOT_STARTED = "not_started", _("Not started")
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETE = "complete", _("Complete")
+
+    # The protocol form code this model implements (crf-spec.md), e.g. "mrss".
+    FORM_CODE: ClassVar[str] = ""
+    # Fields that must be filled for the form to be complete (others are optional).
+    REQUIRED_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
+    visit = models.ForeignKey(
+        "patients.Visit", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.NOT_STARTED
+    )
+    protocol_version = models.ForeignKey(
+        "studies.ProtocolVersion", on_delete=models.PROTECT, related_name="+"
+    )
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    entered_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    version = models.PositiveIntegerField(default=1)
+    confirmed_warnings = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Soft warnings the user confirmed when saving (plausible but unusual values).",
+    )
+
+    objects = CrfQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        # Derived values are part of the row's integrity, not a business rule: they are
+        # recomputed on every save so a stored score can never disagree with its answers.
+        self.compute_derived()
+        super().save(*args, **kwargs)
+
+    def missing_fields(self) -> list[str]:
+        """Required fields still empty; the form is complete when there are none."""
+        return [name for name in self.REQUIRED_FIELDS if getattr(self, name) in (None, "")]
+
+    def compute_derived(self) -> None:
+        """Fill derived fields from the raw answers; forms without any keep this no-op."""
