@@ -11,7 +11,11 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
 # Fields whose values reveal the allocation: shown only to unblinded readers.
-BLINDED_FIELDS = {"patients.Allocation": {"arm"}}
+# The seed and the block layout of a list would let anyone regenerate the arms.
+BLINDED_FIELDS = {
+    "patients.Allocation": {"arm", "block_number", "block_size"},
+    "patients.AllocationList": {"seed", "block_sizes"},
+}
 BLINDED = _("(blinded)")
 # Bookkeeping columns that say nothing to a reader (the event has its own time).
 HIDDEN_FIELDS = {"id", "last_subject_number", "created_at", "allocated_at", "loaded_at"}

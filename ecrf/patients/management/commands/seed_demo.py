@@ -18,7 +18,8 @@ from django.utils import timezone
 from ecrf.accounts.access import Role
 from ecrf.accounts.models import Membership
 from ecrf.audit.context import audited
-from ecrf.patients.models import Allocation, Patient
+from ecrf.patients.models import AllocationList, Patient
+from ecrf.patients.randomisation import allocation_list_generate, allocation_take
 from ecrf.patients.services import patient_create
 from ecrf.studies.models import Site, Study
 
@@ -41,25 +42,26 @@ USERS = [
     ("investigator.rennes", "Yann", "Le Gall", [(COHORT, "REN", Role.INVESTIGATOR)]),
 ]
 
-# site code, days since screening, status, group, kit number
+# site code, days since screening, status, group, randomised
 PATIENTS = {
     RCT: [
-        ("BXP", 200, Patient.Status.ENROLLED, "", "K-1001"),
-        ("BXP", 120, Patient.Status.ENROLLED, "", "K-1002"),
-        ("BXP", 40, Patient.Status.ENROLLED, "", "K-1003"),
-        ("BXP", 10, Patient.Status.SCREENING, "", ""),
-        ("BXP", 60, Patient.Status.SCREEN_FAILED, "", ""),
-        ("STR", 150, Patient.Status.ENROLLED, "", "K-2001"),
-        ("STR", 5, Patient.Status.SCREENING, "", ""),
+        ("BXP", 200, Patient.Status.ENROLLED, "", True),
+        ("BXP", 120, Patient.Status.ENROLLED, "", True),
+        ("BXP", 40, Patient.Status.ENROLLED, "", True),
+        ("BXP", 10, Patient.Status.SCREENING, "", False),
+        ("BXP", 60, Patient.Status.SCREEN_FAILED, "", False),
+        ("STR", 150, Patient.Status.ENROLLED, "", True),
+        ("STR", 5, Patient.Status.SCREENING, "", False),
     ],
     COHORT: [
-        ("REN", 30, Patient.Status.ENROLLED, "SSC", ""),
-        ("REN", 20, Patient.Status.ENROLLED, "SLE", ""),
-        ("REN", 15, Patient.Status.ENROLLED, "HD", ""),
-        ("REN", 2, Patient.Status.SCREENING, "SSC", ""),
+        ("REN", 30, Patient.Status.ENROLLED, "SSC", False),
+        ("REN", 20, Patient.Status.ENROLLED, "SLE", False),
+        ("REN", 15, Patient.Status.ENROLLED, "HD", False),
+        ("REN", 2, Patient.Status.SCREENING, "SSC", False),
     ],
 }
-ARMS = ["IMA", "PBO"]
+# Allocation lists of the trial's demo sites: fixed seeds, so every demo has the same arms.
+ALLOCATION_LISTS = {"BXP": 20260101, "STR": 20260102}
 
 
 class Command(BaseCommand):
@@ -74,6 +76,10 @@ class Command(BaseCommand):
                 name: self._user(name, first, last, password, roles)
                 for name, first, last, roles in USERS
             }
+        with transaction.atomic(), audited(by=None, reason="demo data: unblinded administrator"):
+            # The admin is the demo's unblinded user: it generates the allocation lists.
+            Membership.objects.filter(user=users["admin"], study__code=RCT).update(unblinded=True)
+        self._allocation_lists(Study.objects.get(code=RCT), users["admin"])
         with transaction.atomic():
             for study_code, rows in PATIENTS.items():
                 self._patients(Study.objects.get(code=study_code), rows, users)
@@ -97,6 +103,14 @@ class Command(BaseCommand):
             )
         return user
 
+    def _allocation_lists(self, study, by):
+        for site_code, seed in ALLOCATION_LISTS.items():
+            site = Site.objects.get(code=site_code)
+            if not AllocationList.objects.filter(study=study, site=site).exists():
+                allocation_list_generate(
+                    study=study, site=site, size=20, seed=seed, by=by, note="demo data"
+                )
+
     def _patients(self, study, rows, users):
         today = timezone.localdate()
         staff = {
@@ -104,7 +118,7 @@ class Command(BaseCommand):
             "STR": users["investigator.strasbourg"],
             "REN": users["investigator.rennes"],
         }
-        for index, (site_code, days_ago, status, group, kit) in enumerate(rows):
+        for index, (site_code, days_ago, status, group, randomised) in enumerate(rows):
             site = Site.objects.get(code=site_code)
             if Patient.objects.filter(study=study, site=site).count() > sum(
                 1 for row in rows[:index] if row[0] == site_code
@@ -122,12 +136,9 @@ class Command(BaseCommand):
             with audited(by=staff[site_code], reason=f"demo data: {status}"):
                 patient.status = status
                 if status == Patient.Status.ENROLLED:
-                    patient.day0_date = patient.screening_date + timedelta(days=14 if kit else 0)
-                patient.save()
-                if kit:
-                    Allocation.objects.create(
-                        patient=patient,
-                        arm=ARMS[index % 2],
-                        kit_number=kit,
-                        allocated_by=staff[site_code],
+                    patient.day0_date = patient.screening_date + timedelta(
+                        days=14 if randomised else 0
                     )
+                patient.save()
+                if randomised:
+                    allocation_take(patient=patient, by=staff[site_code])

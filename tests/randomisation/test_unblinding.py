@@ -1,0 +1,192 @@
+"""Emergency unblinding: the patient's investigator, a reason, the password; the sponsor told."""
+
+from __future__ import annotations
+
+import pghistory
+import pytest
+from django.core import mail
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+
+from ecrf.notifications.models import OutboundEmail
+from ecrf.patients.models import Unblinding
+from ecrf.patients.unblinding import emergency_unblind, is_unblinded
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+SPONSOR = ["pharmacovigilance@chu-bordeaux.example"]
+ARM_WORDS = ("IMA", "PBO", "Imatinib mesylate 400 mg/day", "Placebo")
+REASON = "Suspected severe hepatotoxicity, treatment decision needed"
+
+
+def unblind_url(world, patient):
+    return reverse("patients:unblind", args=[world.rct.code, patient.subject_code])
+
+
+class TestService:
+    def test_wrong_password_is_refused_and_nothing_is_saved_or_sent(
+        self, world, randomised, django_capture_on_commit_callbacks
+    ):
+        patient = world.bxp_patients[0]
+        with (
+            django_capture_on_commit_callbacks(execute=True),
+            pytest.raises(ValidationError) as excinfo,
+        ):
+            emergency_unblind(patient=patient, by=world.alice, reason=REASON, password="wrong")
+        assert set(excinfo.value.message_dict) == {"password"}
+        assert not Unblinding.objects.exists()
+        assert not OutboundEmail.objects.exists()
+        assert mail.outbox == []
+        assert not is_unblinded(patient)
+
+    def test_blank_reason_is_refused(self, world, randomised):
+        with pytest.raises(ValidationError) as excinfo:
+            emergency_unblind(
+                patient=world.bxp_patients[0], by=world.alice, reason="  \n", password=PASSWORD
+            )
+        assert set(excinfo.value.message_dict) == {"reason"}
+        assert not Unblinding.objects.exists()
+
+    def test_investigator_learns_the_arm_and_the_sponsor_is_emailed_once_on_commit(
+        self, world, randomised, django_capture_on_commit_callbacks
+    ):
+        patient = world.bxp_patients[0]
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            arm = emergency_unblind(
+                patient=patient, by=world.alice, reason=REASON, password=PASSWORD
+            )
+            assert mail.outbox == []  # nothing leaves before the commit
+        assert arm == randomised[0].arm
+        assert len(callbacks) == 1
+
+        unblinding = Unblinding.objects.get()
+        assert (unblinding.patient, unblinding.by, unblinding.reason) == (
+            patient,
+            world.alice,
+            REASON,
+        )
+        assert is_unblinded(patient)
+        assert not is_unblinded(world.bxp_patients[1])
+        (event,) = pghistory.models.Events.objects.tracks(unblinding)
+        assert event.pgh_context["user"] == world.alice.pk
+        assert REASON in event.pgh_context["reason"]
+        assert "emergency unblinding" in event.pgh_context["reason"]
+
+        email = OutboundEmail.objects.get()
+        assert email.dedupe_key == f"unblinding:{unblinding.pk}"
+        assert email.recipients == SPONSOR
+        assert email.status == OutboundEmail.Status.SENT
+        (message,) = mail.outbox
+        assert message.to == SPONSOR
+        text = message.subject + "\n" + message.body
+        for expected in (
+            "NCT00479934",
+            "BXP",
+            patient.subject_code,
+            "alice",
+            REASON,
+            unblinding.at.strftime("%Y-%m-%d %H:%M"),
+            "UTC",
+            "disclosed to the investigator",
+        ):
+            assert expected in text, expected
+        for word in ARM_WORDS:
+            assert word not in text, word
+
+    def test_each_unblinding_is_its_own_record_and_email(
+        self, world, randomised, django_capture_on_commit_callbacks
+    ):
+        patient = world.bxp_patients[0]
+        with django_capture_on_commit_callbacks(execute=True):
+            emergency_unblind(patient=patient, by=world.alice, reason=REASON, password=PASSWORD)
+            emergency_unblind(patient=patient, by=world.alice, reason="again", password=PASSWORD)
+        assert Unblinding.objects.count() == 2
+        assert len(mail.outbox) == 2
+
+    @pytest.mark.parametrize("persona", ["bob", "monica", "diane", "charlie"])
+    def test_only_the_patients_investigator_may_unblind(self, world, randomised, persona):
+        with pytest.raises(PermissionDenied):
+            emergency_unblind(
+                patient=world.bxp_patients[0],
+                by=getattr(world, persona),
+                reason=REASON,
+                password=PASSWORD,
+            )
+        assert not Unblinding.objects.exists()
+
+    def test_patient_not_randomised_has_nothing_to_disclose(self, world, randomised):
+        with pytest.raises(ValidationError, match="not been randomised"):
+            emergency_unblind(
+                patient=world.bxp_patients[2], by=world.alice, reason=REASON, password=PASSWORD
+            )
+        assert not Unblinding.objects.exists()
+
+
+class TestPage:
+    def test_investigator_sees_the_arm_on_the_response_only(
+        self, client, world, randomised, django_capture_on_commit_callbacks
+    ):
+        patient = world.bxp_patients[0]
+        client.force_login(world.alice)
+        url = unblind_url(world, patient)
+        page = client.get(url, headers={"accept-language": "en"})
+        assert page.status_code == 200
+        assert "Unblind this patient" in page.content.decode()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                url, {"reason": REASON, "password": PASSWORD}, headers={"accept-language": "en"}
+            )
+        body = response.content.decode()
+        label = {"IMA": "Imatinib mesylate 400 mg/day", "PBO": "Placebo"}[randomised[0].arm]
+        assert response.status_code == 200
+        assert label in body and f"({randomised[0].arm})" in body
+        assert "no-store" in response["Cache-Control"]
+        assert len(mail.outbox) == 1
+        # Nowhere else: not in the session, not on the next pages.
+        assert all(
+            randomised[0].arm not in str(value) and label not in str(value)
+            for value in client.session.values()
+        )
+        for next_page in (
+            url,
+            reverse("patients:detail", args=[world.rct.code, patient.subject_code]),
+        ):
+            html = client.get(next_page).content.decode()
+            assert label not in html and f"({randomised[0].arm})" not in html
+
+    def test_wrong_password_shows_a_field_error_and_no_arm(self, client, world, randomised):
+        client.force_login(world.alice)
+        response = client.post(
+            unblind_url(world, world.bxp_patients[0]), {"reason": REASON, "password": "nope"}
+        )
+        assert response.status_code == 200
+        assert "password" in response.context["form"].errors
+        assert response.context["arm"] is None
+        assert not Unblinding.objects.exists()
+
+    def test_missing_reason_is_a_form_error(self, client, world, randomised):
+        client.force_login(world.alice)
+        response = client.post(
+            unblind_url(world, world.bxp_patients[0]), {"reason": "", "password": PASSWORD}
+        )
+        assert "reason" in response.context["form"].errors
+        assert not Unblinding.objects.exists()
+
+    @pytest.mark.parametrize(
+        ("persona", "status"),
+        [("bob", 403), ("monica", 403), ("diane", 403), ("charlie", 404), ("rene", 404)],
+    )
+    def test_others_are_refused(self, client, world, randomised, persona, status):
+        client.force_login(getattr(world, persona))
+        url = unblind_url(world, world.bxp_patients[0])
+        assert client.get(url).status_code == status
+        assert client.post(url, {"reason": REASON, "password": PASSWORD}).status_code == status
+        assert not Unblinding.objects.exists()
+
+    def test_patient_not_randomised_shows_no_form(self, client, world, randomised):
+        client.force_login(world.alice)
+        url = unblind_url(world, world.bxp_patients[2])
+        assert client.get(url).context["randomised"] is False
+        client.post(url, {"reason": REASON, "password": PASSWORD})
+        assert not Unblinding.objects.exists()
