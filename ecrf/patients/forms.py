@@ -2,6 +2,8 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ecrf.patients.models import Patient
+
 
 class PatientCreateForm(forms.Form):
     site = forms.ModelChoiceField(
@@ -28,3 +30,29 @@ class PatientCreateForm(forms.Form):
         else:
             del self.fields["group"]
         self.fields["screening_date"].initial = timezone.localdate()
+
+
+class EnrolForm(forms.Form):
+    day0_date = forms.DateField(
+        label=_("Inclusion date (day 0)"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Visit windows count from this date."),
+    )
+
+
+class ScreenFailForm(forms.Form):
+    reasons = forms.CharField(
+        label=_("Reasons for the screen failure"), widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class EndOfStudyForm(forms.Form):
+    status = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[
+            (Patient.Status.COMPLETED, _("Completed the study")),
+            (Patient.Status.WITHDRAWN, _("Withdrawn")),
+        ],
+    )
+    end_date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(label=_("Reason"), max_length=300)

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from ecrf.accounts.access import Role, roles_for
 from ecrf.audit.context import audited
 from ecrf.patients.models import Patient
+from ecrf.patients.visits import screening_visit_specs, visits_create
 from ecrf.studies.models import StudySite
 
 
@@ -53,7 +54,7 @@ def patient_create(*, study, site, by, screening_date: date, group: str = "") ->
             ) from None
         study_site.last_subject_number += 1
         study_site.save(update_fields=["last_subject_number"])
-        return Patient.objects.create(
+        patient = Patient.objects.create(
             study=study,
             site=site,
             protocol_version=protocol_version,
@@ -62,3 +63,139 @@ def patient_create(*, study, site, by, screening_date: date, group: str = "") ->
             screening_date=screening_date,
             created_by=by,
         )
+        visits_create(patient=patient, specs=screening_visit_specs(protocol), day0=None)
+    return patient
+
+
+def _locked(patient: Patient) -> Patient:
+    return (
+        Patient.objects.select_for_update()
+        .select_related("study", "site", "protocol_version")
+        .get(pk=patient.pk)
+    )
+
+
+def patient_enrol(*, patient: Patient, by, day0_date: date) -> Patient:
+    """Enrol a screened patient: eligibility cross-checked, randomised, visits planned.
+
+    Refused, naming the criterion and the value, while the checklist and the data
+    disagree. For a randomised study the patient takes the next slot of their site.
+    """
+    from ecrf.crfs.models import Eligibility
+    from ecrf.patients.eligibility import eligibility_evaluate, eligibility_problems
+    from ecrf.patients.randomisation import allocation_take
+    from ecrf.patients.visits import (
+        consent_date,
+        screening_visit_specs,
+        visits_schedule_from_day0,
+    )
+    from ecrf.studies.schedule import window_for
+
+    with transaction.atomic():
+        patient = _locked(patient)
+        if not roles_for(by, study=patient.study, site=patient.site) & Role.SITE_STAFF:
+            raise ValidationError(_("Only the site's investigators and coordinators enrol."))
+        if patient.status != Patient.Status.SCREENING:
+            raise ValidationError(
+                _("%(code)s is %(status)s, not in screening.")
+                % {"code": patient.subject_code, "status": patient.get_status_display()}
+            )
+        problems = []
+        if day0_date > timezone.localdate():
+            problems.append(_("The inclusion date cannot be in the future."))
+        consented = consent_date(patient)
+        if consented is None:
+            problems.append(_("Record the signed consent first."))
+        elif day0_date < consented:
+            problems.append(_("The inclusion date is before the consent date."))
+        protocol = patient.protocol_version.protocol
+        for spec in screening_visit_specs(protocol):
+            visit = patient.visits.get(code=spec.code)
+            if visit.status != visit.Status.COMPLETE:
+                problems.append(
+                    _("Visit %s must be complete (every required form) before enrolment.")
+                    % spec.code
+                )
+            elif visit.visit_date and not window_for(spec, day0_date).contains(visit.visit_date):
+                window = window_for(spec, day0_date)
+                problems.append(
+                    _("Visit %(code)s on %(date)s is outside its window for this inclusion date "
+                      "(%(earliest)s to %(latest)s): screen the patient again.")
+                    % {"code": spec.code, "date": visit.visit_date, "earliest": window.earliest,
+                       "latest": window.latest}
+                )  # fmt: skip
+        checklist = Eligibility.objects.filter(patient=patient).first()
+        if checklist is None:
+            problems.append(_("Fill in the eligibility checklist first."))
+        else:
+            results = eligibility_evaluate(
+                patient=patient, answers=checklist.answers or {}, day0=day0_date
+            )
+            problems += eligibility_problems(results)
+        if problems:
+            raise ValidationError(problems)
+
+        with audited(by=by, reason="enrolment"):
+            checklist.eligible = True
+            checklist.save(update_fields=["eligible"])
+            patient.day0_date = day0_date
+            patient.status = Patient.Status.ENROLLED
+            patient.save(update_fields=["day0_date", "status"])
+            if protocol.arms:
+                allocation_take(patient=patient, by=by)
+            visits_schedule_from_day0(patient=patient)
+            day0_visit = patient.visits.get(code=protocol.day0_visit.code)
+            if day0_visit.visit_date is None:
+                day0_visit.visit_date = day0_date
+                day0_visit.status = day0_visit.Status.IN_PROGRESS
+                day0_visit.save(update_fields=["visit_date", "status"])
+    return patient
+
+
+def patient_screen_fail(*, patient: Patient, by, reasons: str) -> Patient:
+    """Record a screen failure with its reasons; the patient's visits are closed."""
+    from ecrf.crfs.models import Eligibility
+    from ecrf.patients.visits import visits_close_remaining
+
+    reasons = reasons.strip()
+    if not reasons:
+        raise ValidationError({"reasons": _("Give the reasons for the screen failure.")})
+    with transaction.atomic():
+        patient = _locked(patient)
+        if patient.status != Patient.Status.SCREENING:
+            raise ValidationError(_("Only a patient in screening can fail screening."))
+        with audited(by=by, reason=f"screen failure: {reasons}"):
+            Eligibility.objects.filter(patient=patient).update(
+                eligible=False, screen_failure_reasons=reasons
+            )
+            patient.status = Patient.Status.SCREEN_FAILED
+            patient.save(update_fields=["status"])
+        visits_close_remaining(patient=patient, by=by, reason=f"screen failure: {reasons}")
+    return patient
+
+
+def patient_end(*, patient: Patient, by, status: str, end_date: date, reason: str) -> Patient:
+    """End of study (completed) or withdrawal: the remaining visits are closed."""
+    from ecrf.patients.visits import visits_close_remaining
+
+    reason = reason.strip()
+    errors = {}
+    if status not in (Patient.Status.COMPLETED, Patient.Status.WITHDRAWN):
+        errors["status"] = _("Choose completed or withdrawn.")
+    if not reason:
+        errors["reason"] = _("Give the reason.")
+    if end_date > timezone.localdate():
+        errors["end_date"] = _("The date cannot be in the future.")
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        patient = _locked(patient)
+        if patient.status != Patient.Status.ENROLLED:
+            raise ValidationError(_("Only an enrolled patient can end the study."))
+        if patient.day0_date and end_date < patient.day0_date:
+            raise ValidationError({"end_date": _("The date is before inclusion.")})
+        with audited(by=by, reason=f"{status} on {end_date.isoformat()}: {reason}"):
+            patient.status = status
+            patient.save(update_fields=["status"])
+        visits_close_remaining(patient=patient, by=by, reason=f"{status}: {reason}")
+    return patient

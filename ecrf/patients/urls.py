@@ -1,11 +1,24 @@
 from django.urls import path
 
-from ecrf.patients import views
+from ecrf.patients import views, views_randomisation
 
 app_name = "patients"
+patient = "<str:subject_code>/"
 urlpatterns = [
     path("", views.patient_list, name="list"),
     path("new/", views.patient_create, name="create"),
-    path("<str:subject_code>/", views.patient_detail, name="detail"),
-    path("<str:subject_code>/audit/", views.patient_audit, name="audit"),
+    path("upcoming/", views.upcoming_visits, name="upcoming"),
+    path("allocation-lists/", views_randomisation.allocation_lists, name="allocation_lists"),
+    path(
+        "allocation-lists/<int:list_id>/",
+        views_randomisation.allocation_list_detail,
+        name="allocation_list_detail",
+    ),
+    path(patient, views.patient_detail, name="detail"),
+    path(patient + "audit/", views.patient_audit, name="audit"),
+    path(patient + "enrol/", views.patient_enrol_view, name="enrol"),
+    path(patient + "screen-failure/", views.patient_screen_fail_view, name="screen_fail"),
+    path(patient + "end/", views.patient_end_view, name="end"),
+    path(patient + "unscheduled/", views.visit_add_unscheduled_view, name="unscheduled"),
+    path(patient + "unblind/", views_randomisation.patient_unblind, name="unblind"),
 ]

@@ -1,19 +1,28 @@
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from ecrf.accounts.access import Role, can_see_allocation, roles_for, scope
 from ecrf.audit.selectors import patient_audit_trail
+from ecrf.patients.casebook import casebook
 from ecrf.patients.filters import PatientFilter
-from ecrf.patients.forms import PatientCreateForm
-from ecrf.patients.models import Patient
+from ecrf.patients.forms import EndOfStudyForm, EnrolForm, PatientCreateForm, ScreenFailForm
+from ecrf.patients.models import Allocation, Patient, Visit
+from ecrf.patients.randomisation import can_manage_allocation_lists
 from ecrf.patients.services import patient_create as create_patient
+from ecrf.patients.services import patient_end, patient_enrol, patient_screen_fail
+from ecrf.patients.unblinding import can_unblind, is_unblinded
+from ecrf.patients.visits import visit_add_unscheduled, with_next_visit
 from ecrf.studies.models import Site, Study
-from ecrf.studies.schedule import schedule_for
+
+UPCOMING_DAYS = 14
 
 PAGE_SIZE = 25
 
@@ -43,7 +52,9 @@ def _staff_sites(user, study: Study):
 def patient_list(request, study_code: str):
     study = _study(request, study_code)
     sites = Site.objects.filter(study_sites__in=study.study_sites.visible_to(request.user))
-    patients = Patient.objects.visible_to(request.user).filter(study=study).select_related("site")
+    patients = with_next_visit(
+        Patient.objects.visible_to(request.user).filter(study=study).select_related("site")
+    )
     filterset = PatientFilter(request.GET or None, queryset=patients, sites=sites)
     page = Paginator(filterset.qs.order_by("subject_code"), PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -59,6 +70,8 @@ def patient_list(request, study_code: str):
             "page": page,
             "query": query.urlencode(),
             "can_create": _staff_sites(request.user, study).exists(),
+            "can_manage_lists": bool(study.current_protocol.protocol.arms)
+            and can_manage_allocation_lists(request.user, study=study),
         },
     )
 
@@ -95,14 +108,15 @@ def patient_create(request, study_code: str):
 
 @login_required
 def patient_detail(request, study_code: str, subject_code: str):
+    """The casebook: visits × forms with status and windows, deviations, the mRSS chart."""
     study = _study(request, study_code)
     patient = _patient(request, study, subject_code)
     protocol = patient.protocol_version.protocol
-    schedule = schedule_for(protocol, patient.day0_date) if patient.day0_date else []
     roles = roles_for(request.user, study=study, site=patient.site)
     allocation = None
     if protocol.arms:
-        allocation = getattr(patient, "allocation", None) if patient.status != "screening" else None
+        allocation = Allocation.objects.visible_to(request.user).filter(patient=patient).first()
+    staff = bool(roles & Role.SITE_STAFF)
     return render(
         request,
         "patients/detail.html",
@@ -110,11 +124,131 @@ def patient_detail(request, study_code: str, subject_code: str):
             "study": study,
             "patient": patient,
             "protocol": protocol,
-            "schedule": schedule,
             "allocation": allocation,
             "show_arm": allocation is not None and can_see_allocation(request.user, study=study),
             "can_read_audit": bool(roles & Role.AUDIT_READERS),
+            "can_enter": staff,
+            "deviations": patient.deviations.select_related("visit"),
+            "enrol_form": EnrolForm(initial={"day0_date": timezone.localdate()})
+            if staff and patient.status == Patient.Status.SCREENING
+            else None,
+            "screen_fail_form": ScreenFailForm()
+            if staff and patient.status == Patient.Status.SCREENING
+            else None,
+            "end_form": EndOfStudyForm(initial={"end_date": timezone.localdate()})
+            if staff and patient.status == Patient.Status.ENROLLED
+            else None,
+            "has_unscheduled": any(v.kind == "unscheduled" for v in protocol.visits),
+            "can_unblind": allocation is not None and can_unblind(request.user, patient=patient),
+            "unblinded": allocation is not None and is_unblinded(patient),
+            **casebook(patient),
         },
+    )
+
+
+def _patient_action(request, study_code, subject_code, form_class, action, success):
+    """Run a patient service from a POSTed form; errors are shown on the casebook."""
+    study = _study(request, study_code)
+    patient = _patient(request, study, subject_code)
+    if not roles_for(request.user, study=study, site=patient.site) & Role.SITE_STAFF:
+        raise PermissionDenied
+    form = form_class(request.POST)
+    if form.is_valid():
+        try:
+            action(patient, form.cleaned_data)
+        except ValidationError as exc:
+            for message in exc.messages:
+                messages.error(request, message)
+        else:
+            messages.success(request, success % {"code": patient.subject_code})
+    else:
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+    return redirect("patients:detail", study.code, patient.subject_code)
+
+
+@login_required
+@require_POST
+def patient_enrol_view(request, study_code: str, subject_code: str):
+    return _patient_action(
+        request,
+        study_code,
+        subject_code,
+        EnrolForm,
+        lambda patient, data: patient_enrol(
+            patient=patient, by=request.user, day0_date=data["day0_date"]
+        ),
+        _("Patient %(code)s enrolled."),
+    )
+
+
+@login_required
+@require_POST
+def patient_screen_fail_view(request, study_code: str, subject_code: str):
+    return _patient_action(
+        request,
+        study_code,
+        subject_code,
+        ScreenFailForm,
+        lambda patient, data: patient_screen_fail(
+            patient=patient, by=request.user, reasons=data["reasons"]
+        ),
+        _("Screen failure of %(code)s recorded."),
+    )
+
+
+@login_required
+@require_POST
+def patient_end_view(request, study_code: str, subject_code: str):
+    return _patient_action(
+        request,
+        study_code,
+        subject_code,
+        EndOfStudyForm,
+        lambda patient, data: patient_end(patient=patient, by=request.user, **data),
+        _("End of study of %(code)s recorded; the remaining visits are closed."),
+    )
+
+
+@login_required
+@require_POST
+def visit_add_unscheduled_view(request, study_code: str, subject_code: str):
+    study = _study(request, study_code)
+    patient = _patient(request, study, subject_code)
+    if not roles_for(request.user, study=study, site=patient.site) & Role.SITE_STAFF:
+        raise PermissionDenied
+    try:
+        visit = visit_add_unscheduled(patient=patient, by=request.user)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("patients:detail", study.code, patient.subject_code)
+    return redirect("crfs:visit", study.code, patient.subject_code, visit.code, visit.repeat)
+
+
+@login_required
+def upcoming_visits(request, study_code: str):
+    """Visits due soon or overdue at the user's sites, most urgent first."""
+    study = _study(request, study_code)
+    today = timezone.localdate()
+    visits = (
+        Visit.objects.visible_to(request.user)
+        .filter(
+            patient__study=study,
+            patient__status=Patient.Status.ENROLLED,
+            status__in=[Visit.Status.PLANNED, Visit.Status.IN_PROGRESS],
+            earliest_date__isnull=False,
+            earliest_date__lte=today + timedelta(days=UPCOMING_DAYS),
+        )
+        .select_related("patient__site")
+        .order_by("latest_date", "patient__subject_code")
+    )
+    rows = [(visit, (visit.latest_date - today).days) for visit in visits]
+    return render(
+        request,
+        "patients/upcoming.html",
+        {"study": study, "rows": rows, "today": today, "horizon": UPCOMING_DAYS},
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import translation
 
 from ecrf.accounts.access import Role, can_see_allocation, roles_for
 from ecrf.accounts.models import Membership
@@ -35,9 +36,10 @@ def test_clean_refuses_a_site_outside_the_study(world):
     membership = Membership(
         user=world.rene, study=world.cohort, site=world.bxp, role=Role.INVESTIGATOR
     )
-    with pytest.raises(ValidationError) as excinfo:
-        membership.full_clean()
-    assert "does not take part" in str(excinfo.value.message_dict["site"])
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as excinfo:
+            membership.full_clean()
+        assert "does not take part" in str(excinfo.value.message_dict["site"])
 
 
 def test_roles_for_includes_all_site_roles(world):

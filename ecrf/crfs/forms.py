@@ -1,0 +1,136 @@
+"""Django forms for the CRF models, built from the models so field rules live in one place.
+
+The model's validators give the hard errors (impossible values, with the field and the
+allowed range); the scoring package's own input checks become form errors too, so a
+value the score cannot take is refused before anything is saved. Fields that apply
+only under a condition (DLQI q7b after "no"; childbearing potential for women) carry
+`data-show-if` for the page script and are cleared server-side when they do not apply.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.db import models
+from django.forms.models import construct_instance, modelform_factory
+from django.utils.translation import gettext_lazy as _
+
+from ecrf.crfs.base import CrfBase
+from ecrf.scoring import ScoringInputError
+
+BASE_FIELDS = {f.name for f in CrfBase._meta.get_fields()} | {"id"}
+# field -> (controlling field, value that shows it)
+SHOW_IF = {
+    "dlqi": {"q7b": ("q7a", "no")},
+    "demographics": {"childbearing_potential": ("sex", "F")},
+}
+
+
+def editable_fields(model) -> list[str]:
+    return [
+        f.name
+        for f in model._meta.concrete_fields
+        if f.editable and f.name not in BASE_FIELDS and not f.auto_created
+    ]
+
+
+class CrfFormMixin:
+    """Shared behaviour of every CRF form: version, reason for change, warnings."""
+
+    def setup_crf(self, *, form_code: str, needs_reason: bool, warnings=()):
+        self.form_code = form_code
+        self.fields["version"] = forms.IntegerField(widget=forms.HiddenInput, required=False)
+        self.fields["reason"] = forms.CharField(
+            label=_("Reason for change"),
+            required=needs_reason,
+            max_length=500,
+            help_text=_("Required for any change after the first save; kept in the audit trail."),
+            widget=forms.TextInput if needs_reason else forms.HiddenInput,
+        )
+        for warning in warnings:
+            self.fields[f"confirm_{warning.code}"] = forms.BooleanField(
+                label=_("I confirm: %s") % warning.message, required=True
+            )
+        for name, (controller, value) in SHOW_IF.get(form_code, {}).items():
+            if name in self.fields:
+                self.fields[name].widget.attrs["data-show-if"] = f"{controller}={value}"
+        for field in self.fields.values():
+            if isinstance(field.widget, forms.DateInput):
+                field.widget.input_type = "date"
+                field.widget.format = "%Y-%m-%d"
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, (controller, value) in SHOW_IF.get(self.form_code, {}).items():
+            if name in cleaned and cleaned.get(controller) != value:
+                cleaned[name] = None  # a hidden, inapplicable answer is not kept
+        if not self.errors:
+            probe = construct_instance(self, self._meta.model())
+            try:
+                probe.compute_derived()
+            except ScoringInputError as exc:
+                self.add_error(None, str(exc))
+        return cleaned
+
+    def confirmed_warnings(self) -> frozenset[str]:
+        return frozenset(
+            name.removeprefix("confirm_")
+            for name, value in self.cleaned_data.items()
+            if name.startswith("confirm_") and value
+        )
+
+    def values(self) -> dict:
+        return {
+            name: self.cleaned_data[name]
+            for name in editable_fields(self._meta.model)
+            if name in self.cleaned_data
+        }
+
+
+def crf_form_class(model) -> type[forms.ModelForm]:
+    return modelform_factory(
+        model,
+        form=type("CrfModelForm", (CrfFormMixin, forms.ModelForm), {}),
+        fields=editable_fields(model),
+        formfield_callback=_formfield,
+    )
+
+
+def _formfield(field: models.Field, **kwargs):
+    if isinstance(field, models.BooleanField) and field.null:
+        # Tri-state: yes / no / not answered yet (partial saves), never a silent "no".
+        return forms.NullBooleanField(
+            label=field.verbose_name,
+            help_text=field.help_text,
+            required=False,
+            widget=forms.Select(choices=[("unknown", "—"), ("true", _("Yes")), ("false", _("No"))]),
+        )
+    return field.formfield(**kwargs)
+
+
+class EligibilityForm(CrfFormMixin, forms.Form):
+    """The protocol's checklist, one yes/no line per criterion, texts verbatim."""
+
+    def __init__(self, *args, criteria, instance=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.criteria = criteria
+        answers = (instance.answers if instance else None) or {}
+        for criterion in criteria:
+            self.fields[f"criterion_{criterion.id}"] = forms.TypedChoiceField(
+                label=f"{criterion.id} · {criterion.text}",
+                choices=[("", "—"), ("yes", _("Yes")), ("no", _("No"))],
+                required=False,
+                initial={True: "yes", False: "no"}.get(answers.get(criterion.id), ""),
+                widget=forms.RadioSelect,
+                help_text=_("Inclusion criterion") if criterion.kind == "inclusion"
+                else _("Exclusion criterion"),
+            )  # fmt: skip
+
+    def clean(self):
+        return forms.Form.clean(self)
+
+    def values(self) -> dict:
+        answers = {}
+        for criterion in self.criteria:
+            value = self.cleaned_data.get(f"criterion_{criterion.id}")
+            answers[criterion.id] = {"yes": True, "no": False}.get(value)
+        return {"answers": answers}

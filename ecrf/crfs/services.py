@@ -1,0 +1,223 @@
+"""Saving a case report form: the protocol decides which forms a visit takes.
+
+`crf_save` is the only way form data are written. It checks that the form belongs to
+the visit under the patient's protocol version, that consent came first, that the
+visit has started; it refuses a save based on a stale version, asks for a reason for
+any change after the first save, holds back plausible-but-unusual values until the
+user confirms them, and records everything in the audit trail in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ecrf.audit.context import audited
+from ecrf.core.errors import StaleVersion
+from ecrf.crfs.models import form_model
+from ecrf.patients.models import Patient, Visit
+from ecrf.patients.visits import consent_date, visit_refresh_status
+
+# Soft limits [D]: values a reviewer would query, which the investigator confirms.
+MRSS_DROP_WARNING = 0.5  # a fall of more than 50 % since the previous visit
+LVEF_LOW_WARNING_PCT = 30
+
+
+class FormNotInVisit(Exception):
+    """The protocol does not call for this form at this visit (a crafted URL or POST)."""
+
+
+@dataclass(frozen=True)
+class SoftWarning:
+    code: str
+    message: str
+
+
+class WarningsPending(Exception):
+    def __init__(self, warnings: list[SoftWarning]):
+        self.warnings = warnings
+        super().__init__("; ".join(w.message for w in warnings))
+
+
+def visit_forms(visit: Visit) -> list[str]:
+    """The form codes this visit takes for this patient (group and conditions applied)."""
+    from ecrf.patients.visits import visit_required_forms
+
+    patient = visit.patient
+    protocol = patient.protocol_version.protocol
+    # A conditional form (pregnancy test) is offered only once its condition holds.
+    conditions_met = set(visit_required_forms(visit))
+    return [
+        f.form
+        for f in protocol.forms_for_visit(visit.code, patient.group or None)
+        if f.condition is None or f.form in conditions_met
+    ]
+
+
+def is_repeatable(visit: Visit, form_code: str) -> bool:
+    return visit.patient.protocol_version.protocol.form(form_code).repeatable
+
+
+def crf_for_visit(*, visit: Visit, form_code: str, instance_id: int | None = None):
+    """The saved instance of a form at a visit, or None for a new one.
+
+    A repeatable form (one per culture condition) is addressed by its id; an id that is
+    not one of this visit's instances, like a form the visit does not take, raises
+    FormNotInVisit.
+    """
+    if form_code not in visit_forms(visit):
+        raise FormNotInVisit(form_code)
+    rows = form_model(form_code).objects.filter(visit=visit)
+    if is_repeatable(visit, form_code):
+        if instance_id is None:
+            return None
+        instance = rows.filter(pk=instance_id).first()
+        if instance is None:
+            raise FormNotInVisit(form_code)
+        return instance
+    if instance_id is not None:
+        raise FormNotInVisit(form_code)
+    return rows.first()
+
+
+def crf_warnings(instance) -> list[SoftWarning]:
+    """Plausible but unusual values that need the user's explicit confirmation."""
+    warnings = []
+    code = instance.FORM_CODE
+    if code == "mrss" and instance.total is not None:
+        previous = (
+            form_model("mrss")
+            .objects.filter(
+                patient=instance.patient,
+                total__isnull=False,
+                visit__visit_date__lt=instance.visit.visit_date,
+            )
+            .order_by("-visit__visit_date")
+            .first()
+        )
+        if (
+            previous
+            and previous.total
+            and (previous.total - instance.total) / previous.total > (MRSS_DROP_WARNING)
+        ):
+            warnings.append(
+                SoftWarning(
+                    "mrss_drop",
+                    _("The mRSS falls from %(before)d at %(visit)s to %(now)d (more than 50 %%).")
+                    % {
+                        "before": previous.total,
+                        "visit": previous.visit.code,
+                        "now": instance.total,
+                    },
+                )
+            )
+    if (
+        code == "echocardiography"
+        and instance.lvef_pct is not None
+        and instance.lvef_pct < LVEF_LOW_WARNING_PCT
+    ):
+        warnings.append(
+            SoftWarning(
+                "lvef_low",
+                _("LVEF %(value)s %% is under %(limit)d %%.")
+                % {"value": instance.lvef_pct, "limit": LVEF_LOW_WARNING_PCT},
+            )
+        )
+    return warnings
+
+
+def _date_problems(instance, patient: Patient, consented: date | None) -> dict[str, str]:
+    today = timezone.localdate()
+    problems = {}
+    for field in instance._meta.concrete_fields:
+        if not isinstance(field, models.DateField) or field.name in ("entered_at", "updated_at"):
+            continue
+        value = getattr(instance, field.name)
+        if value is None:
+            continue
+        if value > today:
+            problems[field.name] = _("%(field)s cannot be in the future.") % {
+                "field": field.verbose_name
+            }
+        elif consented and value < consented and instance.FORM_CODE != "consent":
+            problems[field.name] = _(
+                "%(field)s is before the consent date (%(consent)s): "
+                "nothing happens before consent."
+            ) % {"field": field.verbose_name, "consent": consented.isoformat()}
+    return problems
+
+
+def crf_save(
+    *,
+    visit: Visit,
+    form_code: str,
+    values: dict,
+    by,
+    expected_version: int | None,
+    reason: str = "",
+    confirmed: frozenset[str] = frozenset(),
+    instance_id: int | None = None,
+):
+    """Create or change the form of a visit; returns the saved instance."""
+    reason = reason.strip()
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
+        patient = visit.patient
+        if form_code not in visit_forms(visit):
+            raise FormNotInVisit(form_code)
+        if visit.visit_date is None or visit.status not in (
+            Visit.Status.IN_PROGRESS,
+            Visit.Status.COMPLETE,
+        ):
+            raise ValidationError(_("Date visit %s before entering its forms.") % visit.code)
+        if patient.status not in (Patient.Status.SCREENING, Patient.Status.ENROLLED):
+            raise ValidationError(_("The patient's data are closed (%s).") % patient.status)
+        consented = consent_date(patient)
+        if form_code != "consent" and consented is None:
+            raise ValidationError(_("Record the signed consent before any other form."))
+
+        model = form_model(form_code)
+        instance = crf_for_visit(visit=visit, form_code=form_code, instance_id=instance_id)
+        if instance is not None:
+            instance = model.objects.select_for_update().get(pk=instance.pk)
+        if instance is None:
+            if expected_version not in (None, 0):
+                raise StaleVersion(model._meta.verbose_name)
+            instance = model(
+                patient=patient,
+                visit=visit,
+                protocol_version=patient.protocol_version,
+                entered_by=by,
+            )
+        else:
+            if expected_version != instance.version:
+                raise StaleVersion(str(model._meta.verbose_name))
+            if not reason:
+                raise ValidationError(
+                    {"reason": _("Give the reason for change: the form was already saved.")}
+                )
+            instance.version += 1
+        for name, value in values.items():
+            setattr(instance, name, value)
+        problems = _date_problems(instance, patient, consented)
+        if problems:
+            raise ValidationError(problems)
+        instance.compute_derived()
+        pending = [w for w in crf_warnings(instance) if w.code not in confirmed]
+        if pending:
+            raise WarningsPending(pending)
+        instance.confirmed_warnings = [
+            {"code": w.code, "message": w.message} for w in crf_warnings(instance)
+        ]
+        instance.status = (
+            model.Status.IN_PROGRESS if instance.missing_fields() else model.Status.COMPLETE
+        )
+        with audited(by=by, reason=reason or "first entry"):
+            instance.save()
+            visit_refresh_status(visit=visit, by=by)
+    return instance

@@ -1,0 +1,121 @@
+"""The casebook of one patient: visits × forms, deviations, and the mRSS over time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from ecrf.patients.models import Patient, Visit
+from ecrf.scoring import mrss
+
+
+@dataclass(frozen=True)
+class Cell:
+    applies: bool
+    status: str | None  # not_started / in_progress / complete, None when not applicable
+
+
+@dataclass(frozen=True)
+class Column:
+    visit: Visit
+    days_left: int | None  # days until the window closes; negative when overdue
+
+    @property
+    def overdue(self) -> bool:
+        return self.days_left is not None and self.days_left < 0
+
+    @property
+    def days_overdue(self) -> int:
+        return -self.days_left if self.overdue else 0
+
+
+@dataclass(frozen=True)
+class MrssPoint:
+    visit_code: str
+    total: int
+    change_pct: float | None
+    x: float
+    y: float
+
+
+def casebook(patient: Patient) -> dict:
+    """Everything the casebook page shows, in a constant number of queries."""
+    from ecrf.crfs.models import form_model
+
+    protocol = patient.protocol_version.protocol
+    group = patient.group or None
+    visits = list(patient.visits.order_by("sequence", "repeat"))
+    form_codes = [
+        spec.code
+        for spec in protocol.forms
+        if not spec.per_patient
+        and any(
+            spec.code in [f.form for f in protocol.forms_for_visit(v.code, group)] for v in visits
+        )
+    ]
+    instances = {}
+    for code in form_codes:
+        for row in form_model(code).objects.filter(patient=patient).values("visit_id", "status"):
+            instances[(row["visit_id"], code)] = row["status"]
+    today = timezone.localdate()
+    columns = [
+        Column(
+            visit=visit,
+            days_left=(visit.latest_date - today).days
+            if visit.latest_date
+            and visit.status in (Visit.Status.PLANNED, Visit.Status.IN_PROGRESS)
+            else None,
+        )
+        for visit in visits
+    ]
+    per_visit = {v.pk: {f.form for f in protocol.forms_for_visit(v.code, group)} for v in visits}
+    labels = {f.code: f.label for f in protocol.forms}
+    matrix = [
+        (
+            labels[code],
+            [
+                Cell(
+                    applies=code in per_visit[v.pk],
+                    status=instances.get((v.pk, code), "not_started")
+                    if code in per_visit[v.pk]
+                    else None,
+                )
+                for v in visits
+            ],
+        )
+        for code in form_codes
+    ]
+    return {
+        "columns": columns,
+        "matrix": matrix,
+        "mrss": mrss_series(patient, visits),
+        "today": today,
+    }
+
+
+def mrss_series(patient: Patient, visits: list[Visit]) -> list[MrssPoint]:
+    """mRSS totals in visit order, with the percent change from the inclusion visit (M0)."""
+    from ecrf.crfs.models import form_model
+
+    totals = dict(
+        form_model("mrss")
+        .objects.filter(patient=patient, total__isnull=False)
+        .values_list("visit_id", "total")
+    )
+    points = [(v.code, totals[v.pk]) for v in visits if v.pk in totals]
+    if not points:
+        return []
+    day0_code = patient.protocol_version.protocol.day0_visit.code
+    baseline = next((total for code, total in points if code == day0_code), None)
+    width = max(len(points) - 1, 1)
+    return [
+        MrssPoint(
+            visit_code=code,
+            total=total,
+            change_pct=mrss.percent_change(baseline, total),
+            x=40 + 400 * i / width,
+            y=170 - 150 * total / 51,
+        )
+        for i, (code, total) in enumerate(points)
+    ]

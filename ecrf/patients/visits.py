@@ -1,0 +1,327 @@
+"""The protocol schedule for one patient: which visits exist, when, and in what order.
+
+Every rule comes from the patient's protocol version: the visits, their windows and the
+forms they require. Pre-inclusion visits (those that carry consent or eligibility)
+exist from screening on; the others are created at enrolment, once day 0 is known.
+A visit is dated inside its window, or outside it with a recorded deviation; visits
+happen in protocol order, an earlier one being done or declared missed first.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, OuterRef, Subquery
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from ecrf.audit.context import audited
+from ecrf.core.errors import StaleVersion
+from ecrf.patients.models import Deviation, Patient, Visit
+from ecrf.studies.schedule import window_for
+
+SCREENING_FORMS = frozenset({"consent", "eligibility"})
+DONE = (Visit.Status.COMPLETE, Visit.Status.MISSED, Visit.Status.CLOSED)
+
+
+def _fmt(day: date | None) -> str:
+    return date_format(day, "SHORT_DATE_FORMAT") if day else "—"
+
+
+def screening_visit_specs(protocol):
+    """Visits held before day 0 is known: the scheduled ones carrying consent or eligibility."""
+    return [
+        spec
+        for spec in protocol.visits
+        if spec.kind == "scheduled" and SCREENING_FORMS & set(spec.form_codes)
+    ]
+
+
+def _sequence(protocol, code: str) -> int:
+    return next(i for i, spec in enumerate(protocol.visits, start=1) if spec.code == code)
+
+
+def visits_create(*, patient: Patient, specs, day0: date | None) -> list[Visit]:
+    """Create the patient's visits for these protocol visits (windows once day 0 is known)."""
+    protocol = patient.protocol_version.protocol
+    created = []
+    for spec in specs:
+        window = window_for(spec, day0) if day0 else None
+        created.append(
+            Visit.objects.create(
+                patient=patient,
+                code=spec.code,
+                sequence=_sequence(protocol, spec.code),
+                protocol_version=patient.protocol_version,
+                target_date=window.target if window else None,
+                earliest_date=window.earliest if window else None,
+                latest_date=window.latest if window else None,
+            )
+        )
+    return created
+
+
+def visits_schedule_from_day0(*, patient: Patient) -> None:
+    """At enrolment: fill the windows of existing visits and create the remaining ones."""
+    protocol = patient.protocol_version.protocol
+    existing = {visit.code: visit for visit in patient.visits.all()}
+    for code, visit in existing.items():
+        window = window_for(protocol.visit(code), patient.day0_date)
+        visit.target_date, visit.earliest_date, visit.latest_date = (
+            window.target,
+            window.earliest,
+            window.latest,
+        )
+        visit.save(update_fields=["target_date", "earliest_date", "latest_date"])
+    remaining = [
+        spec for spec in protocol.visits if spec.kind != "unscheduled" and spec.code not in existing
+    ]
+    visits_create(patient=patient, specs=remaining, day0=patient.day0_date)
+
+
+def consent_date(patient: Patient) -> date | None:
+    from ecrf.crfs.models import Consent
+
+    return (
+        Consent.objects.filter(patient=patient, consent_date__isnull=False)
+        .values_list("consent_date", flat=True)
+        .first()
+    )
+
+
+def _check_version(visit: Visit, expected_version: int | None) -> None:
+    if expected_version is not None and visit.version != expected_version:
+        raise StaleVersion(str(visit))
+
+
+def _earlier_visits(visit: Visit):
+    return visit.patient.visits.filter(sequence__lt=visit.sequence).exclude(
+        code__in=_unscheduled_codes(visit.patient)
+    )
+
+
+def _unscheduled_codes(patient: Patient) -> list[str]:
+    return [s.code for s in patient.protocol_version.protocol.visits if s.kind == "unscheduled"]
+
+
+def visit_date_problems(visit: Visit, visit_date: date) -> list[str]:
+    """Reasons a visit cannot take place on this date, whatever deviation is recorded."""
+    problems = []
+    today = timezone.localdate()
+    if visit_date > today:
+        problems.append(_("A visit date cannot be in the future (today is %s).") % _fmt(today))
+    consented = consent_date(visit.patient)
+    if consented and visit_date < consented:
+        problems.append(
+            _("The visit date is before the consent date (%s): nothing happens before consent.")
+            % _fmt(consented)
+        )
+    previous = (
+        _earlier_visits(visit).filter(visit_date__isnull=False).order_by("-visit_date").first()
+    )
+    if previous and visit_date < previous.visit_date:
+        problems.append(
+            _("The visit date is before the previous visit %(code)s (%(date)s).")
+            % {"code": previous.code, "date": _fmt(previous.visit_date)}
+        )
+    spec = visit.patient.protocol_version.protocol.visit(visit.code)
+    if spec.after_visit:
+        anchor = visit.patient.visits.filter(code=spec.after_visit).first()
+        if anchor and anchor.visit_date and visit_date < anchor.visit_date:
+            problems.append(
+                _("The visit date is before visit %(code)s (%(date)s) that it follows.")
+                % {"code": anchor.code, "date": _fmt(anchor.visit_date)}
+            )
+    return problems
+
+
+def visit_order_problem(visit: Visit) -> str | None:
+    """Why this visit cannot start yet: an earlier scheduled visit is neither done nor missed."""
+    if visit.patient.status not in (Patient.Status.SCREENING, Patient.Status.ENROLLED):
+        return _("The patient is %s: no visit can start.") % visit.patient.get_status_display()
+    protocol = visit.patient.protocol_version.protocol
+    spec = protocol.visit(visit.code)
+    if spec.kind == "unscheduled":
+        return None if visit.patient.day0_date else _("Unscheduled visits start after inclusion.")
+    if visit.patient.status == Patient.Status.SCREENING and visit.code not in {
+        s.code for s in screening_visit_specs(protocol)
+    }:
+        return _("Visit %s starts after inclusion.") % visit.code
+    pending = _earlier_visits(visit).exclude(status__in=DONE).order_by("sequence").first()
+    if pending and not (pending.status == Visit.Status.IN_PROGRESS and spec.kind == "follow_on"):
+        return _("Visit %(code)s comes first: complete it or declare it missed.") % {
+            "code": pending.code
+        }
+    return None
+
+
+def visit_record_date(
+    *,
+    visit: Visit,
+    by,
+    visit_date: date,
+    expected_version: int | None = None,
+    deviation_category: str = "",
+    deviation_reason: str = "",
+) -> Visit:
+    """Date a visit. Outside its window it needs a deviation (category and reason)."""
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
+        _check_version(visit, expected_version)
+        if visit.status in DONE:
+            raise ValidationError(_("Visit %s is closed: its date cannot change.") % visit.code)
+        order = visit_order_problem(visit)
+        if order:
+            raise ValidationError(order)
+        problems = visit_date_problems(visit, visit_date)
+        if problems:
+            raise ValidationError({"visit_date": problems})
+        window = (
+            window_for(
+                visit.patient.protocol_version.protocol.visit(visit.code), visit.patient.day0_date
+            )
+            if visit.patient.day0_date
+            else None
+        )
+        outside = window.deviation_days(visit_date) if window else 0
+        if outside and not (deviation_category and deviation_reason.strip()):
+            raise ValidationError(
+                {
+                    "visit_date": _(
+                        "%(date)s is outside the window of %(code)s (%(earliest)s to %(latest)s) "
+                        "by %(days)+d days: record a protocol deviation (category and reason)."
+                    )
+                    % {
+                        "date": _fmt(visit_date),
+                        "code": visit.code,
+                        "earliest": _fmt(window.earliest),
+                        "latest": _fmt(window.latest),
+                        "days": outside,
+                    }
+                }
+            )
+        with audited(by=by, reason=deviation_reason.strip() or "visit dated"):
+            if outside:
+                Deviation.objects.create(
+                    patient=visit.patient,
+                    visit=visit,
+                    category=deviation_category,
+                    reason=deviation_reason.strip(),
+                    days_outside=outside,
+                    recorded_by=by,
+                )
+            visit.visit_date = visit_date
+            if visit.status == Visit.Status.PLANNED:
+                visit.status = Visit.Status.IN_PROGRESS
+            visit.version += 1
+            visit.save()
+    return visit
+
+
+def visit_mark_missed(*, visit: Visit, by, reason: str, expected_version=None) -> Visit:
+    """Declare a planned visit missed (a deviation), so the next one can start."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the visit was missed.")})
+    with transaction.atomic():
+        visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
+        _check_version(visit, expected_version)
+        spec = visit.patient.protocol_version.protocol.visit(visit.code)
+        if visit.status != Visit.Status.PLANNED or spec.kind != "scheduled":
+            raise ValidationError(_("Only a planned scheduled visit can be declared missed."))
+        if visit.patient.status != Patient.Status.ENROLLED or spec.target_day == 0:
+            raise ValidationError(_("Inclusion visits cannot be missed."))
+        with audited(by=by, reason=reason):
+            Deviation.objects.create(
+                patient=visit.patient,
+                visit=visit,
+                category=Deviation.Category.MISSED_VISIT,
+                reason=reason,
+                recorded_by=by,
+            )
+            visit.status = Visit.Status.MISSED
+            visit.missed_reason = reason
+            visit.version += 1
+            visit.save()
+    return visit
+
+
+def visit_add_unscheduled(*, patient: Patient, by, code: str | None = None) -> Visit:
+    protocol = patient.protocol_version.protocol
+    specs = [s for s in protocol.visits if s.kind == "unscheduled"]
+    spec = next((s for s in specs if s.code == code), specs[0] if specs and not code else None)
+    if spec is None:
+        raise ValidationError(_("This protocol has no such unscheduled visit."))
+    if patient.status != Patient.Status.ENROLLED:
+        raise ValidationError(_("Unscheduled visits are for enrolled patients."))
+    with transaction.atomic(), audited(by=by, reason="unscheduled visit added"):
+        Patient.objects.select_for_update().get(pk=patient.pk)
+        repeat = patient.visits.filter(code=spec.code).count() + 1
+        return Visit.objects.create(
+            patient=patient,
+            code=spec.code,
+            repeat=repeat,
+            sequence=_sequence(protocol, spec.code),
+            protocol_version=patient.protocol_version,
+        )
+
+
+def visit_required_forms(visit: Visit) -> list[str]:
+    """Form codes this visit requires for this patient (group and conditions applied)."""
+    from ecrf.crfs.models import Demographics
+
+    patient = visit.patient
+    forms = patient.protocol_version.protocol.forms_for_visit(visit.code, patient.group or None)
+    required = []
+    for visit_form in forms:
+        if not visit_form.required:
+            continue
+        if visit_form.condition == "female_childbearing_potential":
+            demo = Demographics.objects.filter(patient=patient).first()
+            if demo is None or demo.sex != "F" or demo.childbearing_potential is not True:
+                continue
+        required.append(visit_form.form)
+    return required
+
+
+def visit_refresh_status(*, visit: Visit, by) -> Visit:
+    """A dated visit is complete when every form it requires is complete (and back if not)."""
+    from ecrf.crfs.models import form_model
+
+    if visit.status not in (Visit.Status.IN_PROGRESS, Visit.Status.COMPLETE):
+        return visit
+    complete = all(
+        form_model(code).objects.filter(visit=visit, status="complete").exists()
+        for code in visit_required_forms(visit)
+    )
+    status = Visit.Status.COMPLETE if complete else Visit.Status.IN_PROGRESS
+    if status != visit.status:
+        with audited(by=by, reason="visit forms complete" if complete else "visit form reopened"):
+            visit.status = status
+            visit.version += 1
+            visit.save(update_fields=["status", "version"])
+    return visit
+
+
+def visits_close_remaining(*, patient: Patient, by, reason: str) -> int:
+    """End of study or withdrawal: the visits not done are closed."""
+    with audited(by=by, reason=reason):
+        return patient.visits.exclude(status__in=DONE).update(
+            status=Visit.Status.CLOSED, version=F("version") + 1
+        )
+
+
+def with_next_visit(patients):
+    """Annotate patients with their next planned visit (code, target and window dates)."""
+    next_visit = Visit.objects.filter(
+        patient=OuterRef("pk"), status__in=[Visit.Status.PLANNED, Visit.Status.IN_PROGRESS]
+    ).order_by("sequence", "repeat")
+    return patients.annotate(
+        next_visit_code=Subquery(next_visit.values("code")[:1]),
+        next_visit_target=Subquery(next_visit.values("target_date")[:1]),
+        next_visit_earliest=Subquery(next_visit.values("earliest_date")[:1]),
+        next_visit_latest=Subquery(next_visit.values("latest_date")[:1]),
+    )
