@@ -21,7 +21,12 @@ from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.crfs.models import form_model
 from ecrf.patients.models import Patient, Visit
-from ecrf.patients.visits import consent_date, visit_refresh_status
+from ecrf.patients.visits import (
+    conditions_met,
+    consent_date,
+    patient_visit_forms,
+    visit_refresh_status,
+)
 
 # Soft limits [D]: values a reviewer would query, which the investigator confirms.
 MRSS_DROP_WARNING = 0.5  # a fall of more than 50 % since the previous visit
@@ -46,17 +51,8 @@ class WarningsPending(Exception):
 
 def visit_forms(visit: Visit) -> list[str]:
     """The form codes this visit takes for this patient (group and conditions applied)."""
-    from ecrf.patients.visits import visit_required_forms
-
     patient = visit.patient
-    protocol = patient.protocol_version.protocol
-    # A conditional form (pregnancy test) is offered only once its condition holds.
-    conditions_met = set(visit_required_forms(visit))
-    return [
-        f.form
-        for f in protocol.forms_for_visit(visit.code, patient.group or None)
-        if f.condition is None or f.form in conditions_met
-    ]
+    return [f.form for f in patient_visit_forms(patient, visit.code, conditions_met(patient))]
 
 
 def is_repeatable(visit: Visit, form_code: str) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from ecrf.patients.models import Patient, Visit
+from ecrf.patients.visits import conditions_met, patient_visit_forms
 from ecrf.scoring import mrss
 
 
@@ -44,18 +45,16 @@ def casebook(patient: Patient) -> dict:
     from ecrf.crfs.models import form_model
 
     protocol = patient.protocol_version.protocol
-    group = patient.group or None
     visits = list(patient.visits.order_by("sequence", "repeat"))
-    form_codes = [
-        spec.code
-        for spec in protocol.forms
-        if not spec.per_patient
-        and any(
-            spec.code in [f.form for f in protocol.forms_for_visit(v.code, group)] for v in visits
-        )
-    ]
+    conditions = conditions_met(patient)
+    per_visit = {
+        v.pk: {f.form for f in patient_visit_forms(patient, v.code, conditions)} for v in visits
+    }
+    used = set().union(*per_visit.values())
+    form_codes = [spec.code for spec in protocol.forms if spec.code in used]
     instances = {}
-    for code in form_codes:
+    # One query per form of the protocol, however many visits: the page's cost is fixed.
+    for code in (spec.code for spec in protocol.forms if not spec.per_patient):
         for row in form_model(code).objects.filter(patient=patient).values("visit_id", "status"):
             instances[(row["visit_id"], code)] = row["status"]
     today = timezone.localdate()
@@ -69,7 +68,6 @@ def casebook(patient: Patient) -> dict:
         )
         for visit in visits
     ]
-    per_visit = {v.pk: {f.form for f in protocol.forms_for_visit(v.code, group)} for v in visits}
     labels = {f.code: f.label for f in protocol.forms}
     matrix = [
         (
@@ -103,19 +101,25 @@ def mrss_series(patient: Patient, visits: list[Visit]) -> list[MrssPoint]:
         .objects.filter(patient=patient, total__isnull=False)
         .values_list("visit_id", "total")
     )
-    points = [(v.code, totals[v.pk]) for v in visits if v.pk in totals]
+    day0_code = patient.protocol_version.protocol.day0_visit.code
+    day0_sequence = next((v.sequence for v in visits if v.code == day0_code), None)
+    # (code, total, counts from baseline): visits before inclusion have no change to show.
+    points = [
+        (v.code, totals[v.pk], day0_sequence is not None and v.sequence >= day0_sequence)
+        for v in visits
+        if v.pk in totals
+    ]
     if not points:
         return []
-    day0_code = patient.protocol_version.protocol.day0_visit.code
-    baseline = next((total for code, total in points if code == day0_code), None)
+    baseline = next((total for code, total, _ in points if code == day0_code), None)
     width = max(len(points) - 1, 1)
     return [
         MrssPoint(
             visit_code=code,
             total=total,
-            change_pct=mrss.percent_change(baseline, total),
+            change_pct=mrss.percent_change(baseline, total) if after_baseline else None,
             x=40 + 400 * i / width,
             y=170 - 150 * total / 51,
         )
-        for i, (code, total) in enumerate(points)
+        for i, (code, total, after_baseline) in enumerate(points)
     ]

@@ -269,22 +269,27 @@ def visit_add_unscheduled(*, patient: Patient, by, code: str | None = None) -> V
         )
 
 
-def visit_required_forms(visit: Visit) -> list[str]:
-    """Form codes this visit requires for this patient (group and conditions applied)."""
+def conditions_met(patient: Patient) -> set[str]:
+    """The protocol form conditions that hold for this patient (one query)."""
     from ecrf.crfs.models import Demographics
 
-    patient = visit.patient
-    forms = patient.protocol_version.protocol.forms_for_visit(visit.code, patient.group or None)
-    required = []
-    for visit_form in forms:
-        if not visit_form.required:
-            continue
-        if visit_form.condition == "female_childbearing_potential":
-            demo = Demographics.objects.filter(patient=patient).first()
-            if demo is None or demo.sex != "F" or demo.childbearing_potential is not True:
-                continue
-        required.append(visit_form.form)
-    return required
+    demo = Demographics.objects.filter(patient=patient).first()
+    met = set()
+    if demo is not None and demo.sex == "F" and demo.childbearing_potential is True:
+        met.add("female_childbearing_potential")
+    return met
+
+
+def patient_visit_forms(patient: Patient, visit_code: str, conditions: set[str]):
+    """The protocol's forms of a visit that apply to this patient: group and conditions."""
+    forms = patient.protocol_version.protocol.forms_for_visit(visit_code, patient.group or None)
+    return [f for f in forms if f.condition is None or f.condition in conditions]
+
+
+def visit_required_forms(visit: Visit) -> list[str]:
+    """Form codes this visit requires for this patient (group and conditions applied)."""
+    forms = patient_visit_forms(visit.patient, visit.code, conditions_met(visit.patient))
+    return [f.form for f in forms if f.required]
 
 
 def visit_refresh_status(*, visit: Visit, by) -> Visit:

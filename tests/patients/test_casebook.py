@@ -1,0 +1,85 @@
+"""Casebook and site lists: constant query counts, upcoming and overdue visits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from ecrf.patients.models import Patient, Visit
+from ecrf.patients.visits import visits_schedule_from_day0
+
+pytestmark = pytest.mark.django_db
+
+
+def enrol_directly(patient: Patient, day0) -> Patient:
+    Patient.objects.filter(pk=patient.pk).update(
+        status=Patient.Status.ENROLLED, screening_date=day0 - timedelta(days=10), day0_date=day0
+    )
+    patient.refresh_from_db()
+    visits_schedule_from_day0(patient=patient)
+    return patient
+
+
+@pytest.mark.parametrize("extra_unscheduled", [0, 4])
+def test_casebook_query_count_is_the_same_for_1_and_10_visits(
+    client, world, django_assert_num_queries, extra_unscheduled
+):
+    patient = world.bxp_patients[0]
+    if extra_unscheduled:
+        enrol_directly(patient, timezone.localdate() - timedelta(days=100))
+        for repeat in range(1, extra_unscheduled + 1):
+            Visit.objects.create(
+                patient=patient,
+                code="UNS",
+                repeat=repeat,
+                sequence=7,
+                protocol_version=patient.protocol_version,
+            )
+    else:
+        Visit.objects.create(
+            patient=patient, code="SCR", sequence=1, protocol_version=patient.protocol_version
+        )
+    assert patient.visits.count() == (10 if extra_unscheduled else 1)
+    client.force_login(world.alice)
+    url = reverse("patients:detail", args=[world.rct.code, patient.subject_code])
+    # Fixed cost: session, user, study, patient, roles, allocation, deviations, visits,
+    # demographics (conditions), one query per form of the protocol (13), the mRSS series,
+    # and the session expiry update; the same for 1 visit and for 10.
+    with django_assert_num_queries(26):
+        response = client.get(url)
+    assert len(response.context["columns"]) == patient.visits.count()
+
+
+def test_upcoming_lists_due_and_overdue_visits_of_own_sites_only(client, world):
+    today = timezone.localdate()
+    overdue = enrol_directly(world.bxp_patients[0], today - timedelta(days=40))  # M1 closed
+    due = enrol_directly(world.bxp_patients[1], today - timedelta(days=25))  # M1 open
+    enrol_directly(world.str_patients[0], today - timedelta(days=25))
+    for patient in (overdue, due):
+        patient.visits.filter(code__in=["SCR", "M0"]).update(status=Visit.Status.COMPLETE)
+    client.force_login(world.alice)
+    response = client.get(reverse("patients:upcoming", args=[world.rct.code]))
+    rows = [(v.patient.subject_code, v.code, days) for v, days in response.context["rows"]]
+    assert rows == [
+        (overdue.subject_code, "M1", -3),
+        (due.subject_code, "M1", 12),
+    ]
+    assert "STR-" not in response.content.decode()
+
+
+def test_patient_list_shows_the_next_visit_and_its_window(client, world):
+    today = timezone.localdate()
+    patient = enrol_directly(world.bxp_patients[0], today - timedelta(days=25))
+    patient.visits.filter(code__in=["SCR", "M0"]).update(status=Visit.Status.COMPLETE)
+    client.force_login(world.alice)
+    response = client.get(reverse("patients:list", args=[world.rct.code]))
+    row = next(p for p in response.context["page"] if p.pk == patient.pk)
+    m1 = patient.visits.get(code="M1")
+    assert (row.next_visit_code, row.next_visit_earliest, row.next_visit_latest) == (
+        "M1",
+        m1.earliest_date,
+        m1.latest_date,
+    )
