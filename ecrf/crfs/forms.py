@@ -54,6 +54,8 @@ class CrfFormMixin:
             if name in self.fields:
                 self.fields[name].widget.attrs["data-show-if"] = f"{controller}={value}"
         for field in self.fields.values():
+            if isinstance(field.widget, forms.Textarea):
+                field.widget.attrs.setdefault("rows", 3)
             if isinstance(field.widget, forms.DateInput):
                 field.widget.input_type = "date"
                 field.widget.format = "%Y-%m-%d"
