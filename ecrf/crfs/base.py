@@ -33,6 +33,8 @@ class CrfBase(models.Model):
     FORM_CODE: ClassVar[str] = ""
     # Fields that must be filled for the form to be complete (others are optional).
     REQUIRED_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # Dates of past events the form records (medical history); they may precede consent.
+    HISTORY_DATES: ClassVar[tuple[str, ...]] = ()
 
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
     visit = models.ForeignKey(

@@ -203,6 +203,12 @@ class SscType(models.TextChoices):
 @pghistory.track()
 class MedicalHistory(CrfBase):
     FORM_CODE = "medical_history"
+    HISTORY_DATES = (
+        "mi_date",
+        "major_surgery_date",
+        "interfering_treatment_start_date",
+        "interfering_treatment_end_date",
+    )
     REQUIRED_FIELDS = (
         "ssc_type",
         "diagnosis_year",
