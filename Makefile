@@ -52,3 +52,7 @@ clean-demo:
 messages: $(VENV)/.dev
 	DEBUG=1 $(BIN)/python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=staticfiles
 	DEBUG=1 $(BIN)/python manage.py compilemessages -l fr --ignore=.venv
+
+# Figures for the pages people use most, on a throw-away database (BENCH_PATIENTS=5000).
+bench: $(VENV)/.dev
+	DEBUG=1 $(BIN)/python scripts/bench.py

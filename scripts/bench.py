@@ -1,0 +1,136 @@
+"""Benchmarks that print figures (`make bench`); never run by the test suite.
+
+Runs on a throw-away database created like the test database (test_<name>), so it
+never touches demo or production data: loads both protocols and the demo data, adds
+patients in bulk, then times the pages people use most with Django's test client.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecrf.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection, reset_queries  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import (  # noqa: E402
+    override_settings,
+    setup_databases,
+    setup_test_environment,
+    teardown_databases,
+)
+from django.utils import timezone  # noqa: E402
+
+PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
+
+
+def timed(label: str, func, repeat: int = REPEAT) -> None:
+    func()  # warm-up
+    samples, queries = [], 0
+    for _ in range(repeat):
+        reset_queries()
+        start = time.perf_counter()
+        func()
+        samples.append((time.perf_counter() - start) * 1000)
+        queries = len(connection.queries)
+    print(
+        f"{label:<58} median {statistics.median(samples):7.1f} ms"
+        f"   p95 {sorted(samples)[int(0.95 * (len(samples) - 1))]:7.1f} ms   {queries:3d} queries"
+    )
+
+
+def main() -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from ecrf.patients.models import Patient, Visit
+    from ecrf.patients.services import patient_create
+    from ecrf.studies.models import Study, StudySite
+
+    start = time.perf_counter()
+    call_command("seed_demo", verbosity=0)
+    print(f"{'seed_demo (both protocols, 12 patients through the services)':<58} "
+          f"{time.perf_counter() - start:7.2f} s")  # fmt: skip
+
+    study = Study.objects.get(code="NCT00479934")
+    users = get_user_model().objects
+    investigator = users.get(username="investigator.bordeaux")
+    start = time.perf_counter()
+    for _ in range(200):
+        patient_create(
+            study=study, site=investigator.memberships.first().site, by=investigator,
+            screening_date=timezone.localdate(),
+        )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    print(f"{'subject code allocation (patient_create, sequential)':<58} "
+          f"{200 / elapsed:7.0f} patients/s")  # fmt: skip
+
+    # Bulk patients over the 12 sites, each enrolled with a planned schedule.
+    version = study.current_protocol
+    today = timezone.localdate()
+    study_sites = list(StudySite.objects.filter(study=study).select_related("site"))
+    rows = []
+    for n in range(PATIENTS):
+        study_site = study_sites[n % len(study_sites)]
+        study_site.last_subject_number += 1
+        rows.append(
+            Patient(
+                study=study, site=study_site.site, protocol_version=version,
+                subject_code=f"{study_site.site.code}-{study_site.last_subject_number:03d}",
+                status=Patient.Status.ENROLLED, screening_date=today - timedelta(days=60),
+                day0_date=today - timedelta(days=40), created_by=investigator,
+            )
+        )  # fmt: skip
+    StudySite.objects.bulk_update(study_sites, ["last_subject_number"])
+    Patient.objects.bulk_create(rows, batch_size=1000)
+    visits = [
+        Visit(
+            patient=p, code=code, sequence=seq, protocol_version=version,
+            target_date=today + timedelta(days=seq * 30 - 60),
+            earliest_date=today + timedelta(days=seq * 30 - 67),
+            latest_date=today + timedelta(days=seq * 30 - 53),
+        )
+        for p in Patient.objects.filter(study=study, visits__isnull=True)
+        for seq, code in enumerate(["SCR", "M0", "M1", "M3", "M6", "M12"], start=1)
+    ]  # fmt: skip
+    Visit.objects.bulk_create(visits, batch_size=2000)
+    total = Patient.objects.filter(study=study).count()
+    print(f"{'patients in NCT00479934':<58} {total:7d}   visits {Visit.objects.count():d}")
+
+    client = Client()
+    base = f"/studies/{study.code}/patients/"
+    bxp_patient = Patient.objects.filter(study=study, subject_code="BXP-001").first()
+    with override_settings(DEBUG=True):
+        client.force_login(investigator)
+        timed("patient list, investigator (own site), page 1", lambda: client.get(base))
+        timed("patient list, search by subject code", lambda: client.get(base + "?q=BXP-01"))
+        timed("upcoming and overdue visits, investigator", lambda: client.get(base + "upcoming/"))
+        timed("casebook of the patient who completed M12", lambda: client.get(
+            f"{base}{bxp_patient.subject_code}/"))  # fmt: skip
+        client.force_login(users.get(username="datamanager"))
+        timed("patient list, data manager (all 12 sites), page 1", lambda: client.get(base))
+        timed("patient list, data manager, filtered by status and site",
+              lambda: client.get(base + "?status=enrolled&site=TOU"))  # fmt: skip
+        timed("audit trail page of the completed patient", lambda: client.get(
+            f"{base}{bxp_patient.subject_code}/audit/"))  # fmt: skip
+
+
+if __name__ == "__main__":
+    setup_test_environment()
+    old = setup_databases(verbosity=0, interactive=False)
+    try:
+        main()
+    finally:
+        connection.close()
+        teardown_databases(old, verbosity=0)
