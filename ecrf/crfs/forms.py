@@ -64,7 +64,10 @@ class CrfFormMixin:
         cleaned = super().clean()
         for name, (controller, value) in SHOW_IF.get(self.form_code, {}).items():
             if name in cleaned and cleaned.get(controller) != value:
-                cleaned[name] = None  # a hidden, inapplicable answer is not kept
+                # A hidden, inapplicable answer is not kept: stored as the field's blank
+                # ("" for a text column, which refuses NULL).
+                model_field = self._meta.model._meta.get_field(name)
+                cleaned[name] = None if model_field.null else ""
         if not self.errors:
             probe = construct_instance(self, self._meta.model())
             try:
@@ -74,10 +77,14 @@ class CrfFormMixin:
         return cleaned
 
     def confirmed_warnings(self) -> frozenset[str]:
+        # Read from the POST, not from the fields: the confirmation boxes exist only on the
+        # page that showed the warnings, and the next POST builds the form before the
+        # service has found them again.
         return frozenset(
             name.removeprefix("confirm_")
-            for name, value in self.cleaned_data.items()
-            if name.startswith("confirm_") and value
+            for name in self.data
+            if name.startswith("confirm_")
+            and forms.CheckboxInput().value_from_datadict(self.data, None, name)
         )
 
     def values(self) -> dict:

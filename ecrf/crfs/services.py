@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
+from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import form_model
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.visits import (
@@ -140,12 +141,54 @@ def _date_problems(instance, patient: Patient, consented: date | None) -> dict[s
             problems[field.name] = _("%(field)s cannot be in the future.") % {
                 "field": field.verbose_name
             }
-        elif consented and value < consented and instance.FORM_CODE != "consent":
+        elif (
+            consented
+            and value < consented
+            and instance.FORM_CODE != "consent"
+            and field.name not in instance.HISTORY_DATES
+        ):
             problems[field.name] = _(
                 "%(field)s is before the consent date (%(consent)s): "
                 "nothing happens before consent."
             ) % {"field": field.verbose_name, "consent": consented.isoformat()}
+    signed = getattr(instance, "consent_date", None) if instance.FORM_CODE == "consent" else None
+    if signed and "consent_date" not in problems:
+        # A visit dated before the consent was recorded cannot be checked when it is dated:
+        # the consent then refuses a date after it.
+        earlier = (
+            patient.visits.filter(visit_date__lt=signed).order_by("visit_date", "sequence").first()
+        )
+        if earlier:
+            problems["consent_date"] = _(
+                "Visit %(code)s took place on %(date)s, before this consent date: "
+                "nothing happens before consent."
+            ) % {"code": earlier.code, "date": earlier.visit_date.isoformat()}
     return problems
+
+
+def _constraint_error(instance, exc: IntegrityError) -> ValidationError | None:
+    """A database constraint's refusal as a message on its field (None: not the form's own).
+
+    The form validates what it can see; the constraints that also read the patient or the
+    visit (one culture condition per visit, a serum donor other than the patient) are
+    checked by the database, and their refusal is a message, never a server error.
+    """
+    model = type(instance)
+    name = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+    constraint = next((c for c in model._meta.constraints if c.name == name), None)
+    if constraint is None:
+        return None
+    base = {f.name for f in CrfBase._meta.get_fields()}
+    fields = [f.name for f in model._meta.concrete_fields if f.editable and f.name not in base]
+    if isinstance(constraint, models.UniqueConstraint) and constraint.fields:
+        message = instance.unique_error_message(model, constraint.fields)
+        named = [f for f in constraint.fields if f in fields]
+    else:
+        # Constraints are named <model>_<field>_<rule> (crfs/models.py).
+        message = ValidationError(constraint.get_violation_error_message())
+        rule = name.removeprefix(f"{model._meta.model_name}_")
+        named = sorted((f for f in fields if rule.startswith(f"{f}_")), key=len)[-1:]
+    return ValidationError({named[0] if len(named) == 1 else NON_FIELD_ERRORS: message})
 
 
 def crf_save(
@@ -166,13 +209,22 @@ def crf_save(
         patient = visit.patient
         if form_code not in visit_forms(visit):
             raise FormNotInVisit(form_code)
+        # The patient first: after withdrawal every open visit is closed, and "date the
+        # visit first" would send the user the wrong way.
+        if patient.status not in (Patient.Status.SCREENING, Patient.Status.ENROLLED):
+            raise ValidationError(
+                _("The patient's data are closed (%s).") % patient.get_status_display()
+            )
+        if visit.status in (Visit.Status.MISSED, Visit.Status.CLOSED):
+            raise ValidationError(
+                _("Visit %(code)s is %(status)s: no form can be entered.")
+                % {"code": visit.code, "status": visit.get_status_display().lower()}
+            )
         if visit.visit_date is None or visit.status not in (
             Visit.Status.IN_PROGRESS,
             Visit.Status.COMPLETE,
         ):
             raise ValidationError(_("Date visit %s before entering its forms.") % visit.code)
-        if patient.status not in (Patient.Status.SCREENING, Patient.Status.ENROLLED):
-            raise ValidationError(_("The patient's data are closed (%s).") % patient.status)
         consented = consent_date(patient)
         if form_code != "consent" and consented is None:
             raise ValidationError(_("Record the signed consent before any other form."))
@@ -214,6 +266,13 @@ def crf_save(
             model.Status.IN_PROGRESS if instance.missing_fields() else model.Status.COMPLETE
         )
         with audited(by=by, reason=reason or "first entry"):
-            instance.save()
+            try:
+                with transaction.atomic():
+                    instance.save()
+            except IntegrityError as exc:
+                error = _constraint_error(instance, exc)
+                if error is None:
+                    raise
+                raise error from None
             visit_refresh_status(visit=visit, by=by)
     return instance

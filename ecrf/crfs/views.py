@@ -155,6 +155,20 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
     )
 
 
+def _posted_stale(request, instance) -> bool:
+    """A POST made from another version than the current one.
+
+    Checked before the answers, so the second of two people is told at once (and not first
+    asked for a reason for change on a form they never saw saved); crf_save checks again
+    under its row lock.
+    """
+    try:
+        posted = int(request.POST.get("version", ""))
+    except ValueError:
+        return False  # missing or not a number: the form (or crf_save) answers
+    return posted != (instance.version if instance is not None else 0)
+
+
 def _crf_form(request, visit: Visit, form_code: str, instance, warnings=()):
     patient = visit.patient
     data = request.POST if request.method == "POST" else None
@@ -164,6 +178,15 @@ def _crf_form(request, visit: Visit, form_code: str, instance, warnings=()):
         form = EligibilityForm(data, criteria=criteria, instance=instance)
     else:
         form = crf_form_class(form_model(form_code))(data, instance=instance)
+    if "serum_donor" in form.fields:
+        # Another participant of the same study whom the user may see: never a list of
+        # every patient of the installation, nor the patient themself.
+        form.fields["serum_donor"].queryset = (
+            Patient.objects.visible_to(request.user)
+            .filter(study=patient.study)
+            .exclude(pk=patient.pk)
+            .order_by("subject_code")
+        )
     form.setup_crf(form_code=form_code, needs_reason=needs_reason, warnings=warnings)
     if data is None:
         form.fields["version"].initial = instance.version if instance else 0
@@ -184,6 +207,8 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
     if request.method == "POST":
         if not can_enter:
             raise PermissionDenied
+        if _posted_stale(request, instance):
+            return _stale(request, request.path, str(form_model(form_code)._meta.verbose_name))
         if form.is_valid():
             try:
                 crf_save(

@@ -182,6 +182,8 @@ def _months_before(day: date, months: int) -> date:
     month = day.month - months
     year = day.year + (month - 1) // 12
     month = (month - 1) % 12 + 1
+    if year < date.min.year:
+        raise OverflowError("date value out of range")  # as date arithmetic says it
     for last in (31, 30, 29, 28):
         try:
             return day.replace(year=year, month=month, day=min(day.day, last))

@@ -103,35 +103,44 @@ def patient_enrol(*, patient: Patient, by, day0_date: date) -> Patient:
         problems = []
         if day0_date > timezone.localdate():
             problems.append(_("The inclusion date cannot be in the future."))
+        if day0_date < patient.screening_date:
+            # Also a database constraint: refused here with a message, not a server error.
+            problems.append(
+                _("The inclusion date is before the screening date (%s).")
+                % patient.screening_date.isoformat()
+            )
         consented = consent_date(patient)
         if consented is None:
             problems.append(_("Record the signed consent first."))
         elif day0_date < consented:
             problems.append(_("The inclusion date is before the consent date."))
         protocol = patient.protocol_version.protocol
-        for spec in screening_visit_specs(protocol):
-            visit = patient.visits.get(code=spec.code)
-            if visit.status != visit.Status.COMPLETE:
-                problems.append(
-                    _("Visit %s must be complete (every required form) before enrolment.")
-                    % spec.code
-                )
-            elif visit.visit_date and not window_for(spec, day0_date).contains(visit.visit_date):
+        try:
+            for spec in screening_visit_specs(protocol):
+                visit = patient.visits.get(code=spec.code)
                 window = window_for(spec, day0_date)
-                problems.append(
-                    _("Visit %(code)s on %(date)s is outside its window for this inclusion date "
-                      "(%(earliest)s to %(latest)s): screen the patient again.")
-                    % {"code": spec.code, "date": visit.visit_date, "earliest": window.earliest,
-                       "latest": window.latest}
-                )  # fmt: skip
-        checklist = Eligibility.objects.filter(patient=patient).first()
-        if checklist is None:
-            problems.append(_("Fill in the eligibility checklist first."))
-        else:
-            results = eligibility_evaluate(
-                patient=patient, answers=checklist.answers or {}, day0=day0_date
-            )
-            problems += eligibility_problems(results)
+                if visit.status != visit.Status.COMPLETE:
+                    problems.append(
+                        _("Visit %s must be complete (every required form) before enrolment.")
+                        % spec.code
+                    )
+                elif visit.visit_date and not window.contains(visit.visit_date):
+                    problems.append(
+                        _("Visit %(code)s on %(date)s is outside its window for this inclusion "
+                          "date (%(earliest)s to %(latest)s): screen the patient again.")
+                        % {"code": spec.code, "date": visit.visit_date, "earliest": window.earliest,
+                           "latest": window.latest}
+                    )  # fmt: skip
+            checklist = Eligibility.objects.filter(patient=patient).first()
+            if checklist is None:
+                problems.append(_("Fill in the eligibility checklist first."))
+            else:
+                results = eligibility_evaluate(
+                    patient=patient, answers=checklist.answers or {}, day0=day0_date
+                )
+                problems += eligibility_problems(results)
+        except OverflowError:  # a window or look-back period beyond the calendar (year 1)
+            problems.append(_("The inclusion date %s is out of range.") % day0_date.isoformat())
         if problems:
             raise ValidationError(problems)
 
@@ -165,9 +174,28 @@ def patient_screen_fail(*, patient: Patient, by, reasons: str) -> Patient:
         if patient.status != Patient.Status.SCREENING:
             raise ValidationError(_("Only a patient in screening can fail screening."))
         with audited(by=by, reason=f"screen failure: {reasons}"):
-            Eligibility.objects.filter(patient=patient).update(
+            kept = Eligibility.objects.filter(patient=patient).update(
                 eligible=False, screen_failure_reasons=reasons
             )
+            checklist_visit = patient.visits.filter(
+                code__in=[
+                    spec.code
+                    for spec in screening_visit_specs(patient.protocol_version.protocol)
+                    if "eligibility" in spec.form_codes
+                ]
+            ).first()
+            if not kept and checklist_visit is not None:
+                # Failed before the checklist was filled in: the reasons are still data
+                # (the checklist's own field), not only words in the audit trail.
+                Eligibility.objects.create(
+                    patient=patient,
+                    visit=checklist_visit,
+                    protocol_version=patient.protocol_version,
+                    entered_by=by,
+                    status=Eligibility.Status.IN_PROGRESS,
+                    eligible=False,
+                    screen_failure_reasons=reasons,
+                )
             patient.status = Patient.Status.SCREEN_FAILED
             patient.save(update_fields=["status"])
         visits_close_remaining(patient=patient, by=by, reason=f"screen failure: {reasons}")

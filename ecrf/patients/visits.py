@@ -113,6 +113,13 @@ def visit_date_problems(visit: Visit, visit_date: date) -> list[str]:
     today = timezone.localdate()
     if visit_date > today:
         problems.append(_("A visit date cannot be in the future (today is %s).") % _fmt(today))
+    if visit_date < visit.patient.screening_date:
+        # Before consent is recorded this is the only lower bound, and day 0 (never before
+        # the screening date) must be able to fall on the inclusion visit.
+        problems.append(
+            _("The visit date is before the patient's screening date (%s).")
+            % _fmt(visit.patient.screening_date)
+        )
     consented = consent_date(visit.patient)
     if consented and visit_date < consented:
         problems.append(
@@ -298,8 +305,10 @@ def visit_refresh_status(*, visit: Visit, by) -> Visit:
 
     if visit.status not in (Visit.Status.IN_PROGRESS, Visit.Status.COMPLETE):
         return visit
+    # Completeness is read from the answers (missing_fields), not from the `status` column:
+    # the classification forms use a field of that name for their conclusion ("classified").
     complete = all(
-        form_model(code).objects.filter(visit=visit, status="complete").exists()
+        any(not row.missing_fields() for row in form_model(code).objects.filter(visit=visit))
         for code in visit_required_forms(visit)
     )
     status = Visit.Status.COMPLETE if complete else Visit.Status.IN_PROGRESS
