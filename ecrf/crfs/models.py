@@ -1083,7 +1083,7 @@ class SscClassification(CrfBase):
     FORM_CODE = "ssc_classification"
     # Every finding answered yes or no: "not recorded" would silently count as absent.
     REQUIRED_FIELDS = ssc2013.KEYS
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "status")
+    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "classification")
 
     skin_thickening_proximal_mcp = _yes_no(
         _("skin thickening of the fingers of both hands extending proximal to the MCP joints"),
@@ -1115,7 +1115,7 @@ class SscClassification(CrfBase):
     sufficient = models.BooleanField(
         _("item 1 present (sufficient)"), null=True, blank=True, editable=False
     )
-    status = models.CharField(
+    classification = models.CharField(
         _("classification"), max_length=16, choices=SscStatus.choices, blank=True, editable=False
     )
 
@@ -1133,9 +1133,9 @@ class SscClassification(CrfBase):
     @property
     def classified(self) -> bool | None:
         """True or False; None when the criteria do not apply."""
-        if self.status == SscStatus.NOT_APPLICABLE:
+        if self.classification == SscStatus.NOT_APPLICABLE:
             return None
-        return self.status == SscStatus.CLASSIFIED
+        return self.classification == SscStatus.CLASSIFIED
 
     def compute_derived(self) -> None:
         try:
@@ -1143,11 +1143,11 @@ class SscClassification(CrfBase):
         except ScoringInputError:
             # Only a non-boolean that bypassed the form; saving stores it as the database
             # casts it, and the next save scores it.
-            self.points, self.sufficient, self.status = None, None, ""
+            self.points, self.sufficient, self.classification = None, None, ""
             return
         self.points = result.points
         self.sufficient = result.sufficient
-        self.status = result.status
+        self.classification = result.status
 
 
 class SleStatus(models.TextChoices):
@@ -1160,7 +1160,7 @@ class SleStatus(models.TextChoices):
 class SleClassification(CrfBase):
     FORM_CODE = "sle_classification"
     REQUIRED_FIELDS = sle2019.KEYS
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "status")
+    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "classification")
 
     ana_positive = _yes_no(
         _("ANA at a titre of at least 1:80 on HEp-2 cells (or equivalent), at least once"),
@@ -1198,7 +1198,7 @@ class SleClassification(CrfBase):
     has_clinical = models.BooleanField(
         _("at least one clinical criterion"), null=True, blank=True, editable=False
     )
-    status = models.CharField(
+    classification = models.CharField(
         _("classification"), max_length=24, choices=SleStatus.choices, blank=True, editable=False
     )
 
@@ -1215,7 +1215,7 @@ class SleClassification(CrfBase):
 
     @property
     def classified(self) -> bool:
-        return self.status == SleStatus.CLASSIFIED
+        return self.classification == SleStatus.CLASSIFIED
 
     def missing_fields(self) -> list[str]:
         if self.ana_positive is False:
@@ -1227,11 +1227,11 @@ class SleClassification(CrfBase):
             result = sle2019.score({key: getattr(self, key) for key in sle2019.KEYS})
         except ScoringInputError:
             # As for the SSc criteria: only a non-boolean that bypassed the form.
-            self.points, self.has_clinical, self.status = None, None, ""
+            self.points, self.has_clinical, self.classification = None, None, ""
             return
         self.points = result.points
         self.has_clinical = result.has_clinical
-        self.status = result.status
+        self.classification = result.status
 
 
 @pghistory.track()

@@ -215,11 +215,11 @@ def _no_event_within(check, patient, day0) -> CheckResult:
 
 def _classification(check, patient, day0) -> CheckResult:
     form = _latest(check.form, patient)
-    if form is None or not form.status:
+    if form is None or not form.classification:
         return CheckResult(None, _("%s is not recorded yet") % check.form)
     return CheckResult(
-        form.status == "classified",
-        _("%(form)s concludes %(status)s") % {"form": check.form, "status": form.status},
+        form.classification == "classified",
+        _("%(form)s concludes %(status)s") % {"form": check.form, "status": form.classification},
     )
 
 

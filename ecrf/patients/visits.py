@@ -305,10 +305,8 @@ def visit_refresh_status(*, visit: Visit, by) -> Visit:
 
     if visit.status not in (Visit.Status.IN_PROGRESS, Visit.Status.COMPLETE):
         return visit
-    # Completeness is read from the answers (missing_fields), not from the `status` column:
-    # the classification forms use a field of that name for their conclusion ("classified").
     complete = all(
-        any(not row.missing_fields() for row in form_model(code).objects.filter(visit=visit))
+        form_model(code).objects.filter(visit=visit, status="complete").exists()
         for code in visit_required_forms(visit)
     )
     status = Visit.Status.COMPLETE if complete else Visit.Status.IN_PROGRESS

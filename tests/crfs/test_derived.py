@@ -162,7 +162,7 @@ def test_ssc_classified_on_points(make, cohort_visit):
         anti_centromere=True,
     )
     form.refresh_from_db()
-    assert (form.points, form.sufficient, form.status) == (10, False, "classified")
+    assert (form.points, form.sufficient, form.classification) == (10, False, "classified")
     assert form.classified is True
 
 
@@ -175,18 +175,18 @@ def test_ssc_not_classified_below_nine_points(make, cohort_visit):
         abnormal_nailfold_capillaries=True,
     )
     form.refresh_from_db()
-    assert (form.points, form.status, form.classified) == (7, "not_classified", False)
+    assert (form.points, form.classification, form.classified) == (7, "not_classified", False)
 
 
 def test_ssc_classified_on_the_sufficient_item_and_not_applicable_when_fingers_spared(
     make, cohort_visit
 ):
     form = make(SscClassification, at=cohort_visit, skin_thickening_proximal_mcp=True)
-    assert (form.points, form.sufficient, form.status) == (0, True, "classified")
+    assert (form.points, form.sufficient, form.classification) == (0, True, "classified")
     form.fingers_spared = True
     form.save()
     form.refresh_from_db()
-    assert (form.status, form.classified) == ("not_applicable", None)
+    assert (form.classification, form.classified) == ("not_applicable", None)
 
 
 def test_sle_without_ana_does_not_meet_the_entry_criterion(make, cohort_visit):
@@ -199,7 +199,11 @@ def test_sle_without_ana_does_not_meet_the_entry_criterion(make, cohort_visit):
         joint_involvement=True,
     )
     form.refresh_from_db()
-    assert (form.points, form.status, form.classified) == (None, "entry_criterion_not_met", False)
+    assert (form.points, form.classification, form.classified) == (
+        None,
+        "entry_criterion_not_met",
+        False,
+    )
     assert form.has_clinical is True
     assert form.missing_fields() == []  # the other findings no longer matter
 
@@ -219,7 +223,7 @@ def test_sle_classified_and_recomputed_when_ana_is_corrected(make, cohort_visit)
     form.ana_positive = True
     form.save()
     form.refresh_from_db()
-    assert (form.points, form.has_clinical, form.status) == (18, True, "classified")
+    assert (form.points, form.has_clinical, form.classification) == (18, True, "classified")
 
 
 def test_sle_immunologic_findings_alone_are_not_classified(make, cohort_visit):
@@ -231,7 +235,7 @@ def test_sle_immunologic_findings_alone_are_not_classified(make, cohort_visit):
         low_c4=True,
         anti_dsdna=True,
     )
-    assert (form.points, form.has_clinical, form.status) == (10, False, "not_classified")
+    assert (form.points, form.has_clinical, form.classification) == (10, False, "not_classified")
 
 
 def test_compliance_is_units_taken_over_units_prescribed_since_dispensing(world, make, visit):

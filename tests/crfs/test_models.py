@@ -65,8 +65,8 @@ def test_required_and_live_fields_exist_and_live_ones_are_derived(model):
             Haq,
             {"raynaud_score", "digital_ulcer_score", "gi_score", "breathing_score"},
         ),
-        (SscClassification, {*ssc2013.KEYS, "points", "sufficient", "status"}),
-        (SleClassification, {*sle2019.KEYS, "points", "has_clinical", "status"}),
+        (SscClassification, {*ssc2013.KEYS, "points", "sufficient", "classification"}),
+        (SleClassification, {*sle2019.KEYS, "points", "has_clinical", "classification"}),
         (
             Demographics,
             {"birth_year", "birth_month", "sex", "childbearing_potential", "initials"},
@@ -140,8 +140,8 @@ def test_derived_fields_cannot_be_typed_in():
         (Mrss, ["total"]),
         (Dlqi, ["total", "band", "imputed_items"]),
         (Haq, ["di", "di_without_aids", "pain_score", "disease_severity_score"]),
-        (SscClassification, ["points", "sufficient", "status"]),
-        (SleClassification, ["points", "has_clinical", "status"]),
+        (SscClassification, ["points", "sufficient", "classification"]),
+        (SleClassification, ["points", "has_clinical", "classification"]),
         (DrugAccountability, ["compliance_pct"]),
         (Eligibility, ["eligible"]),
     ]:

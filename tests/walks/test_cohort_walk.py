@@ -76,7 +76,7 @@ def test_sclerojak_ssc_sle_and_healthy_donor_through_v0_and_lab(client, world):
         "ssc_classification", "safety_labs", "blood_sample",
     }  # fmt: skip
     classification = SscClassification.objects.get(patient=ssc)
-    assert (classification.status, classification.sufficient) == ("classified", True)
+    assert (classification.classification, classification.sufficient) == ("classified", True)
     response = enrol(client, ssc, V0)
     ssc.refresh_from_db()
     assert ssc.status == Patient.Status.ENROLLED, flashed(response)
@@ -117,7 +117,7 @@ def test_sclerojak_ssc_sle_and_healthy_donor_through_v0_and_lab(client, world):
         "demographics", "consent", "eligibility", "clinical_characteristics",
         "sle_classification", "safety_labs", "blood_sample",
     }  # fmt: skip
-    assert SleClassification.objects.get(patient=sle).status == "classified"
+    assert SleClassification.objects.get(patient=sle).classification == "classified"
     assert SleClassification.objects.get(patient=sle).points == 12
     response = enrol(client, sle, V0)
     sle.refresh_from_db()
@@ -223,7 +223,7 @@ def test_healthy_donor_serum_must_come_from_another_participant(client, world):
 
 def test_ssc_patient_not_classified_cannot_be_enrolled(client, world):
     patient = inclusion(client, world, "SSC", classified=False)
-    assert SscClassification.objects.get(patient=patient).status == "not_classified"
+    assert SscClassification.objects.get(patient=patient).classification == "not_classified"
     response = enrol(client, patient, V0)
     patient.refresh_from_db()
     assert patient.status == Patient.Status.SCREENING
