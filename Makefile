@@ -50,7 +50,7 @@ clean-demo:
 
 # Refresh the French catalogue after changing user-facing strings, then translate and compile.
 messages: $(VENV)/.dev
-	DEBUG=1 $(BIN)/python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=staticfiles
+	DEBUG=1 $(BIN)/python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=staticfiles --ignore=scripts
 	DEBUG=1 $(BIN)/python manage.py compilemessages -l fr --ignore=.venv
 
 # Figures for the pages people use most, on a throw-away database (BENCH_PATIENTS=5000).
