@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "ecrf.studies",
     "ecrf.patients",
     "ecrf.crfs",
+    "ecrf.safety",
     "ecrf.notifications",
     "ecrf.audit",
 ]

@@ -274,5 +274,9 @@ def crf_save(
                 if error is None:
                     raise
                 raise error from None
+            if form_code == "safety_labs":
+                from ecrf.safety.services import lab_alerts_refresh
+
+                lab_alerts_refresh(labs=instance, by=by)
             visit_refresh_status(visit=visit, by=by)
     return instance

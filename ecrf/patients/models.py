@@ -24,6 +24,10 @@ class Patient(models.Model):
         ENROLLED = "enrolled", _("Enrolled")
         COMPLETED = "completed", _("Completed")
         WITHDRAWN = "withdrawn", _("Withdrawn")
+        DIED = "died", _("Died")
+
+    # No visit or form is entered once a patient is in one of these.
+    ENDED = frozenset({"screen_failed", "completed", "withdrawn", "died"})
 
     study = models.ForeignKey("studies.Study", on_delete=models.PROTECT, related_name="patients")
     site = models.ForeignKey("studies.Site", on_delete=models.PROTECT, related_name="patients")
@@ -50,6 +54,13 @@ class Patient(models.Model):
         blank=True,
         help_text=_("Inclusion (randomisation) date; visit windows count from it."),
     )
+    end_date = models.DateField(
+        _("end of study date"),
+        null=True,
+        blank=True,
+        help_text=_("Completion, withdrawal or death date."),
+    )
+    end_reason = models.CharField(_("end of study reason"), max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"

@@ -37,11 +37,7 @@ MAX_SEED = 2**63 - 1  # a PostgreSQL bigint
 KIT_LOW, KIT_HIGH = 100_000, 999_999
 KIT_SPACE_USE = 0.5
 # Patients in these states are not randomised any more.
-NOT_RANDOMISABLE = {
-    Patient.Status.SCREEN_FAILED,
-    Patient.Status.WITHDRAWN,
-    Patient.Status.COMPLETED,
-}
+NOT_RANDOMISABLE = Patient.ENDED
 
 Slot = tuple[int, int, str]  # (block number, block size, arm)
 

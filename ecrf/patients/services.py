@@ -224,6 +224,8 @@ def patient_end(*, patient: Patient, by, status: str, end_date: date, reason: st
             raise ValidationError({"end_date": _("The date is before inclusion.")})
         with audited(by=by, reason=f"{status} on {end_date.isoformat()}: {reason}"):
             patient.status = status
-            patient.save(update_fields=["status"])
+            patient.end_date = end_date
+            patient.end_reason = reason[:300]
+            patient.save(update_fields=["status", "end_date", "end_reason"])
         visits_close_remaining(patient=patient, by=by, reason=f"{status}: {reason}")
     return patient

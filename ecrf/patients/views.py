@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,6 +21,7 @@ from ecrf.patients.services import patient_create as create_patient
 from ecrf.patients.services import patient_end, patient_enrol, patient_screen_fail
 from ecrf.patients.unblinding import can_unblind, is_unblinded
 from ecrf.patients.visits import visit_add_unscheduled, with_next_visit
+from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
 from ecrf.studies.models import Site, Study
 
 UPCOMING_DAYS = 14
@@ -142,8 +144,32 @@ def patient_detail(request, study_code: str, subject_code: str):
             "can_unblind": allocation is not None and can_unblind(request.user, patient=patient),
             "unblinded": allocation is not None and is_unblinded(patient),
             **casebook(patient),
+            **_safety_summary(request.user, patient, protocol),
         },
     )
+
+
+def _safety_summary(user, patient: Patient, protocol) -> dict:
+    """The AE log's lines for the casebook (two queries), when the protocol keeps one."""
+    if not any(f.code == "adverse_event" for f in protocol.forms):
+        return {"has_ae_log": False}
+    events = list(
+        AdverseEvent.objects.visible_to(user)
+        .filter(patient=patient)
+        .annotate(
+            initial_submitted_at=Subquery(
+                SaeReport.objects.filter(adverse_event=OuterRef("pk"), number=0).values(
+                    "submitted_at"
+                )[:1]
+            )
+        )
+        .order_by("number")
+    )
+    return {
+        "has_ae_log": True,
+        "adverse_events": events,
+        "open_lab_alerts": LabAlert.objects.visible_to(user).filter(patient=patient).open().count(),
+    }
 
 
 def _patient_action(request, study_code, subject_code, form_class, action, success):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -34,6 +34,16 @@ from ecrf.patients.models import Allocation, AllocationList, Patient, Visit
 from ecrf.patients.randomisation import allocation_list_generate
 from ecrf.patients.services import patient_create, patient_end, patient_enrol, patient_screen_fail
 from ecrf.patients.visits import visit_add_unscheduled, visit_mark_missed, visit_record_date
+from ecrf.safety.clock import local_instant
+from ecrf.safety.models import LabAlert
+from ecrf.safety.services import (
+    ae_authority_reported,
+    ae_create,
+    ae_update,
+    sae_acknowledge,
+    sae_follow_up,
+    sae_submit_initial,
+)
 from ecrf.scoring import haq as haq_scoring
 from ecrf.scoring import mrss as mrss_scoring
 from ecrf.scoring import sle2019, ssc2013
@@ -129,6 +139,26 @@ MEDICAL_HISTORY_NONE = dict.fromkeys(
 # Imatinib 400 mg/day: four 100 mg capsules a day, one kit for the six months of treatment.
 KIT_UNITS, UNITS_PER_DAY = 800, 4
 RUXOLITINIB_NM = Decimal("1000")
+# An adverse event's answers when a scenario does not say otherwise: mild, not serious.
+AE_DEFAULTS = {
+    "meddra_llt_code": "",
+    "meddra_pt_code": "",
+    "end_date": None,
+    "ongoing": True,
+    "ctcae_grade": 1,
+    "serious": False,
+    "sae_death": False,
+    "sae_life_threatening": False,
+    "sae_hospitalisation": False,
+    "sae_disability": False,
+    "sae_congenital_anomaly": False,
+    "sae_important_medical_event": False,
+    "relatedness": "unlikely",
+    "expected": True,
+    "action_taken": "none",
+    "outcome": "recovering",
+    "death_date": None,
+}
 
 
 def mrss_areas(total: int) -> dict[str, int]:
@@ -328,6 +358,19 @@ class Chart:
     def kit(self) -> str:
         return Allocation.objects.get(patient=self.patient).kit_number
 
+    def at(self, day: date, hour: int, minute: int = 0) -> datetime:
+        """A wall-clock time at the patient's site, as the UTC instant stored."""
+        return local_instant(day, time(hour, minute), self.patient.site.timezone)
+
+    def adverse_event(self, term: str, *, onset: date, aware: datetime, lab_alert=None, **answers):
+        values = {**AE_DEFAULTS, **answers, "term": term, "onset_date": onset.isoformat()}
+        return ae_create(
+            patient=self.patient,
+            by=self.by,
+            values={**values, "aware_at": aware},
+            lab_alert=lab_alert,
+        )
+
     def follow_up(self, day0: date, a: Assessment) -> None:
         """A dated trial visit with the forms the protocol asks of it."""
         day = day0 + timedelta(days=a.day)
@@ -385,7 +428,9 @@ class Command(BaseCommand):
         if Study.objects.filter(code__in=[RCT, COHORT]).count() < 2:
             call_command("load_protocol", all=True)
         # Hashed once for all the accounts: the hasher is slow by design (~0.15 s a hash).
-        password = make_password(os.environ.get("DEMO_PASSWORD", DEFAULT_PASSWORD))
+        # Kept in clear for this run only: submitting an SAE report asks for the password.
+        self.password = os.environ.get("DEMO_PASSWORD", DEFAULT_PASSWORD)
+        password = make_password(self.password)
         with transaction.atomic(), audited(by=None, reason="demo data: accounts"):
             self.users = {
                 name: self._user(name, first, last, password, roles)
@@ -568,7 +613,7 @@ class Command(BaseCommand):
         )
 
     def _bxp_at_m6(self, study, site, group):
-        """At M6 (end of treatment), M12 months away; an unscheduled check of a raised ALT."""
+        """At M6 (end of treatment), M12 months away; a raised ALT recorded as an AE, rechecked."""
         day0 = self._days_ago(200)
         chart = self._enrolled(
             study, site, day0=day0, scr_before=12,
@@ -583,11 +628,23 @@ class Command(BaseCommand):
                 Assessment("M0", 0, 26, 9, (1, 0, 1, 0, 1, 1, 2, 1), (40, 45, 70, 35, 20, 10, 50),
                            dermal_um=2210),
                 Assessment("M1", 30, 25, 9, (1, 0, 1, 0, 1, 1, 2, 1), (35, 45, 65, 30, 35, 10, 45),
-                           returned=683, labs={"alt_u_l": "61", "ast_u_l": "44"}),
+                           returned=683, labs={"alt_u_l": "72", "ast_u_l": "44"}),
             ),
         )  # fmt: skip
-        visit_add_unscheduled(patient=chart.patient, by=chart.by)
         recheck = day0 + timedelta(days=44)
+        # ALT at 1.6 x ULN prompts the investigator, who records it as an adverse event.
+        chart.adverse_event(
+            "ALT increased",
+            onset=day0 + timedelta(days=30),
+            aware=chart.at(day0 + timedelta(days=30), 16, 20),
+            lab_alert=LabAlert.objects.get(patient=chart.patient, analyte="alt_u_l"),
+            meddra_pt_code="10001551",
+            relatedness="possible",
+            ongoing=False,
+            end_date=recheck,
+            outcome="recovered",
+        )
+        visit_add_unscheduled(patient=chart.patient, by=chart.by)
         chart.date("UNS", recheck)
         chart.save(
             "UNS", "safety_labs", labs(recheck, alt_u_l="38", ast_u_l="31"), by=chart.assistant
@@ -606,7 +663,8 @@ class Command(BaseCommand):
         return chart.patient
 
     def _bxp_missed_m1_late_m3(self, study, site, group):
-        """M1 missed (in hospital elsewhere), M3 a week late with its deviation, M6 due soon."""
+        """M1 missed (in hospital for a pneumonia: a SUSAR, reported on time, followed up),
+        M3 a week late with its deviation, M6 due soon."""
         day0 = self._days_ago(165)
         chart = self._enrolled(
             study, site, day0=day0, scr_before=20,
@@ -626,6 +684,7 @@ class Command(BaseCommand):
             by=chart.by,
             reason="Patient hospitalised for pneumonia in another hospital during the M1 window",
         )
+        self._pneumonia_susar(chart, day0)
         late = day0 + timedelta(days=112)
         chart.date(
             "M3",
@@ -640,8 +699,64 @@ class Command(BaseCommand):
         )  # fmt: skip
         return chart.patient
 
+    def _pneumonia_susar(self, chart: Chart, day0: date) -> None:
+        """Serious, possibly related and unexpected: a SUSAR. The report went within the
+        day, the sponsor acknowledged it (its 15-day clock) and reported it in time; a
+        follow-up gave the recovery."""
+        aware = chart.at(day0 + timedelta(days=25), 8, 40)
+        event = chart.adverse_event(
+            "Pneumonia",
+            onset=day0 + timedelta(days=24),
+            aware=aware,
+            meddra_pt_code="10035664",
+            ctcae_grade=3,
+            serious=True,
+            sae_hospitalisation=True,
+            relatedness="possible",
+            expected=False,
+            action_taken="interrupted",
+        )
+        sponsor = self.users["datamanager"]
+        report = sae_submit_initial(
+            report=event.sae_reports.get(number=0),
+            by=chart.by,
+            password=self.password,
+            narrative="Fever and cough from day 24; lobar pneumonia on X-ray; admitted to the "
+            "infectious diseases ward of the patient's local hospital. Imatinib interrupted.",
+            now=aware + timedelta(hours=5, minutes=25),
+        )
+        sae_acknowledge(report=report, by=sponsor, now=aware + timedelta(hours=8))
+        discharged = day0 + timedelta(days=38)
+        event = ae_update(
+            event=event,
+            by=chart.by,
+            values={
+                **{name: getattr(event, name) for name in AE_DEFAULTS},
+                "term": event.term,
+                "onset_date": event.onset_date,
+                "aware_at": event.aware_at,
+                "ongoing": False,
+                "end_date": discharged,
+                "outcome": "recovered",
+            },
+            expected_version=event.version,
+            reason="Discharge letter received: recovered",
+        )
+        news = chart.at(discharged + timedelta(days=1), 10, 5)
+        follow_up = sae_follow_up(
+            event=event,
+            by=chart.by,
+            password=self.password,
+            narrative="Discharged on day 38, recovered. Imatinib resumed on day 40.",
+            aware_at=news,
+            now=news + timedelta(hours=2),
+        )
+        sae_acknowledge(report=follow_up, by=sponsor, now=news + timedelta(hours=4))
+        ae_authority_reported(event=event, by=sponsor, at=aware + timedelta(days=9))
+
     def _bxp_m1_overdue(self, study, site, group):
-        """Inclusion done; the M1 window closed four days ago and the visit is still planned."""
+        """Inclusion done; the M1 window closed four days ago and the visit is still planned;
+        an SAE whose initial report is due within the day."""
         day0 = self._days_ago(41)
         chart = self._enrolled(
             study, site, day0=day0, scr_before=9,
@@ -654,6 +769,17 @@ class Command(BaseCommand):
             Assessment("M0", 0, 24, 8, (1, 1, 0, 0, 1, 1, 1, 1), (30, 40, 50, 0, 45, 5, 40),
                        dermal_um=2180),
         )  # fmt: skip
+        # A serious event learned of five hours ago: its initial report is due within the day.
+        now = timezone.now()
+        chart.adverse_event(
+            "Infected digital ulcer",
+            onset=timezone.localdate(now - timedelta(hours=30)),
+            aware=now - timedelta(hours=5),
+            ctcae_grade=3,
+            serious=True,
+            sae_hospitalisation=True,
+            outcome="not_recovered",
+        )
         return chart.patient
 
     def _bxp_in_screening(self, study, site, group):
@@ -688,7 +814,8 @@ class Command(BaseCommand):
         )
 
     def _str_at_m3(self, study, site, group):
-        """Strasbourg: M3 done, M6 in two months."""
+        """Strasbourg: M3 done with low platelets awaiting an answer, M6 in two months; an SAE
+        whose initial report is overdue."""
         day0 = self._days_ago(100)
         chart = self._enrolled(
             study, site, day0=day0, scr_before=10,
@@ -704,9 +831,23 @@ class Command(BaseCommand):
                 Assessment("M1", 31, 27, 10, (1, 1, 1, 0, 1, 1, 2, 1), (40, 40, 50, 20, 20, 20, 45),
                            returned=680),
                 Assessment("M3", 90, 25, 8, (1, 1, 1, 0, 1, 1, 1, 1), (30, 35, 45, 10, 20, 15, 40),
-                           returned=452),
+                           returned=452, labs={"platelets_x10e9_l": "45"}),
             ),
         )  # fmt: skip
+        # Learned of 30 hours ago and still not reported: overdue on the SAE list.
+        now = timezone.now()
+        chart.adverse_event(
+            "Syncope",
+            onset=timezone.localdate(now - timedelta(hours=40)),
+            aware=now - timedelta(hours=30),
+            ctcae_grade=3,
+            serious=True,
+            sae_hospitalisation=True,
+            relatedness="not_related",
+            ongoing=False,
+            end_date=timezone.localdate(now - timedelta(hours=20)),
+            outcome="recovered",
+        )
         return chart.patient
 
     def _str_in_screening(self, study, site, group):

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django import template
+from django.utils.formats import date_format
+from django.utils.html import format_html
+
+from ecrf.safety.clock import duration_label
+from ecrf.safety.models import AdverseEvent
+
+register = template.Library()
+
+
+@register.simple_tag
+def local_and_utc(value: datetime | None, zone: str):
+    """An instant in the site's zone, with UTC beside it: '2026-10-25 09:00 CET (08:00 UTC)'."""
+    if value is None:
+        return "—"
+    local = value.astimezone(ZoneInfo(zone))
+    return format_html(
+        '<time datetime="{}">{} <span class="text-body-secondary">({} UTC)</span></time>',
+        value.astimezone(UTC).isoformat(),
+        date_format(local, "Y-m-d H:i T"),
+        value.astimezone(UTC).strftime("%H:%M"),
+    )
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    return "—" if value is None else duration_label(value)
+
+
+@register.filter
+def criteria_labels(names: list[str]) -> str:
+    return ", ".join(str(AdverseEvent._meta.get_field(name).verbose_name) for name in names)
