@@ -8,7 +8,9 @@
     var checked = form.querySelector('[name="' + name + '"]:checked');
     if (checked) return checked.value;
     var field = form.querySelector('[name="' + name + '"]');
-    return field ? field.value : "";
+    // A radio group or checkbox with nothing ticked has no value (not its first option's).
+    if (!field || field.type === "radio" || field.type === "checkbox") return "";
+    return field.value;
   }
   function refresh(form) {
     form.querySelectorAll("[data-show-if]").forEach(function (input) {
