@@ -105,12 +105,13 @@ def susar_clock(*, first_knowledge: datetime, fatal_or_life_threatening: bool) -
     )
 
 
-def duration_label(delta: timedelta) -> str:
-    """'3 h 05 min', '2 d 4 h', '-1 h 10 min' (negative = late)."""
+def duration_label(delta: timedelta, *, day: str = "d") -> str:
+    """'3 h 05 min', '2 d 4 h', '-1 h 10 min' (negative = late); `day` is the unit of days
+    in the reader's language ('j' in French)."""
     sign = "-" if delta < timedelta(0) else ""
     minutes = int(abs(delta).total_seconds() // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
     if days:
-        return f"{sign}{days} d {hours} h"
+        return f"{sign}{days} {day} {hours} h"
     return f"{sign}{hours} h {minutes:02d} min"

@@ -83,7 +83,9 @@ def _compose(report) -> tuple[str, str]:
     ]
     if report.changes:
         lines += ["", "Changes since the previous report:"]
-        lines += [f"- {c['field']}: {c['old']} -> {c['new']}" for c in report.changes]
+        for change in report.changes:
+            label, old, new = AdverseEvent.readable_change(change)
+            lines.append(f"- {label}: {old} -> {new}")
     if report.narrative:
         lines += ["", "Narrative:", report.narrative]
     lines += [

@@ -65,7 +65,7 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
             widgets={
                 "end_date": forms.DateInput(attrs=DATE),
                 "death_date": forms.DateInput(attrs=DATE | {"data-show-if": "outcome=fatal"}),
-                "onset_date": forms.TextInput(attrs={"placeholder": "YYYY-MM-DD / YYYY-MM"}),
+                "onset_date": forms.TextInput(attrs={"placeholder": _("YYYY-MM-DD or YYYY-MM")}),
                 **{
                     name: forms.CheckboxInput(attrs={"data-show-if": "serious=yes"})
                     for name in SAE_CRITERIA

@@ -263,6 +263,21 @@ class AdverseEvent(models.Model):
     def fatal_or_life_threatening(self) -> bool:
         return self.sae_death or self.sae_life_threatening or self.outcome == "fatal"
 
+    @classmethod
+    def readable_change(cls, change: dict) -> tuple[str, str, str]:
+        """A report's {field, old, new} as the field's label and the two values as shown
+        on the form (choice labels, yes/no), in the active language."""
+        field = cls._meta.get_field(change["field"])
+
+        def shown(value) -> str:
+            if value is None or value == "":
+                return "—"
+            if isinstance(value, bool):
+                return str(_("yes") if value else _("no"))
+            return str(dict(field.flatchoices).get(value, value))
+
+        return str(field.verbose_name), shown(change["old"]), shown(change["new"])
+
 
 class SaeReportQuerySet(models.QuerySet):
     def visible_to(self, user) -> SaeReportQuerySet:

@@ -97,6 +97,7 @@ def test_duration_label_reads_as_time_left_or_late():
     assert duration_label(timedelta(hours=3, minutes=5)) == "3 h 05 min"
     assert duration_label(timedelta(days=2, hours=4, minutes=59)) == "2 d 4 h"
     assert duration_label(-timedelta(hours=1, minutes=10)) == "-1 h 10 min"
+    assert duration_label(timedelta(days=1, hours=2), day="j") == "1 j 2 h"
 
 
 # -- the pending report follows the event until it is submitted ------------------------------

@@ -250,7 +250,13 @@ def test_follow_ups_are_numbered_and_list_what_changed_since_the_previous_report
     assert sorted(m.subject for m in mailoutbox) == sorted(subjects)
     assert SaeNotification.objects.filter(report__in=[first, second]).count() == 2
     body = OutboundEmail.objects.get(subject__contains="follow-up report 1").body
-    assert "- outcome: recovering -> recovered" in body.splitlines()
+    # The sponsor reads the form's labels and answers, not column names and codes.
+    changes = body.split("Changes since the previous report:\n")[1].split("\n\n")[0]
+    assert changes.splitlines() == [
+        "- end date: — -> 2026-11-02",
+        "- ongoing: yes -> no",
+        "- outcome: Recovering/resolving -> Recovered/resolved",
+    ]
     assert "Discharged on 2 November." in body
 
 

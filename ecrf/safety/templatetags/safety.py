@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.translation import pgettext
 
 from ecrf.safety.clock import duration_label
 from ecrf.safety.models import AdverseEvent
@@ -29,9 +30,16 @@ def local_and_utc(value: datetime | None, zone: str):
 
 @register.filter
 def duration(value: timedelta | None) -> str:
-    return "—" if value is None else duration_label(value)
+    if value is None:
+        return "—"
+    return duration_label(value, day=pgettext("unit of a duration in days", "d"))
 
 
 @register.filter
 def criteria_labels(names: list[str]) -> str:
     return ", ".join(str(AdverseEvent._meta.get_field(name).verbose_name) for name in names)
+
+
+@register.filter
+def readable_changes(changes: list[dict]) -> list[tuple[str, str, str]]:
+    return [AdverseEvent.readable_change(change) for change in changes]
