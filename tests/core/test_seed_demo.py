@@ -17,6 +17,8 @@ from ecrf.accounts.models import Membership
 from ecrf.crfs.models import FORM_MODELS, DrugAccountability, Mrss
 from ecrf.patients.management.commands.seed_demo import DEFAULT_PASSWORD
 from ecrf.patients.models import Allocation, AllocationList, Deviation, Patient, Visit
+from ecrf.safety.models import AdverseEvent, LabAlert, SaeNotification
+from ecrf.safety.selectors import initial_reports_for, sae_rows
 from ecrf.studies.models import Study
 
 RCT, COHORT = "NCT00479934", "NCT04206644"
@@ -202,3 +204,40 @@ def test_sclero_jak_laboratory_visits(seeded):
         }
     waiting = Patient.objects.get(subject_code="REN-004")
     assert waiting.visits.get(code="V0").status == Visit.Status.IN_PROGRESS
+
+
+def test_safety_stories_an_sae_due_soon_one_overdue_and_a_reported_susar(seeded):
+    datamanager = get_user_model().objects.get(username="datamanager")
+    study = Study.objects.get(code=RCT)
+    rows = {
+        row.event.term: row
+        for row in sae_rows(initial_reports_for(datamanager, study=study), now=timezone.now())
+    }
+    assert set(rows) == {"Infected digital ulcer", "Syncope", "Pneumonia"}
+
+    due_soon = rows["Infected digital ulcer"]
+    assert due_soon.report.submitted_at is None and not due_soon.overdue
+    assert timedelta(hours=18) < due_soon.time_left <= timedelta(hours=19)
+
+    overdue = rows["Syncope"]
+    assert overdue.report.submitted_at is None and overdue.overdue
+    assert overdue.event.patient.site.code == "STR"
+
+    susar = rows["Pneumonia"]
+    assert susar.event.susar and not susar.overdue
+    assert susar.time_to_report == timedelta(hours=5, minutes=25)
+    assert susar.follow_ups == 1
+    # Reported to the authorities on day 9 of its 15: on time, whatever today is.
+    assert susar.susar.days == 15 and not susar.susar_overdue
+    follow_up = susar.event.sae_reports.get(number=1)
+    assert {c["field"] for c in follow_up.changes} >= {"outcome", "end_date", "ongoing"}
+    assert SaeNotification.objects.filter(report__adverse_event=susar.event).count() == 2
+
+
+def test_safety_lab_prompts_one_answered_by_an_ae_one_open(seeded):
+    answered = LabAlert.objects.get(patient__subject_code="BXP-002", analyte="alt_u_l")
+    assert answered.status == LabAlert.Status.AE_RECORDED
+    assert answered.adverse_event.term == "ALT increased"
+    open_prompt = LabAlert.objects.get(patient__subject_code="STR-001")
+    assert (open_prompt.analyte, open_prompt.status) == ("platelets_x10e9_l", "open")
+    assert AdverseEvent.objects.filter(patient__study__code=COHORT).count() == 0
