@@ -1,4 +1,5 @@
-"""The sponsor's SAE emails of a randomised patient never name the treatment arm."""
+"""The safety screens and the sponsor's SAE emails of a randomised patient never name
+the treatment arm to a blinded user."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from ecrf.notifications.models import OutboundEmail
@@ -23,6 +25,8 @@ from tests.safety.conftest import sae_values
 from tests.walks.helpers import enrol, rct_pre_inclusion, screen
 
 pytestmark = pytest.mark.django_db
+# Random tokens could contain three capitals by chance: they are not page content.
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
 
 
 @pytest.fixture
@@ -99,3 +103,51 @@ def test_sae_emails_never_name_the_arm(
     for message in mailoutbox:
         assert forbidden.search(message.subject) is None
         assert forbidden.search(message.body) is None
+
+
+def safety_pages(patient: Patient, event) -> list[str]:
+    study, code = patient.study.code, patient.subject_code
+    return [
+        reverse("safety:ae_list", args=[study]),
+        reverse("safety:ae_list", args=[study]) + "?serious=true",
+        reverse("safety:sae_list", args=[study]),
+        reverse("safety:log", args=[study, code]),
+        reverse("safety:create", args=[study, code]),
+        reverse("safety:event", args=[study, code, event.number]),
+        reverse("safety:edit", args=[study, code, event.number]),
+        reverse("patients:detail", args=[study, code]),
+        reverse("patients:audit", args=[study, code]),
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+@pytest.mark.parametrize("persona", ["alice", "bob", "monica", "diane"])
+def test_safety_screens_never_show_the_arm_to_blinded_users(
+    client, world, randomised, password, persona, language
+):
+    patient = randomised
+    values = sae_values(
+        term="Pneumonia",
+        onset_date=(timezone.localdate() - timedelta(days=1)).isoformat(),
+        aware_at=timezone.now() - timedelta(hours=1),
+        relatedness="probable",
+        expected=False,
+    )
+    event = ae_create(patient=patient, by=world.alice, values=values)
+    report = sae_submit_initial(report=event.sae_reports.get(), by=world.alice, password=password)
+    sae_acknowledge(report=report, by=world.diane)
+    arm = patient.protocol_version.protocol.arms
+    # The codes and the full labels: the study's acronym (Imatinib-Scleroderma) is shown
+    # everywhere and names no arm.
+    words = re.compile(
+        r"\b(" + "|".join(re.escape(w) for a in arm for w in (a.code, a.label)) + r")\b"
+    )
+    client.force_login(getattr(world, persona))
+    seen = 0
+    for url in safety_pages(patient, event):
+        response = client.get(url, headers={"accept-language": language})
+        assert response.status_code in (200, 403), url
+        html = CSRF.sub("", response.content.decode())
+        assert words.search(html) is None, (url, words.search(html))
+        seen += response.status_code == 200
+    assert seen >= 6  # a monitor may not record or edit, everyone else reads every page
