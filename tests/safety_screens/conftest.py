@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.utils import translation
 
 from ecrf.safety.services import ae_create
@@ -13,6 +14,13 @@ from tests.safety_screens.helpers import ae_values, consent
 def _english():
     with translation.override("en"):
         yield
+
+
+@pytest.fixture
+def client() -> Client:
+    """A browser that asks for English: the tests read the English messages (French is the
+    default language, and its catalogue is complete)."""
+    return Client(headers={"accept-language": "en"})
 
 
 @pytest.fixture
