@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
 
 from ecrf.accounts.access import Role
 from ecrf.studies.loader import load_protocol
@@ -20,6 +21,15 @@ from ecrf.studies.models import Site, Study
 from tests.factories import MembershipFactory, PatientFactory, UserFactory
 
 PROTOCOLS = Path(__file__).resolve().parent.parent / "ecrf" / "studies" / "protocols"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Argon2 costs ~0.15 s a hash by design, and every persona has a password: tests hash
+    with MD5 (Django's advice for tests). Production's hasher is checked in
+    tests/accounts/test_passwords.py against the settings module itself."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
