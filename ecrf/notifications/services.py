@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from ecrf.notifications.models import OutboundEmail
+
+log = logging.getLogger(__name__)
 
 
 def email_queue(
@@ -26,5 +30,15 @@ def email_queue(
         },
     )
     if created:
-        transaction.on_commit(lambda: send_email.delay(email.pk))
+        transaction.on_commit(lambda: _dispatch(send_email, email.pk))
     return email
+
+
+def _dispatch(task, email_id: int) -> None:
+    """Hand the email to the broker. The write it belongs to is committed by now: a broker
+    that is down must not turn it into an error page. The row stays pending and the beat
+    task `send_pending_emails` queues it again."""
+    try:
+        task.delay(email_id)
+    except (OperationalError, OSError):  # what kombu raises when the broker is unreachable
+        log.exception("email %s not queued (broker unavailable); beat will retry", email_id)

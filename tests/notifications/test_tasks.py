@@ -6,6 +6,7 @@ import pytest
 from django.core import mail
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from ecrf.celery import app
 from ecrf.notifications.models import OutboundEmail
@@ -105,3 +106,27 @@ def test_beat_task_requeues_stale_claims_and_old_pending():
     stale.refresh_from_db()
     assert stale.status == OutboundEmail.Status.SENT
     assert [m.subject for m in mail.outbox] == ["Stale"]
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [OperationalError("Error 111 connecting to 127.0.0.1:6379"), FileNotFoundError("queue")],
+)
+def test_broker_down_keeps_the_write_and_the_beat_task_sends_it_later(monkeypatch, outage):
+    def broker_down(*args, **kwargs):
+        raise outage
+
+    monkeypatch.setattr(send_email, "delay", broker_down)
+    email = queue("outage")  # the commit succeeds: no error reaches the user
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == (OutboundEmail.Status.PENDING, 0)
+    assert mail.outbox == []
+
+    monkeypatch.undo()
+    OutboundEmail.objects.filter(pk=email.pk).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert send_pending_emails.delay().get() == 1
+    email.refresh_from_db()
+    assert email.status == OutboundEmail.Status.SENT
+    assert len(mail.outbox) == 1

@@ -28,9 +28,10 @@ class Command(BaseCommand):
     def handle(self, *args, addr, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_protocol", all=True)
-        call_command("seed_demo")
+        # The broker's folders first: the demo data queues emails (SAE reports).
         for folder in ("celery/queue", "celery/processed", "celery/control", "mail"):
             (settings.VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
+        call_command("seed_demo")
 
         python = sys.executable
         children = [
