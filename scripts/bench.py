@@ -31,12 +31,16 @@ from django.test.utils import (  # noqa: E402
 )
 from django.utils import timezone  # noqa: E402
 
+from ecrf.patients.models import Patient, Visit  # noqa: E402
+
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 
 
 def timed(label: str, func, repeat: int = REPEAT) -> None:
-    func()  # warm-up
+    response = func()  # warm-up
+    if response.status_code != 200:  # an error page is no figure for the page
+        raise SystemExit(f"{label}: HTTP {response.status_code}")
     samples, queries = [], 0
     for _ in range(repeat):
         reset_queries()
@@ -54,10 +58,13 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from ecrf.patients.models import Patient, Visit
+    from ecrf.celery import app
     from ecrf.patients.services import patient_create
     from ecrf.studies.models import Study, StudySite
 
+    # The demo data's SAE emails are sent in-process (to the file backend), not queued to
+    # a broker that may not be running.
+    app.conf.task_always_eager = True
     start = time.perf_counter()
     call_command("seed_demo", verbosity=0)
     print(f"{'seed_demo (both protocols, 12 patients through the services)':<58} "
@@ -107,6 +114,7 @@ def main() -> None:
     Visit.objects.bulk_create(visits, batch_size=2000)
     total = Patient.objects.filter(study=study).count()
     print(f"{'patients in NCT00479934':<58} {total:7d}   visits {Visit.objects.count():d}")
+    adverse_events_bulk(study, investigator)
 
     client = Client()
     base = f"/studies/{study.code}/patients/"
@@ -124,6 +132,50 @@ def main() -> None:
               lambda: client.get(base + "?status=enrolled&site=TOU"))  # fmt: skip
         timed("audit trail page of the completed patient", lambda: client.get(
             f"{base}{bxp_patient.subject_code}/audit/"))  # fmt: skip
+        safety = f"/studies/{study.code}/safety/"
+        timed("adverse events, data manager (all sites), page 1",
+              lambda: client.get(safety + "adverse-events/"))  # fmt: skip
+        filtered = safety + "adverse-events/?serious=yes&grade=3&site=TOU"
+        timed("adverse events, data manager, serious grade 3 at one site",
+              lambda: client.get(filtered))  # fmt: skip
+        timed("serious adverse events with their clocks, page 1",
+              lambda: client.get(safety + "sae/"))  # fmt: skip
+
+
+def adverse_events_bulk(study, investigator) -> None:
+    """One adverse event per bulk patient, one in ten serious with its initial report
+    (half of them submitted), as the lists meet them in a large study."""
+    from ecrf.safety.models import AdverseEvent, SaeReport
+
+    now = timezone.now()
+    patients = Patient.objects.filter(study=study, adverse_events__isnull=True)
+    events = []
+    for n, patient in enumerate(patients.select_related("protocol_version")):
+        serious = n % 10 == 0
+        events.append(
+            AdverseEvent(
+                patient=patient, number=1, protocol_version=patient.protocol_version,
+                term=("Pneumonia" if serious else "Nausea"),
+                onset_date=(patient.day0_date + timedelta(days=5)).isoformat(), ongoing=True,
+                ctcae_grade=3 if serious else 1 + n % 2, serious=serious,
+                sae_hospitalisation=serious, relatedness="possible", expected=not serious,
+                action_taken="none", outcome="recovering",
+                aware_at=now - timedelta(hours=n % 48), created_by=investigator,
+            )
+        )  # fmt: skip
+    AdverseEvent.objects.bulk_create(events, batch_size=1000)
+    reports = [
+        SaeReport(
+            adverse_event=event, number=0, aware_at=event.aware_at,
+            due_at=event.aware_at + timedelta(hours=24),
+            submitted_at=event.aware_at + timedelta(hours=3) if event.pk % 2 else None,
+            submitted_by=investigator if event.pk % 2 else None,
+        )
+        for event in AdverseEvent.objects.filter(serious=True, sae_reports__isnull=True)
+    ]  # fmt: skip
+    SaeReport.objects.bulk_create(reports, batch_size=1000)
+    print(f"{'adverse events / serious, in NCT00479934':<58} "
+          f"{AdverseEvent.objects.count():7d}   SAE {len(reports):d}")  # fmt: skip
 
 
 if __name__ == "__main__":
