@@ -148,7 +148,9 @@ def adverse_events_bulk(study, investigator) -> None:
     from ecrf.safety.models import AdverseEvent, SaeReport
 
     now = timezone.now()
-    patients = Patient.objects.filter(study=study, adverse_events__isnull=True)
+    patients = Patient.objects.filter(
+        study=study, day0_date__isnull=False, adverse_events__isnull=True
+    )
     events = []
     for n, patient in enumerate(patients.select_related("protocol_version")):
         serious = n % 10 == 0

@@ -15,6 +15,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.access import scope
+from ecrf.crfs.models import SafetyLabs
 
 # The ICH E2A seriousness criteria, in the order of the form and of the CDISC AE domain.
 SAE_CRITERIA = (
@@ -473,3 +474,8 @@ class LabAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient} {self.analyte} {self.value} ({self.limit})"
+
+    @property
+    def analyte_label(self) -> str:
+        """The analyte as the safety_labs form names it, with its unit."""
+        return str(SafetyLabs._meta.get_field(self.analyte).verbose_name)

@@ -317,7 +317,9 @@ def test_lab_prompt_dismissed_with_reason_from_the_log(client, world, bxp_patien
     )
     client.force_login(world.alice)
     page = client.get(log_url(bxp_patient)).content.decode()
-    assert "platelets_x10e9_l" in page and "&lt; 50" in page
+    # The analyte as the form names it, not its column.
+    assert "Platelets (×10⁹/L)" in page and "&lt; 50" in page
+    assert "platelets_x10e9_l" not in page
     url = log_url(bxp_patient, f"lab-alerts/{alert.pk}/dismiss/")
     assert client.post(url, {"reason": ""}).status_code == 400
     assert client.post(url, {"reason": "Clumping, recount normal"}).status_code == 302
