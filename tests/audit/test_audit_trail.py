@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pghistory
 import pytest
 from django.apps import apps
@@ -156,7 +158,8 @@ class TestPatientAuditPage:
     def _change(self, world):
         patient = world.bxp_patients[0]
         with pghistory.context(user=world.alice.pk, reason="screening date typo"):
-            patient.screening_date = patient.screening_date.replace(day=1)
+            # The day before: on the 1st of a month, replace(day=1) changed nothing.
+            patient.screening_date -= timedelta(days=1)
             patient.save()
         return patient
 
