@@ -25,6 +25,8 @@ from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
 from ecrf.studies.models import Site, Study
 
 UPCOMING_DAYS = 14
+# Most urgent first: a site with hundreds of visits due reads them a page at a time.
+UPCOMING_PAGE_SIZE = 50
 
 PAGE_SIZE = 25
 
@@ -268,13 +270,21 @@ def upcoming_visits(request, study_code: str):
             earliest_date__lte=today + timedelta(days=UPCOMING_DAYS),
         )
         .select_related("patient__site")
-        .order_by("latest_date", "patient__subject_code")
+        .order_by("latest_date", "patient__subject_code", "pk")
     )
-    rows = [(visit, (visit.latest_date - today).days) for visit in visits]
+    page = Paginator(visits, UPCOMING_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(visit, (visit.latest_date - today).days) for visit in page]
     return render(
         request,
         "patients/upcoming.html",
-        {"study": study, "rows": rows, "today": today, "horizon": UPCOMING_DAYS},
+        {
+            "study": study,
+            "rows": rows,
+            "page": page,
+            "query": "",
+            "today": today,
+            "horizon": UPCOMING_DAYS,
+        },
     )
 
 

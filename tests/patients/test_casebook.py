@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from ecrf.patients import views as patient_views
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.visits import visits_schedule_from_day0
 
@@ -69,6 +70,26 @@ def test_upcoming_lists_due_and_overdue_visits_of_own_sites_only(client, world):
         (due.subject_code, "M1", 12),
     ]
     assert "STR-" not in response.content.decode()
+
+
+def test_upcoming_is_paginated_most_urgent_first(client, world, monkeypatch):
+    monkeypatch.setattr(patient_views, "UPCOMING_PAGE_SIZE", 1)
+    today = timezone.localdate()
+    overdue = enrol_directly(world.bxp_patients[0], today - timedelta(days=40))
+    due = enrol_directly(world.bxp_patients[1], today - timedelta(days=25))
+    for patient in (overdue, due):
+        patient.visits.filter(code__in=["SCR", "M0"]).update(status=Visit.Status.COMPLETE)
+    client.force_login(world.alice)
+    url = reverse("patients:upcoming", args=[world.rct.code])
+    first, second = client.get(url), client.get(url, {"page": 2})
+    assert [(v.patient.subject_code, d) for v, d in first.context["rows"]] == [
+        (overdue.subject_code, -3)
+    ]
+    assert [(v.patient.subject_code, d) for v, d in second.context["rows"]] == [
+        (due.subject_code, 12)
+    ]
+    assert "1 / 2" in first.content.decode() and "page=2" in first.content.decode()
+    assert client.get(url, {"page": "junk"}).context["page"].number == 1
 
 
 def test_patient_list_shows_the_next_visit_and_its_window(client, world):
