@@ -153,7 +153,7 @@ def patient_detail(request, study_code: str, subject_code: str):
 
 def _safety_summary(user, patient: Patient, protocol) -> dict:
     """The AE log's lines for the casebook (two queries), when the protocol keeps one."""
-    if not any(f.code == "adverse_event" for f in protocol.forms):
+    if not protocol.has_form("adverse_event"):
         return {"has_ae_log": False}
     events = list(
         AdverseEvent.objects.visible_to(user)

@@ -99,7 +99,7 @@ def patient_ae_log(request, study_code: str, subject_code: str):
 
 
 def _has_log(patient: Patient) -> bool:
-    return any(f.code == "adverse_event" for f in patient.protocol_version.protocol.forms)
+    return patient.protocol_version.protocol.has_form("adverse_event")
 
 
 @login_required

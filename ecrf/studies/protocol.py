@@ -606,6 +606,10 @@ class Protocol(_Spec):
         """The forms expected at a visit; with a group, only those that apply to it."""
         return tuple(f for f in self.visit(visit_code).forms if f.applies_to(group))
 
+    def has_form(self, code: str) -> bool:
+        """Whether the study collects this form at all (the AE log, for example)."""
+        return any(f.code == code for f in self.forms)
+
     def per_patient_forms(self) -> tuple[FormSpec, ...]:
         return tuple(f for f in self.forms if f.per_patient)
 

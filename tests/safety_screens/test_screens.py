@@ -337,3 +337,14 @@ def test_casebook_lists_the_events(client, world, bxp_patient, record):
     ).content.decode()
     assert 'data-testid="casebook-ae"' in page
     assert "AE-001" in page and "report not submitted" in page
+
+
+def test_a_study_without_an_ae_log_shows_none(client, world):
+    """Sclero-JAK's protocol collects no adverse_event form: no log, no casebook card."""
+    patient = world.ren_patients[0]
+    client.force_login(world.rene)
+    assert client.get(log_url(patient)).status_code == 404
+    assert client.get(log_url(patient, "new/")).status_code == 404
+    page = client.get(reverse("patients:detail", args=[world.cohort.code, patient.subject_code]))
+    assert page.status_code == 200
+    assert 'data-testid="casebook-ae"' not in page.content.decode()
