@@ -83,6 +83,10 @@ def patient_ae_log(request, study_code: str, subject_code: str):
     patient = _patient(request, study, subject_code)
     if not _has_log(patient):
         raise Http404
+    return _render_log(request, study, patient, dismiss_form=DismissAlertForm())
+
+
+def _render_log(request, study: Study, patient: Patient, *, dismiss_form, status: int = 200):
     events, alerts = patient_log(request.user, patient=patient)
     return render(
         request,
@@ -93,8 +97,9 @@ def patient_ae_log(request, study_code: str, subject_code: str):
             "events": events,
             "alerts": alerts,
             "can_record": services.can_record(request.user, patient=patient),
-            "dismiss_form": DismissAlertForm(),
+            "dismiss_form": dismiss_form,
         },
+        status=status,
     )
 
 
@@ -367,20 +372,7 @@ def lab_alert_dismiss(request, study_code: str, subject_code: str, alert_id: int
     except ValidationError as exc:
         for message in exc.messages:
             messages.error(request, message)
-        events, alerts = patient_log(request.user, patient=patient)
-        return render(
-            request,
-            "safety/log.html",
-            {
-                "study": study,
-                "patient": patient,
-                "events": events,
-                "alerts": alerts,
-                "can_record": services.can_record(request.user, patient=patient),
-                "dismiss_form": form,
-            },
-            status=400,
-        )
+        return _render_log(request, study, patient, dismiss_form=form, status=400)
     messages.success(request, _("Laboratory prompt dismissed."))
     return redirect(_log_url(patient))
 
