@@ -12,10 +12,12 @@ from __future__ import annotations
 from django import forms
 from django.db import models
 from django.forms.models import construct_instance, modelform_factory
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.crfs.base import CrfBase
 from ecrf.scoring import ScoringInputError
+from ecrf.scoring.mrss import AREAS as MRSS_AREAS
 
 BASE_FIELDS = {f.name for f in CrfBase._meta.get_fields()} | {"id"}
 # field -> (controlling field, value that shows it)
@@ -107,13 +109,75 @@ def crf_form_class(model) -> type[forms.ModelForm]:
 def _formfield(field: models.Field, **kwargs):
     if isinstance(field, models.BooleanField) and field.null:
         # Tri-state: yes / no / not answered yet (partial saves), never a silent "no".
-        return forms.NullBooleanField(
-            label=field.verbose_name,
-            help_text=field.help_text,
-            required=False,
-            widget=forms.Select(choices=[("unknown", "—"), ("true", _("Yes")), ("false", _("No"))]),
+        return TriStateField(label=field.verbose_name, help_text=field.help_text)
+    formfield = field.formfield(**kwargs)
+    if isinstance(formfield, forms.ChoiceField) and field.choices:
+        formfield.error_messages["invalid_choice"] = _choice_message(field)
+    if field.name in MRSS_AREAS and isinstance(formfield, forms.ChoiceField):
+        # Scored as on the paper form: one click per area, the blank "not assessable".
+        formfield.choices = [(value, str(value)) for value, _label in field.choices]
+        formfield.choices.append(("", _("n/a")))
+        formfield.widget = forms.RadioSelect(choices=formfield.choices)
+    return formfield
+
+
+def _or_list(items: list[str]) -> str:
+    if len(items) < 2:
+        return "".join(items)
+    return _("%(first)s or %(last)s") % {"first": ", ".join(items[:-1]), "last": items[-1]}
+
+
+def _choice_message(field: models.Field) -> str:
+    """The form's own "not one of the choices", naming the field and what it takes.
+
+    Numbers (mRSS, HAQ) are listed as the numbers the form shows; answers with words
+    (DLQI) by their labels. `%(value)s` is left for the ChoiceField to fill in.
+    """
+    numeric = all(isinstance(value, int) for value, _label in field.choices)
+    allowed = [str(value if numeric else label) for value, label in field.choices]
+    return (_("%(field)s: %(value)s is not allowed; choose %(allowed)s.")) % {
+        "field": capfirst(str(field.verbose_name)).replace("%", "%%"),
+        "value": "%(value)s",
+        "allowed": _or_list(allowed).replace("%", "%%"),
+    }
+
+
+class TriStateRadioSelect(forms.RadioSelect):
+    """Yes / No / Not answered as three radio buttons (one click, arrow keys between them).
+
+    Renders the stored True / False / None checked: the values are the strings the
+    buttons post, never Python's "True", which a plain Select compared to "true".
+    """
+
+    def format_value(self, value):
+        return [{True: "true", False: "false"}.get(value, "")]
+
+
+class TriStateField(forms.Field):
+    """A yes/no question that may stay unanswered; anything else is refused by name."""
+
+    widget = TriStateRadioSelect
+    # "unknown" is what the page posted for "not answered" before these buttons.
+    ANSWERS = {"true": True, "false": False, "": None, "unknown": None}
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+        self.widget.choices = [("true", _("Yes")), ("false", _("No")), ("", _("Not answered"))]
+        self.widget.attrs["data-tristate"] = ""
+
+    def to_python(self, value):
+        if value is None or value in (True, False):
+            return value
+        if isinstance(value, str) and value in self.ANSWERS:
+            return self.ANSWERS[value]
+        # Not echoed: the value may be anything, of any length.
+        raise forms.ValidationError(
+            _("%(field)s: answer Yes, No or Not answered.") % {"field": capfirst(str(self.label))},
+            code="invalid",
         )
-    return field.formfield(**kwargs)
+
+    def has_changed(self, initial, data):
+        return initial != self.to_python(data)
 
 
 class EligibilityForm(CrfFormMixin, forms.Form):

@@ -245,6 +245,9 @@ def crf_save(
         else:
             if expected_version != instance.version:
                 raise StaleVersion(str(model._meta.verbose_name))
+            if all(getattr(instance, name) == value for name, value in values.items()):
+                # Saved again as shown: nothing to audit, no new version, no reason needed.
+                return instance
             if not reason:
                 raise ValidationError(
                     {"reason": _("Give the reason for change: the form was already saved.")}

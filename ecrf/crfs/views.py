@@ -211,7 +211,7 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
             return _stale(request, request.path, str(form_model(form_code)._meta.verbose_name))
         if form.is_valid():
             try:
-                crf_save(
+                saved = crf_save(
                     visit=visit,
                     form_code=form_code,
                     values=form.values(),
@@ -237,7 +237,10 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
                 else:
                     form.add_error(None, exc)
             else:
-                messages.success(request, _("Form saved."))
+                unchanged = instance is not None and saved.version == instance.version
+                messages.success(
+                    request, _("Saved with no change.") if unchanged else _("Form saved.")
+                )
                 return redirect("crfs:visit", study_code, subject_code, code, repeat)
     model = form_model(form_code)
     return render(
