@@ -19,6 +19,20 @@ from ecrf.crfs.base import CrfBase
 from ecrf.scoring import ScoringInputError
 from ecrf.scoring.mrss import AREAS as MRSS_AREAS
 
+# The mRSS grid, top to bottom as on the paper form: area, right side, left side (the
+# midline areas have one score).
+MRSS_ROWS = (
+    (_("Face"), "face", None),
+    (_("Anterior chest"), "anterior_chest", None),
+    (_("Abdomen"), "abdomen", None),
+    (_("Fingers"), "fingers_r", "fingers_l"),
+    (_("Hand (dorsum)"), "hand_r", "hand_l"),
+    (_("Forearm"), "forearm_r", "forearm_l"),
+    (_("Upper arm"), "upper_arm_r", "upper_arm_l"),
+    (_("Thigh"), "thigh_r", "thigh_l"),
+    (_("Lower leg"), "lower_leg_r", "lower_leg_l"),
+    (_("Foot (dorsum)"), "foot_r", "foot_l"),
+)
 BASE_FIELDS = {f.name for f in CrfBase._meta.get_fields()} | {"id"}
 # field -> (controlling field, value that shows it)
 SHOW_IF = {
@@ -55,12 +69,30 @@ class CrfFormMixin:
         for name, (controller, value) in SHOW_IF.get(form_code, {}).items():
             if name in self.fields:
                 self.fields[name].widget.attrs["data-show-if"] = f"{controller}={value}"
+        if form_code == "mrss":
+            self._mrss_layout()
         for field in self.fields.values():
             if isinstance(field.widget, forms.Textarea):
                 field.widget.attrs.setdefault("rows", 3)
             if isinstance(field.widget, forms.DateInput):
                 field.widget.input_type = "date"
                 field.widget.format = "%Y-%m-%d"
+
+    def _mrss_layout(self):
+        """The paper form's grid: one row per area, right and left side by side."""
+        grid = {name for _label, *sides in MRSS_ROWS for name in sides if name}
+        grid.add("not_assessable_reason")
+        self.mrss_rows = [
+            (label, *(self[name] if name else None for name in sides))
+            for label, *sides in MRSS_ROWS
+        ]
+        self.mrss_reason = self["not_assessable_reason"]
+        self.mrss_head = [self[name] for name in ("exam_date", "assessor")]
+        self.mrss_tail = [
+            self[name]
+            for name in self.fields
+            if name not in grid and name not in ("exam_date", "assessor")
+        ]
 
     def clean(self):
         cleaned = super().clean()

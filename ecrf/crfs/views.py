@@ -258,6 +258,8 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
             "instance": instance,
             "can_enter": can_enter,
             "live_fields": getattr(model, "LIVE_TOTAL", ()),
+            # The saved form's totals from the first view, not only after a change.
+            "live_values": live_values(instance) if instance is not None else None,
             "preview_url": reverse(
                 "crfs:preview", args=[study_code, subject_code, code, repeat, form_code]
             ),
@@ -285,8 +287,21 @@ def crf_preview(request, study_code, subject_code, code, repeat, form_code):
             setattr(probe, name, form.cleaned_data[name])
     try:
         probe.compute_derived()
-        values = [(model._meta.get_field(name).verbose_name, getattr(probe, name)) for name in live]
-        problem = None
+        values, problem = live_values(probe), None
     except ValueError as exc:  # an input the score refuses (ScoringInputError) is shown
         values, problem = [], str(exc)
     return render(request, "crfs/_live.html", {"values": values, "problem": problem})
+
+
+def live_values(instance) -> list[tuple[str, object]]:
+    """The derived values the live box shows: label and value, a choice by its label."""
+    model = type(instance)
+    values = []
+    for name in getattr(model, "LIVE_TOTAL", ()):
+        field = model._meta.get_field(name)
+        value = getattr(instance, name)
+        if field.choices:
+            # A band or a conclusion reads as its label ("Moderate effect"), not its code.
+            value = getattr(instance, f"get_{name}_display")() if value else None
+        values.append((field.verbose_name, value))
+    return values

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecrf.crfs.forms import editable_fields
-from ecrf.crfs.models import FORM_MODELS, SERUM_CONDITIONS, form_model
+from ecrf.crfs.models import FORM_MODELS, form_model
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.patients.services import patient_create
