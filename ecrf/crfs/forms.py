@@ -86,6 +86,7 @@ class CrfFormMixin:
             (label, *(self[name] if name else None for name in sides))
             for label, *sides in MRSS_ROWS
         ]
+        self.fields["not_assessable_reason"].widget.attrs["rows"] = 2  # beside the grid
         self.mrss_reason = self["not_assessable_reason"]
         self.mrss_head = [self[name] for name in ("exam_date", "assessor")]
         self.mrss_tail = [

@@ -277,7 +277,6 @@ def crf_preview(request, study_code, subject_code, code, repeat, form_code):
     except (FormNotInVisit, KeyError):
         raise Http404 from None
     model = form_model(form_code)
-    live = getattr(model, "LIVE_TOTAL", ())
     form = crf_form_class(model)(request.POST)
     form.setup_crf(form_code=form_code, needs_reason=False)
     form.is_valid()

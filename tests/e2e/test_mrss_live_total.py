@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from ecrf.crfs.models import Mrss
+from ecrf.crfs.models import Consent, Mrss
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Patient
 from ecrf.patients.services import patient_create, patient_enrol
@@ -89,13 +89,19 @@ def test_investigator_sees_the_mrss_total_update_before_saving(
     live = page.get_by_test_id("live-total")
     page.locator("#id_exam_date").fill(timezone.localdate().isoformat())
     page.locator("#id_assessor").fill("Dr Martin")
+    # One click per area on the grid's radio buttons (value 3 is the fourth button).
     for area in mrss_scoring.AREAS[:5]:
-        page.locator(f"#id_{area}").select_option("3")
+        page.locator(f"#id_{area}_3").click()
     page.wait_for_function(
         "document.querySelector('[data-testid=live-total]').innerText.includes('—')"
     )
-    for area in mrss_scoring.AREAS[5:]:
-        page.locator(f"#id_{area}").select_option("1")
+    for area in mrss_scoring.AREAS[5:-1]:
+        page.locator(f"#id_{area}_1").click()
+    # The last area by keyboard: focus its 0, arrow right moves to (and checks) 1.
+    last = mrss_scoring.AREAS[-1]
+    page.locator(f"#id_{last}_0").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("ArrowRight")
     # 5 areas at 3 and 12 at 1: the page shows 27 while nothing is saved yet.
     page.wait_for_function(
         "document.querySelector('[data-testid=live-total]').innerText.includes('27')"
@@ -104,10 +110,32 @@ def test_investigator_sees_the_mrss_total_update_before_saving(
     assert not Mrss.objects.filter(patient=patient, visit__code="M0").exists()
     page.screenshot(path=str(ARTIFACTS / "mrss-live-total.png"), full_page=True)
 
+    assert live.locator("strong").evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 28
     page.get_by_role("button", name="Save", exact=True).click()
     page.wait_for_url("**/visits/M0/1/")
     assert Mrss.objects.get(patient=patient, visit__code="M0").total == 27
+    # Reopened: the saved total is there at once, and the scores are checked.
+    page.goto(f"{base}/visits/M0/1/forms/mrss/")
+    assert "27" in page.get_by_test_id("live-total").inner_text()
+    assert page.locator(f"#id_{last}_1").is_checked()
+    page.screenshot(path=str(ARTIFACTS / "mrss-grid-en.png"), full_page=True)
+    page.context.add_cookies([{"name": "django_language", "value": "fr", "url": live_server.url}])
+    page.reload()
+    page.screenshot(path=str(ARTIFACTS / "mrss-grid-fr.png"), full_page=True)
+    page.context.clear_cookies(name="django_language")
 
+    page.goto(f"{base}/")
+    page.get_by_test_id("casebook").wait_for()
+    # The consent saved Yes at screening: reopened it still reads Yes, and saving it
+    # again as shown keeps it (in the page and in the database).
+    page.goto(f"{base}/visits/SCR/1/forms/consent/")
+    assert page.locator("#id_signed_by_investigator_0").is_checked()
+    page.locator("#id_reason").fill("Relecture")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_url("**/visits/SCR/1/")
+    assert Consent.objects.get(patient=patient).signed_by_investigator is True
+    page.goto(f"{base}/visits/SCR/1/forms/consent/")
+    assert page.locator("#id_signed_by_investigator_0").is_checked()
     page.goto(f"{base}/")
     page.get_by_test_id("casebook").wait_for()
     page.screenshot(path=str(ARTIFACTS / "casebook.png"), full_page=True)
