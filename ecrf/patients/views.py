@@ -132,7 +132,7 @@ def patient_detail(request, study_code: str, subject_code: str):
             "show_arm": allocation is not None and can_see_allocation(request.user, study=study),
             "can_read_audit": bool(roles & Role.AUDIT_READERS),
             "can_enter": staff,
-            "deviations": patient.deviations.select_related("visit"),
+            "deviations": patient.deviations.open().select_related("visit"),
             "enrol_form": EnrolForm(initial={"day0_date": timezone.localdate()})
             if staff and patient.status == Patient.Status.SCREENING
             else None,
