@@ -232,6 +232,13 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
     except (FormNotInVisit, KeyError):
         raise Http404 from None
     can_enter = _can_enter(request.user, patient)
+    if request.method == "GET" and visit.status == Visit.Status.PLANNED:
+        # Said up front, with the way to date it, rather than refused after typing.
+        return render(
+            request,
+            "crfs/visit_not_dated.html",
+            {"study": patient.study, "patient": patient, "visit": visit, "can_enter": can_enter},
+        )
     form = _crf_form(request, visit, form_code, instance)
     if request.method == "POST":
         if not can_enter:

@@ -263,3 +263,28 @@ def test_a_visit_cannot_be_redated_after_the_next_visit(world, enrolled):
         )
     assert "after the next visit M3" in " ".join(refused.value.message_dict["visit_date"])
     assert m1(enrolled).visit_date == M1_TARGET
+
+
+def test_the_form_page_of_an_undated_visit_says_to_date_it_first(client, enrolled):
+    response = client.get(reverse("crfs:form", args=[*m1_args(enrolled), "dlqi"]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Visit M1 is not dated yet" in body
+    assert f'href="{visit_url(enrolled, "M1")}"' in body
+    assert "Date visit M1" in body
+    assert "form" not in response.context  # no form to type into and lose
+    # The visit page offers no form link before the date.
+    page = client.get(visit_url(enrolled, "M1")).content.decode()
+    assert reverse("crfs:form", args=[*m1_args(enrolled), "dlqi"]) not in page
+
+    saved(date_visit(client, enrolled, "M1", M1_TARGET))
+    response = client.get(reverse("crfs:form", args=[*m1_args(enrolled), "dlqi"]))
+    assert "form" in response.context
+    assert (
+        reverse("crfs:form", args=[*m1_args(enrolled), "dlqi"])
+        in client.get(visit_url(enrolled, "M1")).content.decode()
+    )
+
+
+def m1_args(patient: Patient) -> list:
+    return [patient.study.code, patient.subject_code, "M1", 1]
