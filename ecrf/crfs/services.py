@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
+from ecrf.core.reasons import reason_problem
 from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import form_model
 from ecrf.patients.models import Patient, Visit
@@ -252,6 +253,8 @@ def crf_save(
                 raise ValidationError(
                     {"reason": _("Give the reason for change: the form was already saved.")}
                 )
+            if problem := reason_problem(reason, label=_("Reason for change")):
+                raise ValidationError({"reason": problem})
             instance.version += 1
         for name, value in values.items():
             setattr(instance, name, value)

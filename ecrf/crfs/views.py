@@ -38,16 +38,35 @@ class VisitDateForm(forms.Form):
     visit_date = forms.DateField(
         label=gettext_lazy("Visit date"), widget=forms.DateInput(attrs={"type": "date"})
     )
+    # Dating a visit can deviate only by its timing: "missed visit" is not offered here
+    # (a visit that did not take place is declared missed below).
     deviation_category = forms.ChoiceField(
         label=gettext_lazy("Deviation category"),
         required=False,
-        choices=[("", "—"), *Deviation.Category.choices],
+        choices=[
+            ("", "—"),
+            *((c, Deviation.Category(c).label) for c in Deviation.TIMING_CATEGORIES),
+        ],
         help_text=gettext_lazy("Only for a date outside the visit window."),
     )
     deviation_reason = forms.CharField(
         label=gettext_lazy("Deviation reason"), required=False, max_length=1000
     )
+    change_reason = forms.CharField(
+        label=gettext_lazy("Reason for change"),
+        required=False,
+        max_length=500,
+        help_text=gettext_lazy(
+            "Required to change the date of a dated visit; kept in the audit trail."
+        ),
+    )
     version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, dated: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not dated:
+            # First dating: nothing is changed, so no reason for change is asked.
+            del self.fields["change_reason"]
 
 
 class MissedForm(forms.Form):
@@ -87,9 +106,18 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
     visit = _visit(request, study_code, subject_code, code, repeat)
     patient = visit.patient
     can_enter = _can_enter(request.user, patient)
+    deviations = list(visit.deviations.open())
+    standing = next((d for d in deviations if d.category in Deviation.TIMING_CATEGORIES), None)
     date_form = VisitDateForm(
         request.POST if request.method == "POST" and "visit_date" in request.POST else None,
-        initial={"visit_date": visit.visit_date, "version": visit.version},
+        initial={
+            "visit_date": visit.visit_date,
+            "version": visit.version,
+            # A re-dated visit still outside its window keeps its deviation unless changed.
+            "deviation_category": standing.category if standing else "",
+            "deviation_reason": standing.reason if standing else "",
+        },
+        dated=visit.visit_date is not None,
     )
     missed_form = MissedForm(
         request.POST if request.method == "POST" and "reason" in request.POST else None,
@@ -108,6 +136,7 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
                     expected_version=data["version"],
                     deviation_category=data["deviation_category"],
                     deviation_reason=data["deviation_reason"],
+                    change_reason=data.get("change_reason", ""),
                 )
                 messages.success(request, _("Visit %s dated.") % visit.code)
                 return redirect(request.path)
@@ -150,7 +179,7 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
             "missed_form": missed_form,
             "can_enter": can_enter,
             "order_problem": visit_order_problem(visit),
-            "deviations": visit.deviations.all(),
+            "deviations": deviations,
         },
     )
 
@@ -203,6 +232,13 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
     except (FormNotInVisit, KeyError):
         raise Http404 from None
     can_enter = _can_enter(request.user, patient)
+    if request.method == "GET" and visit.status == Visit.Status.PLANNED:
+        # Said up front, with the way to date it, rather than refused after typing.
+        return render(
+            request,
+            "crfs/visit_not_dated.html",
+            {"study": patient.study, "patient": patient, "visit": visit, "can_enter": can_enter},
+        )
     form = _crf_form(request, visit, form_code, instance)
     if request.method == "POST":
         if not can_enter:

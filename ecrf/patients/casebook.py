@@ -17,10 +17,25 @@ class Cell:
     status: str | None  # not_started / in_progress / complete, None when not applicable
 
 
+def visit_timing(visit: Visit, today) -> tuple[int | None, int | None]:
+    """(days left in the window, days since the visit with its data entry pending).
+
+    Overdue is about the visit, not the typing: an undated visit past its window is
+    overdue; a visit that took place with forms still to enter is pending data entry,
+    counted from its date (M0, window 0/0, dated yesterday is not "1 day overdue").
+    """
+    if visit.status == Visit.Status.PLANNED and visit.latest_date:
+        return (visit.latest_date - today).days, None
+    if visit.status == Visit.Status.IN_PROGRESS and visit.visit_date:
+        return None, (today - visit.visit_date).days
+    return None, None
+
+
 @dataclass(frozen=True)
 class Column:
     visit: Visit
-    days_left: int | None  # days until the window closes; negative when overdue
+    days_left: int | None  # undated visit: days until its window closes; negative when overdue
+    entry_pending_days: int | None = None  # dated visit, forms pending: days since its date
 
     @property
     def overdue(self) -> bool:
@@ -58,16 +73,7 @@ def casebook(patient: Patient) -> dict:
         for row in form_model(code).objects.filter(patient=patient).values("visit_id", "status"):
             instances[(row["visit_id"], code)] = row["status"]
     today = timezone.localdate()
-    columns = [
-        Column(
-            visit=visit,
-            days_left=(visit.latest_date - today).days
-            if visit.latest_date
-            and visit.status in (Visit.Status.PLANNED, Visit.Status.IN_PROGRESS)
-            else None,
-        )
-        for visit in visits
-    ]
+    columns = [Column(visit, *visit_timing(visit, today)) for visit in visits]
     labels = {f.code: f.label for f in protocol.forms}
     matrix = [
         (

@@ -362,15 +362,27 @@ class DeviationQuerySet(models.QuerySet):
     def visible_to(self, user) -> DeviationQuerySet:
         return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
 
+    def open(self) -> DeviationQuerySet:
+        """The deviations that still stand (a re-dated visit closes the one it no longer has)."""
+        return self.filter(closed_at__isnull=True)
+
 
 @pghistory.track()
 class Deviation(models.Model):
-    """A protocol deviation, recorded when a visit falls outside its window (or is missed)."""
+    """A protocol deviation, recorded when a visit falls outside its window (or is missed).
+
+    A visit re-dated back inside its window no longer deviates: its deviation is closed
+    (when, by whom, why), never deleted, so the audit trail and the row keep the history.
+    """
 
     class Category(models.TextChoices):
         OUT_OF_WINDOW = "out_of_window", _("Visit outside its window")
         MISSED_VISIT = "missed_visit", _("Missed visit")
         OTHER = "other", _("Other")
+
+    # What dating a visit can deviate by: its timing. A visit that took place was not
+    # missed; "missed" is recorded only by declaring the visit missed.
+    TIMING_CATEGORIES = (Category.OUT_OF_WINDOW,)
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="deviations")
     visit = models.ForeignKey(
@@ -388,6 +400,15 @@ class Deviation(models.Model):
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    close_reason = models.TextField(_("reason for closing"), blank=True)
 
     objects = DeviationQuerySet.as_manager()
 
@@ -396,6 +417,21 @@ class Deviation(models.Model):
         verbose_name = _("protocol deviation")
         constraints = [
             models.CheckConstraint(condition=~models.Q(reason=""), name="deviation_has_reason"),
+            # Open (no when, who, why) or closed with all three.
+            models.CheckConstraint(
+                condition=models.Q(closed_at__isnull=True, closed_by__isnull=True, close_reason="")
+                | (
+                    models.Q(closed_at__isnull=False, closed_by__isnull=False)
+                    & ~models.Q(close_reason="")
+                ),
+                name="deviation_closed_with_who_when_why",
+            ),
+            # A visit has one date, so at most one standing timing deviation.
+            models.UniqueConstraint(
+                fields=["visit"],
+                condition=models.Q(category="out_of_window", closed_at__isnull=True),
+                name="one_open_timing_deviation_per_visit",
+            ),
         ]
 
     def __str__(self) -> str:

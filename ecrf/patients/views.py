@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from ecrf.accounts.access import Role, can_see_allocation, roles_for, scope
 from ecrf.audit.selectors import patient_audit_trail
-from ecrf.patients.casebook import casebook
+from ecrf.patients.casebook import casebook, visit_timing
 from ecrf.patients.filters import PatientFilter
 from ecrf.patients.forms import EndOfStudyForm, EnrolForm, PatientCreateForm, ScreenFailForm
 from ecrf.patients.models import Allocation, Patient, Visit
@@ -132,7 +132,7 @@ def patient_detail(request, study_code: str, subject_code: str):
             "show_arm": allocation is not None and can_see_allocation(request.user, study=study),
             "can_read_audit": bool(roles & Role.AUDIT_READERS),
             "can_enter": staff,
-            "deviations": patient.deviations.select_related("visit"),
+            "deviations": patient.deviations.open().select_related("visit"),
             "enrol_form": EnrolForm(initial={"day0_date": timezone.localdate()})
             if staff and patient.status == Patient.Status.SCREENING
             else None,
@@ -273,7 +273,8 @@ def upcoming_visits(request, study_code: str):
         .order_by("latest_date", "patient__subject_code", "pk")
     )
     page = Paginator(visits, UPCOMING_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [(visit, (visit.latest_date - today).days) for visit in page]
+    # (visit, days left in its window or None, days its data entry has been pending or None)
+    rows = [(visit, *visit_timing(visit, today)) for visit in page]
     return render(
         request,
         "patients/upcoming.html",

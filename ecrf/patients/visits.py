@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
+from ecrf.core.reasons import reason_problem
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.studies.schedule import window_for
 
@@ -134,6 +135,18 @@ def visit_date_problems(visit: Visit, visit_date: date) -> list[str]:
             _("The visit date is before the previous visit %(code)s (%(date)s).")
             % {"code": previous.code, "date": _fmt(previous.visit_date)}
         )
+    following = (
+        visit.patient.visits.filter(sequence__gt=visit.sequence, visit_date__isnull=False)
+        .exclude(code__in=_unscheduled_codes(visit.patient))
+        .order_by("visit_date")
+        .first()
+    )
+    if following and visit_date > following.visit_date:
+        # Met by a visit being re-dated: a later visit starts once this one is under way.
+        problems.append(
+            _("The visit date is after the next visit %(code)s (%(date)s).")
+            % {"code": following.code, "date": _fmt(following.visit_date)}
+        )
     spec = visit.patient.protocol_version.protocol.visit(visit.code)
     if spec.after_visit:
         anchor = visit.patient.visits.filter(code=spec.after_visit).first()
@@ -173,8 +186,16 @@ def visit_record_date(
     expected_version: int | None = None,
     deviation_category: str = "",
     deviation_reason: str = "",
+    change_reason: str = "",
 ) -> Visit:
-    """Date a visit. Outside its window it needs a deviation (category and reason)."""
+    """Date a visit, or change its date (with a reason for change).
+
+    Outside its window the date needs a timing deviation (category and reason). A visit
+    has one standing timing deviation at most: re-dated, its deviation follows the new
+    date (the new days outside) or is closed when the new date is inside the window.
+    """
+    deviation_reason = deviation_reason.strip()
+    change_reason = change_reason.strip()
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
         _check_version(visit, expected_version)
@@ -183,9 +204,21 @@ def visit_record_date(
         order = visit_order_problem(visit)
         if order:
             raise ValidationError(order)
+        previous_date = visit.visit_date
+        if previous_date == visit_date:
+            return visit  # the date it already has: nothing changes, nothing to audit
+        errors: dict[str, list[str]] = {}
+        if previous_date is not None:
+            problem = (
+                reason_problem(change_reason, label=_("Reason for change"))
+                if change_reason
+                else _("Give the reason for changing the date (it was %s).") % _fmt(previous_date)
+            )
+            if problem:
+                errors["change_reason"] = [problem]
         problems = visit_date_problems(visit, visit_date)
         if problems:
-            raise ValidationError({"visit_date": problems})
+            raise ValidationError({"visit_date": problems, **errors})
         window = (
             window_for(
                 visit.patient.protocol_version.protocol.visit(visit.code), visit.patient.day0_date
@@ -194,29 +227,64 @@ def visit_record_date(
             else None
         )
         outside = window.deviation_days(visit_date) if window else 0
-        if outside and not (deviation_category and deviation_reason.strip()):
-            raise ValidationError(
-                {
-                    "visit_date": _(
-                        "%(date)s is outside the window of %(code)s (%(earliest)s to %(latest)s) "
-                        "by %(days)+d days: record a protocol deviation (category and reason)."
-                    )
-                    % {
-                        "date": _fmt(visit_date),
-                        "code": visit.code,
-                        "earliest": _fmt(window.earliest),
-                        "latest": _fmt(window.latest),
-                        "days": outside,
-                    }
+        standing = visit.deviations.open().filter(category__in=Deviation.TIMING_CATEGORIES).first()
+        # Re-dated outside again, the standing deviation's category and reason still hold
+        # unless the user gives new ones.
+        category = deviation_category or (standing.category if standing else "")
+        reason = deviation_reason or (standing.reason if standing else "")
+        if outside and not (category and reason):
+            errors["visit_date"] = [
+                _(
+                    "%(date)s is outside the window of %(code)s (%(earliest)s to %(latest)s) "
+                    "by %(days)+d days: record a protocol deviation (category and reason)."
+                )
+                % {
+                    "date": _fmt(visit_date),
+                    "code": visit.code,
+                    "earliest": _fmt(window.earliest),
+                    "latest": _fmt(window.latest),
+                    "days": outside,
                 }
-            )
-        with audited(by=by, reason=deviation_reason.strip() or "visit dated"):
-            if outside:
+            ]
+        elif outside and category not in Deviation.TIMING_CATEGORIES:
+            errors["deviation_category"] = [
+                _(
+                    "Deviation category: a visit that took place deviates by its timing "
+                    "(%(categories)s); a visit that did not take place is declared missed."
+                )
+                % {
+                    "categories": ", ".join(
+                        str(Deviation.Category(c).label) for c in Deviation.TIMING_CATEGORIES
+                    )
+                }
+            ]
+        elif (
+            outside and deviation_reason and not (standing and deviation_reason == standing.reason)
+        ):
+            problem = reason_problem(deviation_reason, label=_("Deviation reason"))
+            if problem:
+                errors["deviation_reason"] = [problem]
+        if errors:
+            raise ValidationError(errors)
+        with audited(by=by, reason=change_reason or deviation_reason or "visit dated"):
+            if standing and not outside:
+                standing.closed_at = timezone.now()
+                standing.closed_by = by
+                standing.close_reason = change_reason
+                standing.save(update_fields=["closed_at", "closed_by", "close_reason"])
+            elif standing:
+                standing.category, standing.reason, standing.days_outside = (
+                    category,
+                    reason,
+                    outside,
+                )
+                standing.save(update_fields=["category", "reason", "days_outside"])
+            elif outside:
                 Deviation.objects.create(
                     patient=visit.patient,
                     visit=visit,
-                    category=deviation_category,
-                    reason=deviation_reason.strip(),
+                    category=category,
+                    reason=reason,
                     days_outside=outside,
                     recorded_by=by,
                 )
@@ -231,8 +299,6 @@ def visit_record_date(
 def visit_mark_missed(*, visit: Visit, by, reason: str, expected_version=None) -> Visit:
     """Declare a planned visit missed (a deviation), so the next one can start."""
     reason = reason.strip()
-    if not reason:
-        raise ValidationError({"reason": _("Say why the visit was missed.")})
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
         _check_version(visit, expected_version)
@@ -241,6 +307,11 @@ def visit_mark_missed(*, visit: Visit, by, reason: str, expected_version=None) -
             raise ValidationError(_("Only a planned scheduled visit can be declared missed."))
         if visit.patient.status != Patient.Status.ENROLLED or spec.target_day == 0:
             raise ValidationError(_("Inclusion visits cannot be missed."))
+        if not reason:
+            raise ValidationError({"reason": _("Say why the visit was missed.")})
+        problem = reason_problem(reason, label=_("Reason the visit was missed"))
+        if problem:
+            raise ValidationError({"reason": problem})
         with audited(by=by, reason=reason):
             Deviation.objects.create(
                 patient=visit.patient,

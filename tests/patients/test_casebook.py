@@ -64,7 +64,7 @@ def test_upcoming_lists_due_and_overdue_visits_of_own_sites_only(client, world):
         patient.visits.filter(code__in=["SCR", "M0"]).update(status=Visit.Status.COMPLETE)
     client.force_login(world.alice)
     response = client.get(reverse("patients:upcoming", args=[world.rct.code]))
-    rows = [(v.patient.subject_code, v.code, days) for v, days in response.context["rows"]]
+    rows = [(v.patient.subject_code, v.code, days) for v, days, _ in response.context["rows"]]
     assert rows == [
         (overdue.subject_code, "M1", -3),
         (due.subject_code, "M1", 12),
@@ -82,10 +82,10 @@ def test_upcoming_is_paginated_most_urgent_first(client, world, monkeypatch):
     client.force_login(world.alice)
     url = reverse("patients:upcoming", args=[world.rct.code])
     first, second = client.get(url), client.get(url, {"page": 2})
-    assert [(v.patient.subject_code, d) for v, d in first.context["rows"]] == [
+    assert [(v.patient.subject_code, d) for v, d, _ in first.context["rows"]] == [
         (overdue.subject_code, -3)
     ]
-    assert [(v.patient.subject_code, d) for v, d in second.context["rows"]] == [
+    assert [(v.patient.subject_code, d) for v, d, _ in second.context["rows"]] == [
         (due.subject_code, 12)
     ]
     assert "1 / 2" in first.content.decode() and "page=2" in first.content.decode()

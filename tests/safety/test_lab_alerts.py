@@ -107,10 +107,13 @@ def test_correcting_a_value_withdraws_its_open_prompt(world, prompted):
 
 def test_a_value_wrong_again_reopens_the_prompt_with_the_new_value(world, prompted):
     labs, _ = prompted
-    save_labs(world, labs.patient, NORMAL, reason="corrected")
+    save_labs(world, labs.patient, NORMAL, reason="Corrected on the report")
     assert not LabAlert.objects.open().exists()
     save_labs(
-        world, labs.patient, {**NORMAL, "neutrophils_x10e9_l": Decimal("0.5")}, reason="recount"
+        world,
+        labs.patient,
+        {**NORMAL, "neutrophils_x10e9_l": Decimal("0.5")},
+        reason="Recount on the analyser",
     )
     assert alerts(labs.patient)["neutrophils_x10e9_l"] == (Decimal("0.500"), "< 1", "open")
     assert LabAlert.objects.count() == 3
@@ -147,7 +150,12 @@ def test_a_dismissed_prompt_reopens_when_another_abnormal_value_is_entered(world
 
 def test_an_open_prompt_follows_a_changed_abnormal_value(world, prompted):
     labs, by_analyte = prompted
-    save_labs(world, labs.patient, {**ABNORMAL, "platelets_x10e9_l": Decimal("30")}, reason="typo")
+    save_labs(
+        world,
+        labs.patient,
+        {**ABNORMAL, "platelets_x10e9_l": Decimal("30")},
+        reason="Typo in the platelet count",
+    )
     assert alerts(labs.patient)["platelets_x10e9_l"] == (Decimal("30.000"), "< 50", "open")
 
 
@@ -252,12 +260,17 @@ def test_prompts_are_audited_with_the_forms_reason(world, prompted):
     labs, by_analyte = prompted
     (opened,) = pghistory.models.Events.objects.tracks(by_analyte["alt_u_l"])
     assert (opened.pgh_label, opened.pgh_context["reason"]) == ("insert", "first entry")
-    save_labs(world, labs.patient, {**ABNORMAL, "alt_u_l": Decimal("40")}, reason="wrong row")
+    save_labs(
+        world,
+        labs.patient,
+        {**ABNORMAL, "alt_u_l": Decimal("40")},
+        reason="Wrong row of the report",
+    )
     withdrawn = (
         pghistory.models.Events.objects.tracks(by_analyte["alt_u_l"]).order_by("pgh_id").last()
     )
     assert withdrawn.pgh_data["status"] == "withdrawn"
-    assert withdrawn.pgh_context["reason"] == "wrong row"
+    assert withdrawn.pgh_context["reason"] == "Wrong row of the report"
 
 
 def test_an_answered_prompt_cannot_take_a_second_event(world, prompted):

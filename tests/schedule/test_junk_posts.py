@@ -128,7 +128,9 @@ def post_junk(client, data, targets) -> None:
             instance = model.objects.filter(visit=visit).first()
         version = instance.version if instance else 0
         payload = (
-            {"version": str(version), "reason": "corrected"} if data.draw(st.booleans()) else {}
+            {"version": str(version), "reason": "corrected value"}
+            if data.draw(st.booleans())
+            else {}
         )
         if data.draw(st.booleans(), label="on top of a valid payload"):
             payload.update(valid)
@@ -145,7 +147,14 @@ def post_junk(client, data, targets) -> None:
 
 def post_visit_junk(client, data, patient: Patient) -> None:
     """Dating a visit or declaring it missed, with junk: never a 500, nothing half-written."""
-    names = ["visit_date", "deviation_category", "deviation_reason", "version", "reason"]
+    names = [
+        "visit_date",
+        "deviation_category",
+        "deviation_reason",
+        "change_reason",
+        "version",
+        "reason",
+    ]
     keys = st.one_of(st.sampled_from(names), RANDOM_KEY)
     for code in ("M1", "M3"):
         payload = data.draw(st.dictionaries(keys, VALUE, max_size=6), label=code)

@@ -136,7 +136,7 @@ def test_window_edges_are_inclusive_without_deviation(client, enrolled):
         M3_TARGET + timedelta(days=14),
     )
     for day in (M3_TARGET - timedelta(days=14), M3_TARGET + timedelta(days=14)):
-        saved(date_visit(client, enrolled, "M3", day))
+        saved(date_visit(client, enrolled, "M3", day, change_reason="Edge of the window tried"))
         assert m3(enrolled).visit_date == day
         assert m3(enrolled).status == "in_progress"
     assert not Deviation.objects.filter(patient=enrolled, visit__code="M3").exists()
@@ -152,7 +152,9 @@ def test_one_day_outside_the_window_needs_a_deviation(client, enrolled, offset, 
     assert f"by {days_outside:+d} days" in errors
     assert "deviation" in errors
     # A category without a reason is not a deviation either.
-    errors = date_errors(date_visit(client, enrolled, "M3", day, deviation_category="other"))
+    errors = date_errors(
+        date_visit(client, enrolled, "M3", day, deviation_category="out_of_window")
+    )
     assert "deviation" in errors
     assert m3(enrolled).visit_date is None
     assert not Deviation.objects.filter(visit__code="M3").exists()
@@ -360,7 +362,7 @@ def test_second_save_on_a_stale_version_is_409_and_the_first_is_kept(client, wor
     loaded = client.get(url).context["form"]["version"].value()
     assert loaded == 1
     # Alice saves first, Bob (who loaded version 1 too) second.
-    saved(client.post(url, {**dlqi_data("a_lot"), "version": loaded, "reason": "re-read"}))
+    saved(client.post(url, {**dlqi_data("a_lot"), "version": loaded, "reason": "Answer re-read"}))
     client.force_login(world.bob)
     response = client.post(url, {**dlqi_data("not_at_all"), "version": loaded, "reason": "typo"})
     assert response.status_code == 409
@@ -579,7 +581,16 @@ def test_partial_save_then_complete_and_visit_completeness(client, enrolled):
     assert visit_status(enrolled, "M1") == "complete"
 
     # Emptying a required answer reopens the form and the visit.
-    saved(fill(client, enrolled, "M1", "haq", {**haq_data(), "dress": ""}, reason="Not asked"))
+    saved(
+        fill(
+            client,
+            enrolled,
+            "M1",
+            "haq",
+            {**haq_data(), "dress": ""},
+            reason="Not asked at the visit",
+        )
+    )
     assert visit_status(enrolled, "M1") == "in_progress"
 
 
