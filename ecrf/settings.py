@@ -227,6 +227,12 @@ SECURE_REFERRER_POLICY = "same-origin"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"client_errors": {"()": "ecrf.core.log.ClientErrorWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django's own console handler would print every record a second time beside root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["client_errors"]},
+    },
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django import forms
 from django.db import models
 from django.forms.models import construct_instance, modelform_factory
+from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
@@ -221,14 +222,19 @@ class EligibilityForm(CrfFormMixin, forms.Form):
         self.criteria = criteria
         answers = (instance.answers if instance else None) or {}
         for criterion in criteria:
+            kind = (_("Inclusion criterion") if criterion.kind == "inclusion"
+                    else _("Exclusion criterion"))  # fmt: skip
             self.fields[f"criterion_{criterion.id}"] = forms.TypedChoiceField(
-                label=f"{criterion.id} · {criterion.text}",
+                label=f"{criterion.id} · {criterion.translation or criterion.text}",
                 choices=[("", "—"), ("yes", _("Yes")), ("no", _("No"))],
                 required=False,
                 initial={True: "yes", False: "no"}.get(answers.get(criterion.id), ""),
                 widget=forms.RadioSelect,
-                help_text=_("Inclusion criterion") if criterion.kind == "inclusion"
-                else _("Exclusion criterion"),
+                # A translation is read first; the registry's English stays under it, as
+                # it is the protocol's wording.
+                help_text=format_html('{} <span lang="en" class="d-block fst-italic">{}</span>',
+                                      kind, criterion.text)
+                if criterion.translation else kind,
             )  # fmt: skip
 
     def clean(self):

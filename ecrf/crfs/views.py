@@ -174,6 +174,7 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
             "study": patient.study,
             "patient": patient,
             "visit": visit,
+            "visit_name": protocol.visit(visit.code).name,
             "rows": rows,
             "date_form": date_form,
             "missed_form": missed_form,

@@ -61,6 +61,8 @@ def casebook(patient: Patient) -> dict:
 
     protocol = patient.protocol_version.protocol
     visits = list(patient.visits.order_by("sequence", "repeat"))
+    for visit in visits:  # the protocol's name, in the request's language, under the code
+        visit.name = protocol.visit(visit.code).name
     conditions = conditions_met(patient)
     per_visit = {
         v.pk: {f.form for f in patient_visit_forms(patient, v.code, conditions)} for v in visits

@@ -24,6 +24,7 @@ class PatientCreateForm(forms.Form):
         self.fields["site"].queryset = sites
         if sites.count() == 1:
             self.fields["site"].initial = sites.first().code
+            self.fields["site"].empty_label = None  # the one choice, nothing to pick
         if groups:
             self.fields["group"].choices = [("", "---------"), *groups]
             self.fields["group"].required = True

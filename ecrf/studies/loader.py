@@ -25,6 +25,7 @@ PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
 class LoadResult:
     protocol_version: ProtocolVersion
     created: bool
+    translated: bool = False  # a loaded version given new or changed translations only
 
 
 def protocol_files() -> list[Path]:
@@ -39,6 +40,9 @@ def load_protocol(path: Path | str, *, by=None) -> LoadResult:
     leaves the earlier ones as they were. The same label with a different definition is
     refused: a changed protocol must be a new, identifiable version. A file whose only
     changes are comments or layout defines the same protocol, so it counts as loaded.
+    A file whose only changes are translations (`label_fr`, `name_fr`, `text_fr`) updates
+    the loaded version in place, audited: the English wording, the protocol's own, is
+    unchanged, and patients screened under that version read their screens in French too.
     """
     source = display_name(path)
     try:
@@ -54,6 +58,11 @@ def load_protocol(path: Path | str, *, by=None) -> LoadResult:
         if study is not None:
             loaded = _already_loaded(study, protocol, sha256, definition, source)
             if loaded is not None:
+                if _translations_differ(loaded.definition, definition):
+                    with audited(by=by, reason=f"translations of {source} v{protocol.version}"):
+                        loaded.definition, loaded.sha256 = definition, sha256
+                        loaded.save(update_fields=["definition", "sha256"])
+                    return LoadResult(loaded, created=False, translated=True)
                 return LoadResult(loaded, created=False)
         with audited(by=by, reason=f"load protocol {source} v{protocol.version}"):
             study = _save_study(study, protocol)
@@ -79,7 +88,7 @@ def _already_loaded(
         return same_file
     same_label = next((v for v in versions if v.version == protocol.version), None)
     if same_label is not None:
-        if same_label.definition == definition:
+        if _untranslated(same_label.definition) == _untranslated(definition):
             return same_label
         raise ProtocolError(
             source,
@@ -104,6 +113,38 @@ def _already_loaded(
             ],
         )
     return None
+
+
+TRANSLATIONS = frozenset({"label_fr", "name_fr", "text_fr"})
+
+
+def _untranslated(value):
+    """A definition without its translations: what the protocol says, in its own words."""
+    if isinstance(value, dict):
+        return {k: _untranslated(v) for k, v in value.items() if k not in TRANSLATIONS}
+    if isinstance(value, list):
+        return [_untranslated(v) for v in value]
+    return value
+
+
+def _translations(value, path=()) -> dict:
+    """Every translation given in a definition, by its place (absent and null alike)."""
+    found = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in TRANSLATIONS:
+                if item is not None:
+                    found[(*path, key)] = item
+            else:
+                found |= _translations(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found |= _translations(item, (*path, i))
+    return found
+
+
+def _translations_differ(stored: dict, definition: dict) -> bool:
+    return _translations(stored) != _translations(definition)
 
 
 def _save_study(study: Study | None, protocol: Protocol) -> Study:

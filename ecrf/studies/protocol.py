@@ -221,7 +221,34 @@ FieldPath = Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z0-9_]+$")]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # By alias, so that a stored definition reads back as the file wrote it (label, not label_en).
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+
+# -- translations ------------------------------------------------------------------------------
+#
+# A label is written in English (`label:`) with its French beside it (`label_fr:`); the
+# screens read `.label`, which answers in the language of the request. Keeping this in one
+# place is what lets every template and view that prints a label stay as it is.
+
+
+def _in_language(english: str, french: str | None) -> str:
+    from django.utils.translation import get_language
+
+    language = (get_language() or "").split("-")[0]
+    return french if language == "fr" and french else english
+
+
+Label = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Labelled(_Spec):
+    label_en: Label = Field(alias="label")
+    label_fr: Label | None = None
+
+    @property
+    def label(self) -> str:
+        return _in_language(self.label_en, self.label_fr)
 
 
 # -- study, sites, arms and groups -----------------------------------------------------------
@@ -246,14 +273,12 @@ class SiteSpec(_Spec):
     timezone: TimeZone = "Europe/Paris"
 
 
-class ArmSpec(_Spec):
+class ArmSpec(_Labelled):
     code: Code
-    label: str = Field(min_length=1, max_length=200)
 
 
-class GroupSpec(_Spec):
+class GroupSpec(_Labelled):
     code: Code
-    label: str = Field(min_length=1, max_length=200)
 
 
 class RandomisationSpec(_Spec):
@@ -280,9 +305,8 @@ class RandomisationSpec(_Spec):
 # -- forms and visits ------------------------------------------------------------------------
 
 
-class FormSpec(_Spec):
+class FormSpec(_Labelled):
     code: FormCode
-    label: str = Field(min_length=1, max_length=200)
     repeatable: bool = False
     per_patient: bool = Field(
         default=False, description="A log kept per patient (adverse events), not per visit."
@@ -315,7 +339,8 @@ class DayRange(_Spec):
 
 class VisitSpec(_Spec):
     code: Code
-    name: str = Field(min_length=1, max_length=100)
+    name_en: str = Field(alias="name", min_length=1, max_length=100)
+    name_fr: str | None = Field(default=None, min_length=1, max_length=100)
     kind: Literal["scheduled", "unscheduled", "follow_on"] = "scheduled"
     target_day: int | None = None
     window_before_days: Annotated[int, Field(ge=0)] = 0
@@ -363,6 +388,10 @@ class VisitSpec(_Spec):
             seen.add(visit_form.form)
         problems.raise_if_any()
         return self
+
+    @property
+    def name(self) -> str:
+        return _in_language(self.name_en, self.name_fr)
 
     @property
     def _kind_phrase(self) -> str:
@@ -501,9 +530,17 @@ CHECK_RULES = frozenset(
 class Criterion(_Spec):
     id: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9]{0,7}$")]
     kind: Literal["inclusion", "exclusion"]
+    # The registry's wording, verbatim: it is the protocol's text whatever the screen's language.
     text: str = Field(min_length=1)
+    text_fr: str | None = Field(default=None, min_length=1)
     groups: GroupCodes | None = None
     checks: tuple[Check, ...] = ()
+
+    @property
+    def translation(self) -> str | None:
+        """The criterion in the request's language when that is not English (None: none)."""
+        shown = _in_language(self.text, self.text_fr)
+        return None if shown == self.text else shown
 
     def applies_to(self, group: str | None) -> bool:
         return group is None or self.groups is None or group in self.groups

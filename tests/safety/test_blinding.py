@@ -49,7 +49,13 @@ def forbidden_words(patient: Patient) -> re.Pattern:
     """Every arm code and label of the protocol, each word of a label, and the patient's kit."""
     words = {patient.allocation.kit_number}
     for arm in patient.protocol_version.protocol.arms:
-        words |= {arm.code, arm.label, arm.label.split()[0]}
+        # Both languages: a French page names the arm in French.
+        for label in filter(None, (arm.label_en, arm.label_fr)):
+            words |= {
+                arm.code,
+                label,
+                *(w for w in label.replace("'", " ").split()[:3] if len(w) > 2),
+            }
     assert {"IMA", "PBO", "Imatinib", "Placebo"} <= words
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     return re.compile(rf"\b({alternatives})\b", re.IGNORECASE)

@@ -681,7 +681,8 @@ def test_checklist_shows_each_criterion_verbatim(client, screened):
     body = response.content.decode()
     for criterion in screened.protocol_version.protocol.eligibility:
         label = response.context["form"].fields[f"criterion_{criterion.id}"].label
-        assert label == f"{criterion.id} · {criterion.text}"
+        # French pages read the translation first, with the registry's English under it.
+        assert label == f"{criterion.id} · {criterion.translation or criterion.text}"
         assert escape(criterion.text) in body
 
 
