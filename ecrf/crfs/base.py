@@ -76,3 +76,18 @@ class CrfBase(models.Model):
 
     def compute_derived(self) -> None:
         """Fill derived fields from the raw answers; forms without any keep this no-op."""
+
+    def context_problems(self) -> dict[str, str]:
+        """Answers that disagree with the patient's other data (field name -> message).
+
+        The rules a form cannot check alone, because a new instance has no patient yet (the
+        patient's allocated kit, their group's culture conditions); the save calls it.
+        """
+        return {}
+
+    @classmethod
+    def visit_lacks(cls, visit) -> list[str]:
+        """What this form still lacks at the visit for the visit to be complete ([]: nothing)."""
+        if cls.objects.filter(visit=visit, status=cls.Status.COMPLETE).exists():
+            return []
+        return [str(cls._meta.verbose_name)]

@@ -28,11 +28,14 @@ from types import MappingProxyType
 from typing import ClassVar
 
 import pghistory
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from ecrf.crfs.base import CrfBase
 from ecrf.scoring import ScoringInputError, dlqi, haq, mrss, sle2019, ssc2013
@@ -96,6 +99,10 @@ def _int(label, low: int, high: int, help_text="") -> models.PositiveSmallIntege
         validators=[MinValueValidator(low), MaxValueValidator(high)],
         help_text=help_text,
     )
+
+
+def _label(model: type[CrfBase], field: str) -> str:
+    return capfirst(model._meta.get_field(field).verbose_name)
 
 
 def _str(crf: CrfBase, extra: object = "") -> str:
@@ -883,6 +890,56 @@ class DrugDispensing(CrfBase):
     def __str__(self) -> str:
         return _str(self, f" kit {self.kit_number}" if self.kit_number else "")
 
+    @classmethod
+    def initial_values(cls, patient) -> dict:
+        kit = allocated_kit(patient)
+        return {"kit_number": kit} if kit else {}
+
+    def context_problems(self) -> dict[str, str]:
+        if not self.kit_number or not _kits_concealed(self.patient):
+            return {}
+        kit = allocated_kit(self.patient)
+        label = _label(DrugDispensing, "kit_number")
+        if kit is None:
+            return {
+                "kit_number": _(
+                    "%(field)s: no kit is allocated to this patient yet; randomise them first."
+                )
+                % {"field": label}
+            }
+        if self.kit_number != kit:
+            return {
+                "kit_number": _(
+                    "%(field)s: %(typed)s is not this patient's kit; the kit allocated to them "
+                    "is %(kit)s."
+                )
+                % {"field": label, "typed": self.kit_number, "kit": kit}
+            }
+        return {}
+
+
+def _kits_concealed(patient) -> bool:
+    randomisation = patient.protocol_version.protocol.randomisation
+    return randomisation is not None and randomisation.concealment == "kit_number"
+
+
+def allocated_kit(patient) -> str | None:
+    """The kit number of the patient's allocation: the number only, never the arm."""
+    from ecrf.patients.models import Allocation
+
+    return Allocation.objects.filter(patient=patient).values_list("kit_number", flat=True).first()
+
+
+def dispensed_kits(patient) -> list[str]:
+    """The kit numbers dispensed to the patient, first dispensed first."""
+    kits = (
+        DrugDispensing.objects.filter(patient=patient)
+        .exclude(kit_number="")
+        .order_by("dispensing_date", "pk")
+        .values_list("kit_number", flat=True)
+    )
+    return list(dict.fromkeys(kits))
+
 
 def compute_compliance_pct(
     *,
@@ -965,6 +1022,34 @@ class DrugAccountability(CrfBase):
                     % {"n": self.units_dispensed}
                 }
             )
+
+    @classmethod
+    def initial_values(cls, patient) -> dict:
+        kits = dispensed_kits(patient)
+        return {"kit_number": kits[0]} if len(kits) == 1 else {}
+
+    def context_problems(self) -> dict[str, str]:
+        if not self.kit_number:
+            return {}
+        kits = dispensed_kits(self.patient)
+        label = _label(DrugAccountability, "kit_number")
+        if not kits:
+            return {
+                "kit_number": _(
+                    "%(field)s: no kit has been dispensed to this patient yet; record the "
+                    "drug dispensing first."
+                )
+                % {"field": label}
+            }
+        if self.kit_number not in kits:
+            return {
+                "kit_number": _(
+                    "%(field)s: %(typed)s was not dispensed to this patient; kits dispensed "
+                    "to them: %(kits)s."
+                )
+                % {"field": label, "typed": self.kit_number, "kits": ", ".join(kits)}
+            }
+        return {}
 
     def dispensing(self) -> DrugDispensing | None:
         """The dispensing of this kit to this patient on or before the count."""
@@ -1307,6 +1392,171 @@ def _culture_missing(crf: MdmCytokines | MdmFlow) -> list[str]:
     return []
 
 
+def _laboratory(patient):
+    return patient.protocol_version.protocol.laboratory
+
+
+def required_conditions(patient) -> tuple[str, ...]:
+    """The culture conditions the participant's group needs, for each culture form."""
+    laboratory = _laboratory(patient)
+    return laboratory.conditions_for(patient.group) if laboratory else ()
+
+
+def culture_conditions(patient) -> tuple[str, ...]:
+    """The conditions a participant may be cultured in: their group's (every one when the
+    protocol has no laboratory section to say)."""
+    if _laboratory(patient) is None:
+        return tuple(CultureCondition.values)
+    return required_conditions(patient)
+
+
+def serum_donors(patient):
+    """The participants whose serum may culture this participant's macrophages: of the
+    study, of the protocol's serum donor groups (SSc), never the participant."""
+    from ecrf.patients.models import Patient
+
+    donors = Patient.objects.filter(study_id=patient.study_id).exclude(pk=patient.pk)
+    laboratory = _laboratory(patient)
+    if laboratory is not None:
+        donors = donors.filter(group__in=laboratory.serum_donor_groups)
+    return donors
+
+
+def _group_label(protocol, code: str) -> str:
+    return next((g.label for g in protocol.groups if g.code == code), code)
+
+
+def condition_message(patient) -> str:
+    """Why a condition outside the participant's group is refused, naming the right ones."""
+    group = _group_label(patient.protocol_version.protocol, patient.group)
+    allowed = culture_conditions(patient)
+    if not allowed:
+        return _("Culture condition: the protocol has no culture for the group “%(group)s”.") % {
+            "group": group
+        }
+    return _("Culture condition: for the group “%(group)s”, choose %(allowed)s.") % {
+        "group": group,
+        "allowed": ", ".join(f"“{CultureCondition(code).label}”" for code in allowed),
+    }
+
+
+def serum_donor_message(patient) -> str:
+    protocol = patient.protocol_version.protocol
+    laboratory = _laboratory(patient)
+    groups = laboratory.serum_donor_groups if laboratory else ()
+    if not groups:
+        return _("Serum donor: choose another participant of this study.")
+    names = ", ".join(f"“{_group_label(protocol, code)}”" for code in groups)
+    return _(
+        "Serum donor: choose another participant of this study, from the group %(groups)s."
+    ) % {"groups": names}
+
+
+class _CultureRules:
+    """The rules the two culture forms share: what the participant's group is cultured in,
+    whose serum, when the results can be dated, and when the visit has them all."""
+
+    # "This visit already has … for the … condition": one sentence per form, to translate.
+    DUPLICATE_MESSAGE: ClassVar = ""
+
+    def duplicate_message(self) -> str:
+        return self.DUPLICATE_MESSAGE % {"condition": self.get_condition_display()}
+
+    def unique_error_message(self, model_class, unique_check):
+        # The database's refusal of a second instance of a condition (two saves racing).
+        if tuple(unique_check) == ("visit", "condition"):
+            return ValidationError(self.duplicate_message(), code="unique_together")
+        return super().unique_error_message(model_class, unique_check)
+
+    def context_problems(self) -> dict[str, str]:
+        problems = {}
+        patient = self.patient
+        if self.condition and self.condition not in culture_conditions(patient):
+            problems["condition"] = condition_message(patient)
+        elif (
+            self.condition
+            and type(self)
+            .objects.filter(visit_id=self.visit_id, condition=self.condition)
+            .exclude(pk=self.pk)
+            .exists()
+        ):
+            problems["condition"] = self.duplicate_message()
+        if (
+            self.serum_donor_id is not None
+            and not serum_donors(patient).filter(pk=self.serum_donor_id).exists()
+        ):
+            problems["serum_donor"] = serum_donor_message(patient)
+        dated = self._date_problem()
+        if dated:
+            problems[NON_FIELD_ERRORS] = dated
+        return problems
+
+    def _date_problem(self) -> str | None:
+        """Results are dated by their visit, which follows the blood sample by the culture."""
+        visit = self.visit
+        spec = self.patient.protocol_version.protocol.visit(visit.code)
+        if visit.visit_date is None or spec.after_visit is None:
+            return None
+        sampled = (
+            BloodSample.objects.filter(
+                patient=self.patient, visit__code=spec.after_visit, sample_date__isnull=False
+            )
+            .values_list("sample_date", flat=True)
+            .first()
+        )
+        if sampled is None:
+            sampled = (
+                visit.patient.visits.filter(code=spec.after_visit)
+                .values_list("visit_date", flat=True)
+                .first()
+            )
+        if sampled is None:
+            return None
+        laboratory = _laboratory(self.patient)
+        min_days = laboratory.culture_min_days if laboratory else 0
+        values = {
+            "visit": visit.code,
+            "date": date_format(visit.visit_date, "SHORT_DATE_FORMAT"),
+            "sample": date_format(sampled, "SHORT_DATE_FORMAT"),
+            "days": min_days,
+        }
+        if visit.visit_date < sampled:
+            return (
+                _(
+                    "The results are dated %(date)s, the date of visit %(visit)s: before the "
+                    "blood sample of %(sample)s. Correct the date of visit %(visit)s."
+                )
+                % values
+            )
+        if (visit.visit_date - sampled).days < min_days:
+            return (
+                ngettext(
+                    "The results are dated %(date)s, the date of visit %(visit)s, but the "
+                    "culture of the blood sample of %(sample)s takes at least %(days)d day. "
+                    "Correct the date of visit %(visit)s.",
+                    "The results are dated %(date)s, the date of visit %(visit)s, but the "
+                    "culture of the blood sample of %(sample)s takes at least %(days)d days. "
+                    "Correct the date of visit %(visit)s.",
+                    min_days,
+                )
+                % values
+            )
+        return None
+
+    @classmethod
+    def visit_lacks(cls, visit) -> list[str]:
+        """The labels of the conditions the visit has no complete result for yet."""
+        required = required_conditions(visit.patient)
+        if not required:
+            return super().visit_lacks(visit)
+        done = set(
+            cls.objects.filter(visit=visit, status=CrfBase.Status.COMPLETE).values_list(
+                "condition", flat=True
+            )
+        )
+        return [str(CultureCondition(code).label) for code in required if code not in done]
+
+
 def _pg_ml(label) -> models.DecimalField:
     return _measure(label, 12, 2, help_text=_("pg/mL; blank and ticked below when under the LOD."))
 
@@ -1324,8 +1574,12 @@ CYTOKINES = ("ccl18", "pdgfbb", "il6", "cxcl10", "cxcl4")
 
 
 @pghistory.track()
-class MdmCytokines(CrfBase):
+class MdmCytokines(_CultureRules, CrfBase):
     FORM_CODE = "mdm_cytokines"
+    DUPLICATE_MESSAGE = _(
+        "This visit already has cytokine results for the %(condition)s condition: "
+        "open that one to change it."
+    )
     # Analytes are complete with a value or "below LOD": see missing_fields().
     REQUIRED_FIELDS = ("condition",)
     LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
@@ -1405,8 +1659,12 @@ FLOW_MARKERS = ("cd204", "cd206", "cd163", "cd86", "hla_dr", "tlr4")
 
 
 @pghistory.track()
-class MdmFlow(CrfBase):
+class MdmFlow(_CultureRules, CrfBase):
     FORM_CODE = "mdm_flow"
+    DUPLICATE_MESSAGE = _(
+        "This visit already has flow cytometry results for the %(condition)s condition: "
+        "open that one to change it."
+    )
     REQUIRED_FIELDS = (
         "condition",
         *(f"{marker}_{measure}" for marker in FLOW_MARKERS for measure in ("pos_pct", "mfi")),

@@ -258,7 +258,7 @@ def crf_save(
             instance.version += 1
         for name, value in values.items():
             setattr(instance, name, value)
-        problems = _date_problems(instance, patient, consented)
+        problems = {**instance.context_problems(), **_date_problems(instance, patient, consented)}
         if problems:
             raise ValidationError(problems)
         instance.compute_derived()

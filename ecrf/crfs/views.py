@@ -16,7 +16,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ecrf.accounts.access import Role, roles_for
 from ecrf.core.errors import StaleVersion
 from ecrf.crfs.forms import EligibilityForm, crf_form_class
-from ecrf.crfs.models import form_model
+from ecrf.crfs.models import (
+    SERUM_CONDITIONS,
+    condition_message,
+    culture_conditions,
+    form_model,
+    serum_donor_message,
+    serum_donors,
+)
 from ecrf.crfs.services import (
     FormNotInVisit,
     WarningsPending,
@@ -165,8 +172,11 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
     rows = []
     for code_ in visit_forms(visit):
         spec = protocol.form(code_)
-        instances = list(form_model(code_).objects.filter(visit=visit).order_by("pk"))
-        rows.append((code_, spec.label, spec.repeatable, instances, code_ in required))
+        model = form_model(code_)
+        instances = list(model.objects.filter(visit=visit).order_by("pk"))
+        # A repeatable form says which of its instances (culture conditions) are still due.
+        lacks = model.visit_lacks(visit) if spec.repeatable and code_ in required else []
+        rows.append((code_, spec.label, spec.repeatable, instances, code_ in required, lacks))
     return render(
         request,
         "crfs/visit.html",
@@ -208,15 +218,30 @@ def _crf_form(request, visit: Visit, form_code: str, instance, warnings=()):
         form = EligibilityForm(data, criteria=criteria, instance=instance)
     else:
         form = crf_form_class(form_model(form_code))(data, instance=instance)
+    if "condition" in form.fields:
+        # Only the conditions of the participant's group (the protocol's laboratory
+        # section), and a refusal that names them; a stored one stays shown to be corrected.
+        allowed = set(culture_conditions(patient)) | {getattr(instance, "condition", "")}
+        field = form.fields["condition"]
+        field.choices = [(v, label) for v, label in field.choices if v == "" or v in allowed]
+        field.error_messages["invalid_choice"] = condition_message(patient).replace("%", "%%")
     if "serum_donor" in form.fields:
-        # Another participant of the same study whom the user may see: never a list of
-        # every patient of the installation, nor the patient themself.
-        form.fields["serum_donor"].queryset = (
-            Patient.objects.visible_to(request.user)
-            .filter(study=patient.study)
-            .exclude(pk=patient.pk)
-            .order_by("subject_code")
-        )
+        if not set(SERUM_CONDITIONS) & set(culture_conditions(patient)):
+            # The group is never cultured in another participant's serum.
+            del form.fields["serum_donor"]
+        else:
+            # SSc participants of the same study whom the user may see: never a list of
+            # every patient of the installation, nor the patient themself.
+            field = form.fields["serum_donor"]
+            field.queryset = (
+                Patient.objects.visible_to(request.user)
+                .filter(pk__in=serum_donors(patient).values("pk"))
+                .order_by("subject_code")
+            )
+            field.error_messages["invalid_choice"] = serum_donor_message(patient).replace("%", "%%")
+    if instance is None and data is None and hasattr(form._meta.model, "initial_values"):
+        # The kit the patient was allocated (the number only, never the arm).
+        form.initial.update(form._meta.model.initial_values(patient))
     form.setup_crf(form_code=form_code, needs_reason=needs_reason, warnings=warnings)
     if data is None:
         form.fields["version"].initial = instance.version if instance else 0

@@ -92,6 +92,13 @@ LAB_ANALYTES = frozenset(
 )
 # Analytes that are recorded with an upper normal limit (`<analyte>_uln`).
 ULN_ANALYTES = frozenset({"bilirubin_umol_l", "ast_u_l", "alt_u_l", "creatinine_umol_l"})
+# The culture conditions of the MDM forms (ecrf/crfs/models.py, CultureCondition), and those
+# that culture healthy donors' macrophages in a named participant's serum.
+CULTURE_CONDITIONS = frozenset(
+    {"untreated", "ruxolitinib", "hd_serum_untreated", "hd_serum_ruxolitinib"}
+)
+SERUM_CULTURE_CONDITIONS = frozenset({"hd_serum_untreated", "hd_serum_ruxolitinib"})
+CULTURE_FORMS = frozenset({"mdm_cytokines", "mdm_flow"})
 
 _PROBLEMS = "protocol_problems"
 
@@ -182,6 +189,14 @@ def _uln_analyte(code: str) -> str:
     return code
 
 
+def _culture_condition(code: str) -> str:
+    if code not in CULTURE_CONDITIONS:
+        raise PydanticCustomError(
+            "unknown_culture_condition", _known(code, CULTURE_CONDITIONS, "culture condition")
+        )
+    return code
+
+
 def _time_zone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -215,6 +230,7 @@ FormCode = Annotated[str, AfterValidator(_form_code)]
 Analyte = Annotated[str, AfterValidator(_analyte)]
 UlnAnalyte = Annotated[str, AfterValidator(_analyte), AfterValidator(_uln_analyte)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
+CultureConditionCode = Annotated[str, AfterValidator(_culture_condition)]
 Email = Annotated[str, AfterValidator(_email)]
 GroupCodes = Annotated[tuple[Code, ...], Field(min_length=1)]
 FieldPath = Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z0-9_]+$")]
@@ -588,6 +604,38 @@ class RemindersSpec(_Spec):
         return self
 
 
+# -- laboratory ------------------------------------------------------------------------------
+
+
+class LaboratorySpec(_Spec):
+    """The macrophage cultures of a laboratory visit (the mdm_cytokines and mdm_flow forms)."""
+
+    # Every condition a group's participant needs, for each culture form of the visit.
+    conditions: dict[Code, Annotated[tuple[CultureConditionCode, ...], Field(min_length=1)]]
+    # The groups whose serum the healthy donors' serum conditions may use.
+    serum_donor_groups: tuple[Code, ...] = ()
+    # Results are dated at least this many days after the blood sample (0: the same day).
+    culture_min_days: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LaboratorySpec:
+        problems = _Problems()
+        for group, conditions in self.conditions.items():
+            for k, code in enumerate(conditions):
+                if code in conditions[:k]:
+                    problems.add(("conditions", group, k), f"{code!r} is listed twice")
+            if SERUM_CULTURE_CONDITIONS & set(conditions) and not self.serum_donor_groups:
+                problems.add(
+                    ("serum_donor_groups",),
+                    f"group {group} uses serum conditions: name the serum donors' groups",
+                )
+        problems.raise_if_any()
+        return self
+
+    def conditions_for(self, group: str | None) -> tuple[str, ...]:
+        return self.conditions.get(group or "", ())
+
+
 # -- the protocol ----------------------------------------------------------------------------
 
 
@@ -608,6 +656,7 @@ class Protocol(_Spec):
     eligibility: tuple[Criterion, ...] = ()
     safety: SafetySpec
     reminders: RemindersSpec
+    laboratory: LaboratorySpec | None = None
 
     # -- reading ------------------------------------------------------------------------
 
@@ -662,6 +711,7 @@ class Protocol(_Spec):
         self._check_arms_and_groups(problems)
         self._check_visits(problems)
         self._check_eligibility(problems)
+        self._check_laboratory(problems)
         problems.raise_if_any()
         return self
 
@@ -815,6 +865,29 @@ class Protocol(_Spec):
                         problems.add((*loc, "visit"), f"unknown visit {check.visit!r}")
                     elif "mrss" not in self.visit(check.visit).form_codes:
                         problems.add((*loc, "visit"), f"visit {check.visit} has no 'mrss' form")
+
+    def _check_laboratory(self, problems: _Problems) -> None:
+        if self.laboratory is None:
+            return
+        if not CULTURE_FORMS & {f.code for f in self.forms}:
+            problems.add(
+                ("laboratory",),
+                f"a laboratory section needs a culture form ({', '.join(sorted(CULTURE_FORMS))})",
+            )
+        known = set(self.group_codes)
+        where = f"groups: {', '.join(self.group_codes)}" if known else "it has no groups"
+        for group in self.laboratory.conditions:
+            if group not in known:
+                problems.add(
+                    ("laboratory", "conditions", group),
+                    f"unknown group {group!r}: not a group of this study ({where})",
+                )
+        for k, group in enumerate(self.laboratory.serum_donor_groups):
+            if group not in known:
+                problems.add(
+                    ("laboratory", "serum_donor_groups", k),
+                    f"unknown group {group!r}: not a group of this study ({where})",
+                )
 
 
 def _day_order(visit: VisitSpec) -> int:
