@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import formats
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -16,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ecrf.accounts.access import Role, roles_for
 from ecrf.core.errors import StaleVersion
 from ecrf.crfs.forms import EligibilityForm, crf_form_class
+from ecrf.crfs.missing import baseline_warning, missing_text
 from ecrf.crfs.models import (
     SERUM_CONDITIONS,
     condition_message,
@@ -98,12 +104,91 @@ def _can_enter(user, patient: Patient) -> bool:
     return bool(roles_for(user, study=patient.study, site=patient.site) & Role.SITE_STAFF)
 
 
-def _stale(request, url: str, label: str) -> HttpResponse:
+def _stale(request, url: str, label: str, *, form=None, differences=()) -> HttpResponse:
+    """The 409 page; for a CRF it holds the current version with the user's values beside."""
     return render(
         request,
         "crfs/stale.html",
-        {"reload_url": url, "label": label},
+        {"reload_url": url, "label": label, "form": form, "differences": differences},
         status=409,
+    )
+
+
+def _form_label(patient: Patient, form_code: str) -> str:
+    """The form's name as the screens give it: the protocol's label."""
+    try:
+        return patient.protocol_version.protocol.form(form_code).label
+    except KeyError:
+        return form_code
+
+
+def _shown(field, value) -> str:
+    """A value as a person reads it: "Yes", "2 moderate", a date in the user's format."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, models.Model):
+        return str(value)
+    if isinstance(field, forms.ChoiceField):
+        for key, label in field.choices:
+            options = label if isinstance(label, list | tuple) else [(key, label)]
+            for option_key, option_label in options:
+                if str(option_key) == str(value):
+                    return str(option_label)
+    return str(formats.localize(value))
+
+
+def _cleaned(field, raw):
+    """The value a field makes of a raw or initial value; the raw value when it refuses it."""
+    try:
+        return True, field.clean(raw)
+    except ValidationError:
+        return False, raw
+
+
+def _differences(typed, current) -> list[dict]:
+    """Field by field, what the user typed where it differs from what is now saved."""
+    rows = []
+    for name, field in current.fields.items():
+        if name in ("version", "reason") or name.startswith("confirm_") or name not in typed.fields:
+            continue
+        raw = typed[name].data
+        ok, mine = _cleaned(field, raw)
+        _ok, theirs = _cleaned(field, current[name].value())
+        if mine == theirs or (mine in (None, "") and theirs in (None, "")):
+            continue
+        if isinstance(raw, bool):  # a checkbox: the page script ticks it or not
+            raw = "on" if raw else ""
+        rows.append(
+            {
+                "name": name,
+                "label": str(capfirst(field.label or name)),
+                "saved": _shown(field, theirs),
+                "typed": _shown(field, mine) if ok else str(raw),
+                "raw": "" if raw is None else str(raw),
+            }
+        )
+    return rows
+
+
+def _stale_crf(request, visit: Visit, form_code: str, instance_id, typed) -> HttpResponse:
+    """The current version of the form, ready to save, with what the user typed beside it."""
+    try:
+        current = crf_for_visit(visit=visit, form_code=form_code, instance_id=instance_id)
+    except FormNotInVisit:
+        raise Http404 from None
+    # _crf_form binds to the POST of a POST request; the current version is shown unbound.
+    reading = copy.copy(request)
+    reading.method = "GET"
+    form = _crf_form(reading, visit, form_code, current)
+    form.fields["reason"].initial = typed.data.get("reason", "")
+    return _stale(
+        request,
+        request.path,
+        _form_label(visit.patient, form_code),
+        form=form,
+        differences=_differences(typed, form),
     )
 
 
@@ -209,6 +294,19 @@ def _posted_stale(request, instance) -> bool:
     return posted != (instance.version if instance is not None else 0)
 
 
+def _errors_once(form) -> None:
+    """Each message once: a rule checked item by item (one database check per cytokine)
+    gives the same sentence for each item, which says nothing more the second time."""
+    for errors in form.errors.values():
+        seen, kept = set(), []
+        for error in errors.as_data():
+            text = " ".join(error.messages)
+            if text not in seen:
+                seen.add(text)
+                kept.append(error)
+        errors.data[:] = kept
+
+
 def _crf_form(request, visit: Visit, form_code: str, instance, warnings=()):
     patient = visit.patient
     data = request.POST if request.method == "POST" else None
@@ -270,7 +368,7 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
         if not can_enter:
             raise PermissionDenied
         if _posted_stale(request, instance):
-            return _stale(request, request.path, str(form_model(form_code)._meta.verbose_name))
+            return _stale_crf(request, visit, form_code, instance_id, form)
         if form.is_valid():
             try:
                 saved = crf_save(
@@ -283,8 +381,8 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
                     confirmed=form.confirmed_warnings(),
                     instance_id=instance_id,
                 )
-            except StaleVersion as exc:
-                return _stale(request, request.path, exc.label)
+            except StaleVersion:
+                return _stale_crf(request, visit, form_code, instance_id, form)
             except FormNotInVisit:
                 raise Http404 from None
             except WarningsPending as exc:
@@ -299,12 +397,21 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
                 else:
                     form.add_error(None, exc)
             else:
-                unchanged = instance is not None and saved.version == instance.version
-                messages.success(
-                    request, _("Saved with no change.") if unchanged else _("Form saved.")
-                )
+                if instance is not None and saved.version == instance.version:
+                    messages.success(request, _("Saved with no change."))
+                elif saved.status == saved.Status.COMPLETE:
+                    messages.success(request, _("Form saved."))
+                else:
+                    messages.warning(
+                        request,
+                        _("Form saved, still in progress: missing %s.") % missing_text(saved),
+                    )
+                warning = baseline_warning(saved, _form_label(patient, form_code))
+                if warning:
+                    messages.warning(request, warning)
                 return redirect("crfs:visit", study_code, subject_code, code, repeat)
     model = form_model(form_code)
+    _errors_once(form)
     return render(
         request,
         "crfs/form.html",
@@ -314,10 +421,13 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
             "visit": visit,
             "form": form,
             "form_code": form_code,
-            "label": dict((f.code, f.label) for f in patient.protocol_version.protocol.forms).get(
-                form_code, form_code
-            ),
+            "label": _form_label(patient, form_code),
             "instance": instance,
+            "missing": (
+                missing_text(instance)
+                if instance is not None and instance.status != instance.Status.COMPLETE
+                else ""
+            ),
             "can_enter": can_enter,
             "live_fields": getattr(model, "LIVE_TOTAL", ()),
             # The saved form's totals from the first view, not only after a change.
