@@ -29,7 +29,7 @@ chromium:
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
 
 demo: $(VENV)/.runtime
-	DEBUG=1 $(BIN)/python manage.py run_demo
+	DEMO=1 DEBUG=0 $(BIN)/python manage.py run_demo
 
 test: $(VENV)/.dev chromium
 	DEBUG=1 CELERY_BROKER_URL=$(CELERY_BROKER_URL_TEST) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)

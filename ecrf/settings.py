@@ -18,7 +18,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 DEBUG = env_bool("DEBUG", False)
+# `make demo` runs as production does (DEBUG off: the app's own error pages, collected static
+# files) on this machine only: a key of its own under ./var/, plain HTTP on localhost.
+DEMO = env_bool("DEMO", False)
 SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and DEMO:
+    from ecrf.env import demo_secret_key
+
+    SECRET_KEY = demo_secret_key(VAR_DIR / "demo-secret-key")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -27,7 +34,7 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG or DEMO else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -125,7 +132,7 @@ AUTH_PASSWORD_VALIDATORS = [
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not (DEBUG or DEMO))
 SESSION_COOKIE_HTTPONLY = True
 
 # --- Internationalisation: the sites are in France ----------------------------------
@@ -200,7 +207,7 @@ CELERY_BEAT_SCHEDULE = {
 EMAIL_BACKEND_PATH = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.filebased.EmailBackend"
-    if DEBUG
+    if DEBUG or DEMO
     else "django.core.mail.backends.smtp.EmailBackend",
 )
 if EMAIL_BACKEND_PATH.endswith("filebased.EmailBackend"):

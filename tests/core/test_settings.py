@@ -52,3 +52,30 @@ def test_secret_key_and_debug_off_start_cleanly():
     result = start_django(SECRET_KEY="x" * 50, DEBUG="0", ALLOWED_HOSTS="ecrf.example.org")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_demo_runs_with_debug_off_and_a_key_of_its_own(tmp_path):
+    """`make demo` is what a user first meets: production's error pages, not Django's
+    technical ones, and no shipped signing key."""
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, s.SECRET_KEY == open(s.VAR_DIR / 'demo-secret-key').read().strip(), "
+        "len(s.SECRET_KEY) >= 50, sorted(s.ALLOWED_HOSTS), s.STORAGES['staticfiles']['BACKEND'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    env.update(DEMO="1", DEBUG="0", DJANGO_SETTINGS_MODULE="ecrf.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "False", "True", "True", "['127.0.0.1',", "'localhost']",
+        "whitenoise.storage.CompressedManifestStaticFilesStorage",
+    ]  # fmt: skip
+
+
+def test_makefile_demo_target_turns_debug_off():
+    makefile = (BASE_DIR / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "DEMO=1 DEBUG=0" in recipe

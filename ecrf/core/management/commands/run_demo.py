@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args, addr, **options):
+        # DEBUG is off, as in production: whitenoise serves the collected, hashed files.
+        call_command("collectstatic", interactive=False, verbosity=0)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("load_protocol", all=True)
         # The broker's folders first: the demo data queues emails (SAE reports).

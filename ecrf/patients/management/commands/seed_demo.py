@@ -722,7 +722,7 @@ class Command(BaseCommand):
             by=chart.by,
             password=self.password,
             narrative="Fever and cough from day 24; lobar pneumonia on X-ray; admitted to the "
-            "infectious diseases ward of the patient's local hospital. Imatinib interrupted.",
+            "infectious diseases ward of the patient's local hospital. Study drug interrupted.",
             now=aware + timedelta(hours=5, minutes=25),
         )
         sae_acknowledge(report=report, by=sponsor, now=aware + timedelta(hours=8))
@@ -747,7 +747,7 @@ class Command(BaseCommand):
             event=event,
             by=chart.by,
             password=self.password,
-            narrative="Discharged on day 38, recovered. Imatinib resumed on day 40.",
+            narrative="Discharged on day 38, recovered. Study drug resumed on day 40.",
             aware_at=news,
             now=news + timedelta(hours=2),
         )
