@@ -10,13 +10,41 @@ studies/protocol.py). Missing data is never a pass.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from ecrf.patients.models import Patient
+
+_UNIT = re.compile(r"^(?P<name>.*) \((?P<unit>[^()]*)\)$")
+
+
+def _field_label(form_code: str, field: str) -> str:
+    """A form field as the form shows it ("Hemoglobin (g/dL)"), never its column name."""
+    from ecrf.crfs.models import form_model
+
+    return str(capfirst(form_model(form_code)._meta.get_field(field).verbose_name))
+
+
+def _measured(form_code: str, field: str, value: float) -> str:
+    """A value with its unit after it, as people write it: "Hemoglobin 6.5 g/dL"."""
+    label = _field_label(form_code, field)
+    match = _UNIT.match(label)
+    if match is None:
+        return f"{label} {value:g}"
+    return f"{match['name']} {value:g} {match['unit']}"
+
+
+def _form_label(patient: Patient, form_code: str) -> str:
+    try:
+        return patient.protocol_version.protocol.form(form_code).label
+    except KeyError:
+        return form_code
 
 
 @dataclass(frozen=True)
@@ -46,7 +74,7 @@ class CriterionResult:
     def problem(self) -> str | None:
         """Why this line stops enrolment, naming the criterion and the value (None: it does not)."""
         c = self.criterion
-        label = f"{c.id} «{c.text}»"
+        label = f"{c.id} «\u00a0{getattr(c, 'translation', None) or c.text}\u00a0»"
         if self.answer is None:
             return _("%s: answer this line of the checklist.") % label
         failing = [r.detail for r in self.checks if r.ok is False]
@@ -146,9 +174,9 @@ def _labs_uln(check, patient, day0) -> CheckResult:
     for analyte in check.analytes:
         value, uln = _num(getattr(labs, analyte)), _num(getattr(labs, f"{analyte}_uln"))
         if value is None or not uln:
-            missing.append(analyte)
+            missing.append(_field_label("safety_labs", analyte))
         elif value / uln > check.ratio:
-            over.append(f"{analyte} = {value:g} ({value / uln:.2f} × ULN)")
+            over.append(f"{_measured('safety_labs', analyte, value)} ({value / uln:.2f} × ULN)")
     if over:
         return CheckResult(
             False,
@@ -168,9 +196,12 @@ def _labs_min(check, patient, day0) -> CheckResult:
     for analyte, limit in check.limits.items():
         value = _num(getattr(labs, analyte))
         if value is None:
-            missing.append(analyte)
+            missing.append(_field_label("safety_labs", analyte))
         elif value < limit:
-            low.append(f"{analyte} = {value:g} (needs ≥ {limit:g})")
+            low.append(
+                _("%(value)s, needs ≥ %(limit)s")
+                % {"value": _measured("safety_labs", analyte, value), "limit": f"{limit:g}"}
+            )
     if low:
         return CheckResult(False, ", ".join(low))
     if missing:
@@ -196,8 +227,9 @@ def _no_event_within(check, patient, day0) -> CheckResult:
     form_code, _dot, field = check.field.partition(".")
     form = _latest(form_code, patient)
     if form is None:
-        return CheckResult(None, _("%s is not recorded yet") % form_code)
+        return CheckResult(None, _("%s is not recorded yet") % _form_label(patient, form_code))
     when = getattr(form, field)
+    field = _field_label(form_code, field)
     if when is None:
         return CheckResult(True, _("%s: none") % field)
     limit = (
@@ -207,19 +239,24 @@ def _no_event_within(check, patient, day0) -> CheckResult:
     return CheckResult(
         when < limit,
         _("%(field)s is %(date)s, within %(period)s before inclusion")
-        % {"field": field, "date": when.isoformat(), "period": period}
+        % {"field": field, "date": date_format(when, "SHORT_DATE_FORMAT"), "period": period}
         if when >= limit
-        else _("%(field)s is %(date)s") % {"field": field, "date": when.isoformat()},
+        else _("%(field)s is %(date)s")
+        % {"field": field, "date": date_format(when, "SHORT_DATE_FORMAT")},
     )
 
 
 def _classification(check, patient, day0) -> CheckResult:
     form = _latest(check.form, patient)
     if form is None or not form.classification:
-        return CheckResult(None, _("%s is not recorded yet") % check.form)
+        return CheckResult(None, _("%s is not recorded yet") % _form_label(patient, check.form))
     return CheckResult(
         form.classification == "classified",
-        _("%(form)s concludes %(status)s") % {"form": check.form, "status": form.classification},
+        _("%(form)s concludes: %(status)s")
+        % {
+            "form": _form_label(patient, check.form),
+            "status": str(form.get_classification_display()).lower(),
+        },
     )
 
 

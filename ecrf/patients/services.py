@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from ecrf.accounts.access import Role, roles_for
 from ecrf.audit.context import audited
 from ecrf.patients.models import Patient
-from ecrf.patients.visits import screening_visit_specs, visits_create
+from ecrf.patients.visits import incomplete_forms, screening_visit_specs, visits_create
 from ecrf.studies.models import StudySite
 
 
@@ -121,9 +121,10 @@ def patient_enrol(*, patient: Patient, by, day0_date: date) -> Patient:
                 window = window_for(spec, day0_date)
                 if visit.status != visit.Status.COMPLETE:
                     problems.append(
-                        _("Visit %s must be complete (every required form) before enrolment.")
-                        % spec.code
-                    )
+                        _("Visit %(code)s must be complete before enrolment; still incomplete: "
+                          "%(forms)s.")
+                        % {"code": spec.code, "forms": incomplete_forms(visit) or "—"}
+                    )  # fmt: skip
                 elif visit.visit_date and not window.contains(visit.visit_date):
                     problems.append(
                         _("Visit %(code)s on %(date)s is outside its window for this inclusion "

@@ -370,6 +370,18 @@ def visit_required_forms(visit: Visit) -> list[str]:
     return [f.form for f in forms if f.required]
 
 
+def incomplete_forms(visit: Visit) -> str:
+    """The visit's required forms still incomplete, by their protocol labels."""
+    from ecrf.crfs.models import form_model
+
+    protocol = visit.patient.protocol_version.protocol
+    return ", ".join(
+        protocol.form(code).label
+        for code in visit_required_forms(visit)
+        if form_model(code).visit_lacks(visit)
+    )
+
+
 def visit_refresh_status(*, visit: Visit, by) -> Visit:
     """A dated visit is complete when every form it requires is complete (and back if not)."""
     from ecrf.crfs.models import form_model

@@ -718,6 +718,8 @@ def test_enrolment_refused_naming_an_unanswered_criterion(client, world, kits):
     assert "I5" in problems
     assert "answer this line" in problems
     assert "Visit SCR must be complete" in problems
+    # The forms still incomplete are named by their protocol labels.
+    assert "still incomplete: Eligibility checklist" in problems
 
 
 def test_screen_failure_needs_its_reasons(client, screened):
