@@ -70,6 +70,19 @@ class CrfBase(models.Model):
         self.compute_derived()
         super().save(*args, **kwargs)
 
+    def unique_error_message(self, model_class, unique_check):
+        # Django's "<Model> with this Visit already exists." names columns; say what to do.
+        if tuple(unique_check) == ("visit",):
+            from django.core.exceptions import ValidationError
+            from django.utils.translation import gettext
+
+            return ValidationError(
+                gettext("This visit already has its %(form)s form: open it to change it.")
+                % {"form": self._meta.verbose_name},
+                code="unique_together",
+            )
+        return super().unique_error_message(model_class, unique_check)
+
     def missing_fields(self) -> list[str]:
         """Required fields still empty; the form is complete when there are none."""
         return [name for name in self.REQUIRED_FIELDS if getattr(self, name) in (None, "")]

@@ -165,3 +165,16 @@ def test_form_accepts_a_partial_entry(make, visit):
     crf.save()
     assert crf.exam_date == date(2026, 3, 2)
     assert (crf.face, crf.anterior_chest, crf.total) == (1, None, None)
+
+
+def test_a_second_form_for_the_same_visit_is_refused_in_a_sentence():
+    from django.utils import translation
+
+    from ecrf.crfs.models import Mrss
+
+    with translation.override("en"):
+        message = Mrss().unique_error_message(Mrss, ("visit",)).messages[0]
+    assert message == (
+        "This visit already has its modified Rodnan skin score form: open it to change it."
+    )
+    assert "with this" not in message
