@@ -337,9 +337,10 @@ def _crf_form(request, visit: Visit, form_code: str, instance, warnings=()):
                 .order_by("subject_code")
             )
             field.error_messages["invalid_choice"] = serum_donor_message(patient).replace("%", "%%")
-    if instance is None and data is None and hasattr(form._meta.model, "initial_values"):
+    model = form_model(form_code)
+    if instance is None and data is None and hasattr(model, "initial_values"):
         # The kit the patient was allocated (the number only, never the arm).
-        form.initial.update(form._meta.model.initial_values(patient))
+        form.initial.update(model.initial_values(patient))
     form.setup_crf(form_code=form_code, needs_reason=needs_reason, warnings=warnings)
     if data is None:
         form.fields["version"].initial = instance.version if instance else 0
