@@ -149,6 +149,7 @@ def _formfield(field: models.Field, **kwargs):
         formfield.error_messages["invalid_choice"] = _choice_message(field)
     if field.name in MRSS_AREAS and isinstance(formfield, forms.ChoiceField):
         # Scored as on the paper form: one click per area, the blank "not assessable".
+        formfield.model_choices = list(field.choices)
         formfield.choices = [(value, str(value)) for value, _label in field.choices]
         formfield.choices.append(("", _("n/a")))
         formfield.widget = forms.RadioSelect(choices=formfield.choices)

@@ -131,7 +131,8 @@ def _shown(field, value) -> str:
     if isinstance(value, models.Model):
         return str(value)
     if isinstance(field, forms.ChoiceField):
-        for key, label in field.choices:
+        # The model's labels ("2 moderate"): a form may show bare codes (the mRSS radios).
+        for key, label in getattr(field, "model_choices", None) or field.choices:
             options = label if isinstance(label, list | tuple) else [(key, label)]
             for option_key, option_label in options:
                 if str(option_key) == str(value):

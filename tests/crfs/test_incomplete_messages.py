@@ -75,10 +75,18 @@ def test_the_stale_page_holds_the_current_form_and_what_was_typed(client, world,
     # Bob saves version 2 while Alice still has version 1 open.
     client.force_login(world.bob)
     saved(
-        client.post(url, {**mrss_data(SCR_DAY, 1), "face": "3", "version": 1, "reason": "re-read"})
+        client.post(
+            url, {**mrss_data(SCR_DAY, 1), "face": "3", "version": 1, "reason": "re-read the sheet"}
+        )
     )
     client.force_login(world.alice)
-    mine = {**mrss_data(SCR_DAY, 1), "face": "2", "abdomen": "0", "version": 1, "reason": "typo"}
+    mine = {
+        **mrss_data(SCR_DAY, 1),
+        "face": "2",
+        "abdomen": "0",
+        "version": 1,
+        "reason": "typo in face",
+    }
     response = client.post(url, mine)
     assert response.status_code == 409
     body = response.content.decode()
@@ -89,7 +97,11 @@ def test_the_stale_page_holds_the_current_form_and_what_was_typed(client, world,
         ("Abdomen", "1 mild", "0 normal", "0"),
     ]
     form = response.context["form"]
-    assert (form["version"].value(), form["face"].value(), form["reason"].value()) == (2, 3, "typo")
+    assert (form["version"].value(), form["face"].value(), form["reason"].value()) == (
+        2,
+        3,
+        "typo in face",
+    )
     assert 'src="/static/js/stale.js"' in body and "<script>" not in body
     mrss = Mrss.objects.get(visit__patient=screened)
     assert (mrss.face, mrss.version) == (3, 2)

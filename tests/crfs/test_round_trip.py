@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecrf.crfs.forms import editable_fields
-from ecrf.crfs.models import FORM_MODELS, form_model
+from ecrf.crfs.models import FORM_MODELS, allocated_kit, dispensed_kits, form_model
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.patients.services import patient_create
@@ -299,6 +299,11 @@ def test_a_saved_form_posted_back_as_shown_changes_nothing(world, client, form_c
             criteria = patient.protocol_version.protocol.eligibility_for(patient.group or None)
             picks = st.sampled_from([True, False, None])
             values = {"answers": {c.id: data.draw(picks, label=c.id) for c in criteria}}
+        # A kit is the patient's own (allocated, then dispensed): never a drawn string.
+        if form_code == "drug_dispensing":
+            values["kit_number"] = allocated_kit(patient) or ""
+        if form_code == "drug_accountability":
+            values["kit_number"] = next(iter(dispensed_kits(patient)), "")
         saved = crf_save(visit=visit, form_code=form_code, values=values, by=by, expected_version=0)
         before, counts = stored(saved), written()
 

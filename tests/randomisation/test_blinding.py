@@ -65,7 +65,8 @@ def test_unblinded_data_manager_sees_the_arms(client, world, ursula, lists, rand
     assert "IMA" in html and "PBO" in html
     assert str(lists["BXP"].seed) in html
     detail = client.get(
-        reverse("patients:allocation_list_detail", args=[world.rct.code, lists["BXP"].pk])
+        reverse("patients:allocation_list_detail", args=[world.rct.code, lists["BXP"].pk]),
+        headers={"accept-language": "en"},
     ).content.decode()
     assert "Imatinib mesylate 400 mg/day" in detail and "Placebo" in detail
     assert world.bxp_patients[0].subject_code in detail
