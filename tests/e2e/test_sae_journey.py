@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from ecrf.notifications.models import OutboundEmail
 from ecrf.patients.models import Patient
@@ -40,7 +41,9 @@ def test_investigator_records_a_serious_event_and_submits_the_initial_report(
 
     form = page.get_by_test_id("ae-form")
     criterion = page.locator("#id_sae_hospitalisation")
-    assert not criterion.is_visible()  # criteria appear only for a serious event
+    # Criteria appear only for a serious event. crf.js, loaded at the end of the page,
+    # hides them once it runs: the browser may show the parsed form before that, so wait.
+    expect(criterion).to_be_hidden()
     page.locator("#id_term").fill("Scleroderma renal crisis")
     onset = timezone.localdate() - timedelta(days=1)
     page.locator("#id_onset_date").fill(onset.isoformat())
