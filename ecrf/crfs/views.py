@@ -114,14 +114,6 @@ def _stale(request, url: str, label: str, *, form=None, differences=()) -> HttpR
     )
 
 
-def _form_label(patient: Patient, form_code: str) -> str:
-    """The form's name as the screens give it: the protocol's label."""
-    try:
-        return patient.protocol_version.protocol.form(form_code).label
-    except KeyError:
-        return form_code
-
-
 def _shown(field, value) -> str:
     """A value as a person reads it: "Yes", "2 moderate", a date in the user's format."""
     if value is None or value == "":
@@ -187,7 +179,7 @@ def _stale_crf(request, visit: Visit, form_code: str, instance_id, typed) -> Htt
     return _stale(
         request,
         request.path,
-        _form_label(visit.patient, form_code),
+        visit.patient.protocol_version.protocol.form_label(form_code),
         form=form,
         differences=_differences(typed, form),
     )
@@ -408,7 +400,9 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
                         request,
                         _("Form saved, still in progress: missing %s.") % missing_text(saved),
                     )
-                warning = baseline_warning(saved, _form_label(patient, form_code))
+                warning = baseline_warning(
+                    saved, patient.protocol_version.protocol.form_label(form_code)
+                )
                 if warning:
                     messages.warning(request, warning)
                 return redirect("crfs:visit", study_code, subject_code, code, repeat)
@@ -423,7 +417,7 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
             "visit": visit,
             "form": form,
             "form_code": form_code,
-            "label": _form_label(patient, form_code),
+            "label": patient.protocol_version.protocol.form_label(form_code),
             "instance": instance,
             "missing": (
                 missing_text(instance)

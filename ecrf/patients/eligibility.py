@@ -40,13 +40,6 @@ def _measured(form_code: str, field: str, value: float) -> str:
     return f"{match['name']} {value:g} {match['unit']}"
 
 
-def _form_label(patient: Patient, form_code: str) -> str:
-    try:
-        return patient.protocol_version.protocol.form(form_code).label
-    except KeyError:
-        return form_code
-
-
 @dataclass(frozen=True)
 class CheckResult:
     ok: bool | None  # None: the data needed are not there yet
@@ -227,7 +220,10 @@ def _no_event_within(check, patient, day0) -> CheckResult:
     form_code, _dot, field = check.field.partition(".")
     form = _latest(form_code, patient)
     if form is None:
-        return CheckResult(None, _("%s is not recorded yet") % _form_label(patient, form_code))
+        return CheckResult(
+            None,
+            _("%s is not recorded yet") % patient.protocol_version.protocol.form_label(form_code),
+        )
     when = getattr(form, field)
     field = _field_label(form_code, field)
     if when is None:
@@ -249,12 +245,15 @@ def _no_event_within(check, patient, day0) -> CheckResult:
 def _classification(check, patient, day0) -> CheckResult:
     form = _latest(check.form, patient)
     if form is None or not form.classification:
-        return CheckResult(None, _("%s is not recorded yet") % _form_label(patient, check.form))
+        return CheckResult(
+            None,
+            _("%s is not recorded yet") % patient.protocol_version.protocol.form_label(check.form),
+        )
     return CheckResult(
         form.classification == "classified",
         _("%(form)s concludes: %(status)s")
         % {
-            "form": _form_label(patient, check.form),
+            "form": patient.protocol_version.protocol.form_label(check.form),
             "status": str(form.get_classification_display()).lower(),
         },
     )

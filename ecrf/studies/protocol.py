@@ -680,6 +680,13 @@ class Protocol(_Spec):
                 return form
         raise KeyError(f"{self.study.code} v{self.version} has no form {code!r}")
 
+    def form_label(self, code: str) -> str:
+        """The form's name as the screens give it; its code for a form the file lacks."""
+        try:
+            return self.form(code).label
+        except KeyError:
+            return code
+
     def scheduled_visits(self) -> tuple[VisitSpec, ...]:
         return tuple(v for v in self.visits if v.kind == "scheduled")
 
