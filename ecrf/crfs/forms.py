@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from ecrf.core.widgets import DateInput
 from ecrf.crfs.base import CrfBase
 from ecrf.scoring import ScoringInputError
 from ecrf.scoring.mrss import AREAS as MRSS_AREAS
@@ -76,8 +77,7 @@ class CrfFormMixin:
             if isinstance(field.widget, forms.Textarea):
                 field.widget.attrs.setdefault("rows", 3)
             if isinstance(field.widget, forms.DateInput):
-                field.widget.input_type = "date"
-                field.widget.format = "%Y-%m-%d"
+                field.widget = DateInput(attrs=field.widget.attrs)
 
     def _mrss_layout(self):
         """The paper form's grid: one row per area, right and left side by side."""

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from ecrf.accounts.access import Role, roles_for
 from ecrf.core.errors import StaleVersion
+from ecrf.core.widgets import DateInput
 from ecrf.crfs.forms import EligibilityForm, crf_form_class
 from ecrf.crfs.missing import baseline_warning, missing_text
 from ecrf.crfs.models import (
@@ -49,7 +50,7 @@ from ecrf.studies.models import Study
 
 class VisitDateForm(forms.Form):
     visit_date = forms.DateField(
-        label=gettext_lazy("Visit date"), widget=forms.DateInput(attrs={"type": "date"})
+        label=gettext_lazy("Visit date"), widget=DateInput()
     )
     # Dating a visit can deviate only by its timing: "missed visit" is not offered here
     # (a visit that did not take place is declared missed below).

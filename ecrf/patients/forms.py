@@ -2,6 +2,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ecrf.core.widgets import DateInput
 from ecrf.patients.models import Patient
 
 
@@ -15,7 +16,7 @@ class PatientCreateForm(forms.Form):
     group = forms.ChoiceField(label=_("Group"), required=False)
     screening_date = forms.DateField(
         label=_("Screening date"),
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=DateInput(),
         help_text=_("The day the patient was first seen for this study."),
     )
 
@@ -36,7 +37,7 @@ class PatientCreateForm(forms.Form):
 class EnrolForm(forms.Form):
     day0_date = forms.DateField(
         label=_("Inclusion date (day 0)"),
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=DateInput(),
         help_text=_("Visit windows count from this date."),
     )
 
@@ -55,5 +56,5 @@ class EndOfStudyForm(forms.Form):
             (Patient.Status.WITHDRAWN, _("Withdrawn")),
         ],
     )
-    end_date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(label=_("Date"), widget=DateInput())
     reason = forms.CharField(label=_("Reason"), max_length=300)
