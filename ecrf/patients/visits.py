@@ -9,7 +9,7 @@ happen in protocol order, an earlier one being done or declared missed first.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,11 +17,13 @@ from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.core.reasons import reason_problem
 from ecrf.patients.models import Deviation, Patient, Visit
+from ecrf.studies.protocol import CULTURE_FORMS
 from ecrf.studies.schedule import window_for
 
 SCREENING_FORMS = frozenset({"consent", "eligibility"})
@@ -155,7 +157,37 @@ def visit_date_problems(visit: Visit, visit_date: date) -> list[str]:
                 _("The visit date is before visit %(code)s (%(date)s) that it follows.")
                 % {"code": anchor.code, "date": _fmt(anchor.visit_date)}
             )
+        elif anchor and anchor.visit_date:
+            problems.extend(_culture_problems(visit, spec, anchor, visit_date))
     return problems
+
+
+def _culture_problems(visit: Visit, spec, anchor: Visit, visit_date: date) -> list[str]:
+    """Macrophage results cannot be dated before the culture of the sample has had time."""
+    laboratory = visit.patient.protocol_version.protocol.laboratory
+    if laboratory is None or not CULTURE_FORMS & set(spec.form_codes):
+        return []
+    days = laboratory.culture_min_days
+    if (visit_date - anchor.visit_date).days >= days:
+        return []
+    return [
+        ngettext(
+            "Visit %(visit)s holds the results of cultures that take at least %(days)d day "
+            "after the blood sample of visit %(code)s (%(date)s): its earliest date is "
+            "%(earliest)s.",
+            "Visit %(visit)s holds the results of cultures that take at least %(days)d days "
+            "after the blood sample of visit %(code)s (%(date)s): its earliest date is "
+            "%(earliest)s.",
+            days,
+        )
+        % {
+            "visit": visit.code,
+            "days": days,
+            "code": anchor.code,
+            "date": _fmt(anchor.visit_date),
+            "earliest": _fmt(anchor.visit_date + timedelta(days=days)),
+        }
+    ]
 
 
 def visit_order_problem(visit: Visit) -> str | None:

@@ -197,8 +197,23 @@ def test_the_database_refusal_of_a_duplicate_reads_the_same(world, cohort):
 # -- the dates of the results ---------------------------------------------------------------
 
 
+def test_the_lab_visit_cannot_be_dated_on_the_day_of_the_sample(client, world):
+    patient = enrolled(client, world, "SSC", lab=None)
+    response = date_visit(client, patient, "LAB", V0)
+    assert response.status_code == 200
+    assert response.context["form"].errors["visit_date"] == [
+        "Visit LAB holds the results of cultures that take at least 1 day after the blood "
+        f"sample of visit V0 ({V0:%-d %b %Y}): its earliest date is "
+        f"{V0 + timedelta(days=1):%-d %b %Y}."
+    ]
+    assert patient.visits.get(code="LAB").visit_date is None
+    saved(date_visit(client, patient, "LAB", V0 + timedelta(days=1)))
+
+
 def test_results_on_the_day_of_the_sample_are_refused_the_culture_takes_a_day(client, world):
-    patient = enrolled(client, world, "SSC", lab=V0)
+    patient = enrolled(client, world, "SSC")
+    # The sample was taken later than visit V0 itself (a correction): on the LAB day.
+    BloodSample.objects.filter(visit__patient=patient).update(sample_date=LAB)
     response = add(client, patient, "LAB", "mdm_cytokines", cytokines("untreated"))
     assert response.status_code == 200
     errors = response.context["form"].non_field_errors()

@@ -449,3 +449,74 @@ def test_effective_date_must_be_a_date(broken):
 
     assert problems == ["bad.yaml: effective_date: must be a date (YYYY-MM-DD), not '2026-13-01'"]
     assert isinstance(document()["effective_date"], date)
+
+
+# -- the laboratory section --------------------------------------------------------------------
+
+
+def test_cohort_laboratory_section_is_read_as_written():
+    laboratory = read_protocol(PROTOCOLS / f"{COHORT}.yaml").laboratory
+
+    assert laboratory.conditions_for("SSC") == ("untreated", "ruxolitinib")
+    assert laboratory.conditions_for("HD") == ("hd_serum_untreated", "hd_serum_ruxolitinib")
+    assert laboratory.conditions_for(None) == ()
+    assert laboratory.serum_donor_groups == ("SSC",)
+    assert laboratory.culture_min_days == 1
+
+
+def test_laboratory_condition_for_an_unknown_group_is_refused(broken):
+    def change(d):
+        d["laboratory"]["conditions"]["SCC"] = ["untreated"]
+
+    assert broken(change, COHORT) == [
+        "bad.yaml: laboratory.conditions.SCC: unknown group 'SCC': "
+        "not a group of this study (groups: SSC, SLE, HD)"
+    ]
+
+
+def test_laboratory_condition_listed_twice_is_refused(broken):
+    def change(d):
+        d["laboratory"]["conditions"]["SLE"] = ["untreated", "untreated"]
+
+    (problem,) = broken(change, COHORT)
+    assert problem.startswith("bad.yaml: laboratory")
+    assert "'untreated' is listed twice" in problem
+
+
+def test_laboratory_unknown_condition_code_is_refused(broken):
+    def change(d):
+        d["laboratory"]["conditions"]["SLE"] = ["untreated", "tofacitinib"]
+
+    assert broken(change, COHORT) == [
+        "bad.yaml: laboratory.conditions.SLE[1]: unknown culture condition 'tofacitinib', "
+        "did you mean 'ruxolitinib'? "
+        "(known: hd_serum_ruxolitinib, hd_serum_untreated, ruxolitinib, untreated)"
+    ]
+
+
+def test_serum_conditions_need_the_serum_donor_groups(broken):
+    assert broken(lambda d: d["laboratory"].pop("serum_donor_groups"), COHORT) == [
+        "bad.yaml: laboratory.serum_donor_groups: group HD uses serum conditions: "
+        "name the serum donors' groups"
+    ]
+
+
+def test_serum_donor_group_must_be_a_group_of_the_study(broken):
+    assert broken(lambda d: d["laboratory"].update(serum_donor_groups=["SLX"]), COHORT) == [
+        "bad.yaml: laboratory.serum_donor_groups[0]: unknown group 'SLX': "
+        "not a group of this study (groups: SSC, SLE, HD)"
+    ]
+
+
+def test_negative_culture_time_is_refused(broken):
+    (problem,) = broken(lambda d: d["laboratory"].update(culture_min_days=-1), COHORT)
+    assert problem.startswith("bad.yaml: laboratory.culture_min_days")
+
+
+def test_laboratory_section_without_a_culture_form_is_refused(broken):
+    def change(d):
+        d["laboratory"] = {"conditions": {}, "culture_min_days": 1}
+
+    assert broken(change) == [
+        "bad.yaml: laboratory: a laboratory section needs a culture form (mdm_cytokines, mdm_flow)"
+    ]
