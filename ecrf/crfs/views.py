@@ -49,9 +49,7 @@ from ecrf.studies.models import Study
 
 
 class VisitDateForm(forms.Form):
-    visit_date = forms.DateField(
-        label=gettext_lazy("Visit date"), widget=DateInput()
-    )
+    visit_date = forms.DateField(label=gettext_lazy("Visit date"), widget=DateInput())
     # Dating a visit can deviate only by its timing: "missed visit" is not offered here
     # (a visit that did not take place is declared missed below).
     deviation_category = forms.ChoiceField(
