@@ -162,14 +162,16 @@ def adverse_events_bulk(study, investigator) -> None:
                 ctcae_grade=3 if serious else 1 + n % 2, serious=serious,
                 sae_hospitalisation=serious, relatedness="possible", expected=not serious,
                 action_taken="none", outcome="recovering",
-                aware_at=now - timedelta(hours=n % 48), created_by=investigator,
+                aware_at=now - timedelta(hours=n % 48),
+                serious_aware_at=now - timedelta(hours=n % 48) if serious else None,
+                created_by=investigator,
             )
         )  # fmt: skip
     AdverseEvent.objects.bulk_create(events, batch_size=1000)
     reports = [
         SaeReport(
-            adverse_event=event, number=0, aware_at=event.aware_at,
-            due_at=event.aware_at + timedelta(hours=24),
+            adverse_event=event, number=0, aware_at=event.serious_aware_at,
+            due_at=event.serious_aware_at + timedelta(hours=24),
             submitted_at=event.aware_at + timedelta(hours=3) if event.pk % 2 else None,
             submitted_by=investigator if event.pk % 2 else None,
         )

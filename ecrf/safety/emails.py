@@ -73,9 +73,16 @@ def _compose(report) -> tuple[str, str]:
     ]
     if event.death_date:
         lines.append(f"Date of death: {event.death_date.isoformat()}")
+    # The initial report's clock runs from the awareness of the seriousness, which may be
+    # days after the event itself was known; a follow-up's from its new information.
     lines += [
         "",
-        f"Site aware at: {_instant(report.aware_at, zone)}",
+        f"Site aware of the event at: {_instant(event.aware_at, zone)}",
+        f"Site aware of the seriousness at: {_instant(event.serious_aware_at, zone)}",
+    ]
+    if not report.is_initial:
+        lines.append(f"New information received at: {_instant(report.aware_at, zone)}")
+    lines += [
         f"Report due at: {_instant(report.due_at, zone)}",
         f"Submitted at: {_instant(report.submitted_at, zone)}",
         f"Submitted by: {report.submitted_by.get_full_name() or report.submitted_by.username}"

@@ -23,27 +23,49 @@ def _yes_no(label, help_text="", **attrs) -> forms.TypedChoiceField:
 
 
 class SiteTimeMixin:
-    """aware_date + aware_time typed at the site become `aware_at`, a UTC instant."""
+    """aware_date + aware_time typed at the site become `aware_at`, a UTC instant (and
+    each pair of SITE_TIMES likewise)."""
 
     zone: str
+    SITE_TIMES = (("aware_date", "aware_time", "aware_at"),)
 
     def clean(self):
         data = super().clean()
-        day, at = data.get("aware_date"), data.get("aware_time")
-        if day is not None and at is not None:
-            try:
-                data["aware_at"] = local_instant(day, at, self.zone)
-            except ValueError as exc:
-                self.add_error("aware_time", str(exc))
+        for date_field, time_field, instant in self.SITE_TIMES:
+            if not self.wants(instant):
+                continue
+            day, at = data.get(date_field), data.get(time_field)
+            if day is not None and at is not None:
+                try:
+                    data[instant] = local_instant(day, at, self.zone)
+                except ValueError as exc:
+                    self.add_error(time_field, str(exc))
+            elif (day is None) != (at is None) and not {date_field, time_field} & set(self.errors):
+                # A moment is both or neither (a missing required one has said so already).
+                missing = time_field if at is None else date_field
+                self.add_error(missing, _("Give both the date and the time."))
         return data
+
+    def wants(self, instant: str) -> bool:
+        """Whether the moment is asked (its fields shown) with these answers."""
+        return True
 
 
 class AdverseEventForm(SiteTimeMixin, forms.Form):
     """The adverse event as the investigator types it; the rules live in the service.
 
     "Aware at" is typed as a date and a wall-clock time at the site and turned into UTC
-    with the site's zone, so that 24 h after it is exactly 24 h later.
+    with the site's zone, so that 24 h after it is exactly 24 h later. So is the moment
+    the site became aware that the event is serious, which starts the SAE clock: shown
+    for a serious answer only, empty meaning "serious from the moment it was known",
+    except when a recorded non-serious event turns serious (`was_serious` False), where
+    it defaults to now and the service requires it.
     """
+
+    SITE_TIMES = (
+        ("aware_date", "aware_time", "aware_at"),
+        ("serious_aware_date", "serious_aware_time", "serious_aware_at"),
+    )
 
     MODEL_FIELDS = (
         "term",
@@ -56,7 +78,9 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
     )
     AFTER_FIELDS = ("relatedness", "action_taken", "outcome", "death_date")
 
-    def __init__(self, *args, zone: str, editing: bool = False, **kwargs):
+    def __init__(
+        self, *args, zone: str, editing: bool = False, was_serious: bool | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.zone = zone
         model_fields = fields_for_model(
@@ -91,8 +115,31 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
         self.fields["aware_time"] = forms.TimeField(
             label=_("at (site time, %(zone)s)") % {"zone": zone},
             widget=forms.TimeInput(attrs={"type": "time"}),
-            help_text=_("When the site learned of the event. A serious event is due 24 h later."),
+            help_text=_("When the site learned of the event."),
         )
+        turning_serious = editing and was_serious is False
+        self.fields["serious_aware_date"] = forms.DateField(
+            label=_("When did the site become aware that the event is serious?"),
+            required=False,
+            widget=forms.DateInput(attrs=DATE | {"data-show-if": "serious=yes"}),
+        )
+        self.fields["serious_aware_time"] = forms.TimeField(
+            label=_("at (site time, %(zone)s)") % {"zone": zone},
+            required=False,
+            widget=forms.TimeInput(attrs={"type": "time", "data-show-if": "serious=yes"}),
+            help_text=(
+                _("The initial SAE report is due 24 h after this moment.")
+                if turning_serious
+                else _(
+                    "The initial SAE report is due 24 h after this moment. Leave it empty "
+                    "when the event was serious from the moment the site learned of it."
+                )
+            ),
+        )
+        if turning_serious and not self.is_bound:
+            now = timezone.localtime(timezone.now(), _zone(zone))
+            self.fields["serious_aware_date"].initial = now.date()
+            self.fields["serious_aware_time"].initial = now.strftime("%H:%M")
         if editing:
             self.fields["version"] = forms.IntegerField(widget=forms.HiddenInput)
             self.fields["reason"] = forms.CharField(
@@ -105,16 +152,22 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
             self.fields["aware_date"].initial = now.date()
             self.fields["aware_time"].initial = now.strftime("%H:%M")
 
+    def wants(self, instant: str) -> bool:
+        # The moment the event became serious is hidden, and not an answer, unless serious.
+        return instant != "serious_aware_at" or bool(self.cleaned_data.get("serious"))
+
     def values(self) -> dict:
         """The cleaned answers as the service's field -> value mapping."""
         data = self.cleaned_data
         names = [*self.MODEL_FIELDS, "serious", *SAE_CRITERIA, "expected", *self.AFTER_FIELDS]
         values = {name: data.get(name) for name in names}
         values["aware_at"] = data.get("aware_at")
+        values["serious_aware_at"] = data.get("serious_aware_at")
         values["ctcae_grade"] = int(values["ctcae_grade"]) if values["ctcae_grade"] else None
         if not values["serious"]:
-            # Hidden criteria of a non-serious event are not answers.
+            # Hidden criteria and moment of a non-serious event are not answers.
             values.update(dict.fromkeys(SAE_CRITERIA, False))
+            values["serious_aware_at"] = None
         return values
 
     def add_service_errors(self, exc) -> None:
@@ -122,8 +175,9 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
         if not hasattr(exc, "error_dict"):
             self.add_error(None, exc)
             return
+        targets = {instant: date_field for date_field, _time, instant in self.SITE_TIMES}
         for field, errors in exc.error_dict.items():
-            target = "aware_date" if field == "aware_at" else field
+            target = targets.get(field, field)
             self.add_error(target if target in self.fields else None, errors)
 
     @classmethod
@@ -134,6 +188,12 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
         initial["expected"] = "yes" if event.expected else "no"
         local = timezone.localtime(event.aware_at, _zone(zone))
         initial["aware_date"], initial["aware_time"] = local.date(), local.strftime("%H:%M")
+        if event.serious and event.serious_aware_at != event.aware_at:
+            # Left empty when it is the event's awareness, so that correcting that one
+            # moves the clock with it.
+            local = timezone.localtime(event.serious_aware_at, _zone(zone))
+            initial["serious_aware_date"] = local.date()
+            initial["serious_aware_time"] = local.strftime("%H:%M")
         initial["version"] = event.version
         return initial
 

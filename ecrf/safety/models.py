@@ -1,9 +1,11 @@
 """Adverse events, SAE reports and safety-lab prompts.
 
 An adverse event belongs to the patient, not to a visit: the log is open from consent
-to the end of study. A serious one starts a reporting clock (`SaeReport.due_at`); the
-initial report and each follow-up are numbered reports of the same event, each with a
-snapshot of the event as reported and the notification rows that prove it was sent.
+to the end of study. A serious one starts a reporting clock (`SaeReport.due_at`) from
+the moment the site became aware of its seriousness (`serious_aware_at`, which may be
+later than the event's `aware_at`); the initial report and each follow-up are numbered
+reports of the same event, each with a snapshot of the event as reported and the
+notification rows that prove it was sent.
 Instants are stored in UTC; screens show them in the site's time zone.
 """
 
@@ -144,8 +146,17 @@ class AdverseEvent(models.Model):
     outcome = models.CharField(_("outcome"), max_length=24, choices=Outcome.choices)
     death_date = models.DateField(_("date of death"), null=True, blank=True)
     aware_at = models.DateTimeField(
-        _("investigator aware at"),
-        help_text=_("When the site learned of the event: the SAE clock starts here."),
+        _("investigator aware at"), help_text=_("When the site learned of the event.")
+    )
+    # The SAE clock starts when the site learned that the event is serious: the same
+    # moment for an event recorded serious (by default), a later one for an event that
+    # became serious. Empty while the event is not serious; a downgrade clears it (the
+    # audit trail keeps the value it had).
+    serious_aware_at = models.DateTimeField(
+        _("site aware of the seriousness at"),
+        null=True,
+        blank=True,
+        help_text=_("When the site learned that the event is serious: the SAE clock starts here."),
     )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -236,6 +247,18 @@ class AdverseEvent(models.Model):
                 | (models.Q(serious=False) & ~_any_criterion()),
                 name="ae_serious_iff_criterion",
             ),
+            # The SAE clock's start: set if and only if serious, never before the event
+            # itself was known.
+            models.CheckConstraint(
+                condition=models.Q(serious=True, serious_aware_at__isnull=False)
+                | models.Q(serious=False, serious_aware_at__isnull=True),
+                name="ae_serious_aware_iff_serious",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(serious_aware_at__isnull=True)
+                | models.Q(serious_aware_at__gte=models.F("aware_at")),
+                name="ae_serious_aware_after_aware",
+            ),
         ]
         indexes = [models.Index(fields=["serious", "aware_at"])]
 
@@ -294,7 +317,8 @@ class SaeReport(models.Model):
     """One report of a serious adverse event to the sponsor: the initial one or a follow-up.
 
     Number 0 is the initial report; it exists (pending) from the moment the event is
-    marked serious, and its `due_at` is the investigator's deadline. Follow-ups are
+    marked serious, its `aware_at` is the event's `serious_aware_at` and its `due_at` the
+    investigator's deadline (both follow the event until it is submitted). Follow-ups are
     numbered 1, 2, … and each carries what changed since the previous report.
     """
 

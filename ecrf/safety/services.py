@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -50,6 +51,7 @@ AE_FIELDS = (
     "outcome",
     "death_date",
     "aware_at",
+    "serious_aware_at",
 )
 REQUIRED = ("term", "onset_date", "ctcae_grade", "relatedness", "action_taken", "outcome")
 CHOICES = {
@@ -101,7 +103,10 @@ def ae_problems(
 ) -> dict:
     """Every rule of scoring.md §6 and crf-spec.md's adverse_event, as field -> message.
 
-    `event` is the event being changed, when it is a change.
+    `event` is the event being changed, when it is a change. `serious_aware_at`, when the
+    site became aware that the event is serious, starts the SAE clock: left empty, it is
+    the event's `aware_at` (serious from the moment it was known), except when a recorded
+    non-serious event turns serious, where it must be given.
     """
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -241,7 +246,53 @@ def ae_problems(
         add("sae_death", _("An event that results in death is serious with 'results in death'."))
     elif values.get("sae_death") and grade != 5 and outcome != AdverseEvent.Outcome.FATAL:
         add("sae_death", _("'Results in death' goes with the outcome 'fatal' (grade 5)."))
+
+    serious_aware_at: datetime | None = values.get("serious_aware_at")
+    if not values.get("serious"):
+        if serious_aware_at is not None:
+            add(
+                "serious_aware_at",
+                _(
+                    "A moment of awareness of seriousness is given but the event is not "
+                    "marked serious."
+                ),
+            )
+    elif serious_aware_at is None:
+        # Defaulting to the event's awareness would make an event that became serious
+        # days later overdue at once: the site says when it learned of the seriousness.
+        if event is not None and not event.serious:
+            add(
+                "serious_aware_at",
+                _("Give the date and time the site became aware that the event is serious."),
+            )
+    elif timezone.is_naive(serious_aware_at):
+        add(
+            "serious_aware_at",
+            _("Give the moment of awareness of the seriousness with its time zone."),
+        )
+    else:
+        if aware_at is not None and serious_aware_at < aware_at:
+            add(
+                "serious_aware_at",
+                _(
+                    "The site cannot have become aware that the event is serious before it "
+                    "became aware of the event (%s, site time)."
+                )
+                % _site_time(aware_at, patient.site.timezone),
+            )
+        if serious_aware_at > now:
+            add(
+                "serious_aware_at",
+                _(
+                    "The moment the site became aware that the event is serious cannot be in "
+                    "the future."
+                ),
+            )
     return errors
+
+
+def _site_time(instant: datetime, zone: str) -> str:
+    return f"{instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
 
 
 def _entered(values: dict) -> dict:
@@ -250,6 +301,14 @@ def _entered(values: dict) -> dict:
     if isinstance(values.get("term"), str):
         values["term"] = values["term"].strip()
     return values
+
+
+def _with_serious_clock(values: dict) -> dict:
+    """Valid answers with the SAE clock's start: given, or the event's awareness for an
+    event serious from the moment it was known; none for a non-serious event."""
+    if not values.get("serious"):
+        return {**values, "serious_aware_at": None}
+    return {**values, "serious_aware_at": values.get("serious_aware_at") or values["aware_at"]}
 
 
 # -- adverse events ----------------------------------------------------------------------------
@@ -262,8 +321,9 @@ def _locked_patient(patient: Patient) -> Patient:
 def ae_create(*, patient: Patient, by, values: dict, lab_alert: LabAlert | None = None):
     """Record an adverse event in the patient's log; returns it.
 
-    A serious event gets its pending initial SAE report (the clock starts at `aware_at`);
-    a grade 5 event ends the patient's participation. Answering a lab prompt links it.
+    A serious event gets its pending initial SAE report, whose clock starts at
+    `serious_aware_at` (by default `aware_at`: serious from the moment it was known); a
+    grade 5 event ends the patient's participation. Answering a lab prompt links it.
     """
     _require(can_record(by, patient=patient))
     values = _entered(values)
@@ -276,6 +336,7 @@ def ae_create(*, patient: Patient, by, values: dict, lab_alert: LabAlert | None 
         errors = ae_problems(patient=patient, values=values)
         if errors:
             raise ValidationError(errors)
+        values = _with_serious_clock(values)
         if lab_alert is not None:
             lab_alert = LabAlert.objects.select_for_update().get(pk=lab_alert.pk)
             if lab_alert.patient_id != patient.pk or lab_alert.status != LabAlert.Status.OPEN:
@@ -299,7 +360,15 @@ def ae_create(*, patient: Patient, by, values: dict, lab_alert: LabAlert | None 
 
 
 def ae_update(*, event: AdverseEvent, by, values: dict, expected_version: int, reason: str):
-    """Change a recorded event; a reason is required and old/new values are audited."""
+    """Change a recorded event; a reason is required and old/new values are audited.
+
+    Turning a non-serious event serious needs `serious_aware_at`, when the site became
+    aware of the seriousness: the SAE clock starts there, and `aware_at` stays the
+    awareness of the event. Turning a serious event non-serious is refused once an SAE
+    report was submitted (the reassessment goes in a follow-up); before that, the pending
+    initial report is deleted and `serious_aware_at` cleared, the audit trail keeping
+    both. Serious again later, the question is asked again.
+    """
     _require(can_record(by, patient=event.patient))
     reason = (reason or "").strip()
     values = _entered(values)
@@ -322,7 +391,7 @@ def ae_update(*, event: AdverseEvent, by, values: dict, expected_version: int, r
             )
         if errors:
             raise ValidationError(errors)
-        for name, value in values.items():
+        for name, value in _with_serious_clock(values).items():
             setattr(event, name, value)
         event.version += 1
         with audited(by=by, reason=reason):
@@ -334,14 +403,14 @@ def ae_update(*, event: AdverseEvent, by, values: dict, expected_version: int, r
 def _after_save(event: AdverseEvent, *, patient: Patient, by) -> None:
     pending = event.sae_reports.filter(number=0, submitted_at__isnull=True).first()
     if event.serious:
+        # The clock runs from the awareness of the seriousness, not of the event.
         hours = event.protocol_version.protocol.safety.sae_report_deadline_hours
-        due = sae_due_at(event.aware_at, hours)
+        start = event.serious_aware_at
+        due = sae_due_at(start, hours)
         if not event.sae_reports.exists():
-            SaeReport.objects.create(
-                adverse_event=event, number=0, aware_at=event.aware_at, due_at=due
-            )
-        elif pending is not None and (pending.aware_at, pending.due_at) != (event.aware_at, due):
-            pending.aware_at, pending.due_at = event.aware_at, due
+            SaeReport.objects.create(adverse_event=event, number=0, aware_at=start, due_at=due)
+        elif pending is not None and (pending.aware_at, pending.due_at) != (start, due):
+            pending.aware_at, pending.due_at = start, due
             pending.save(update_fields=["aware_at", "due_at"])
     elif pending is not None:
         # Downgraded before anything was sent: there is nothing to report.
@@ -465,10 +534,11 @@ def sae_follow_up(
                 {"aware_at": _("The new information cannot predate the previous report.")}
             )
         snapshot = _snapshot(event)
+        # A field the previous report did not carry (added to the eCRF since) is not news.
         changes = [
             {"field": name, "old": previous.snapshot.get(name), "new": value}
             for name, value in snapshot.items()
-            if previous.snapshot.get(name) != value
+            if name in previous.snapshot and previous.snapshot[name] != value
         ]
         if not changes and not narrative:
             raise ValidationError(

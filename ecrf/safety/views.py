@@ -178,7 +178,7 @@ def ae_edit(request, study_code: str, subject_code: str, number: int):
         raise PermissionDenied
     zone = patient.site.timezone
     if request.method == "POST":
-        form = AdverseEventForm(request.POST, zone=zone, editing=True)
+        form = AdverseEventForm(request.POST, zone=zone, editing=True, was_serious=event.serious)
         if form.is_valid():
             try:
                 services.ae_update(
@@ -203,7 +203,10 @@ def ae_edit(request, study_code: str, subject_code: str, number: int):
         status = 400
     else:
         form = AdverseEventForm(
-            initial=AdverseEventForm.initial_from(event, zone), zone=zone, editing=True
+            initial=AdverseEventForm.initial_from(event, zone),
+            zone=zone,
+            editing=True,
+            was_serious=event.serious,
         )
         status = 200
     return render(

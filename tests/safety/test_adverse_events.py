@@ -19,6 +19,8 @@ from tests.safety.conftest import CONSENT_DAY, ae_values, at, consent
 
 pytestmark = pytest.mark.django_db
 
+AWARE = ae_values()["aware_at"]
+
 
 def refused(world, patient, values, by=None) -> dict[str, list[str]]:
     """ae_create's errors (field -> messages), after checking that nothing was saved."""
@@ -293,8 +295,19 @@ def test_database_refuses_a_meddra_code_that_is_not_8_digits(
             ae_values(serious=True, sae_death=True, ctcae_grade=4),
             "ae_results_in_death_is_fatal",
         ),
-        (ae_values(serious=True), "ae_serious_iff_criterion"),
+        (ae_values(serious=True, serious_aware_at=AWARE), "ae_serious_iff_criterion"),
         (ae_values(sae_disability=True), "ae_serious_iff_criterion"),
+        (
+            ae_values(serious=True, sae_disability=True, serious_aware_at=None),
+            "ae_serious_aware_iff_serious",
+        ),
+        (ae_values(serious_aware_at=AWARE), "ae_serious_aware_iff_serious"),
+        (
+            ae_values(
+                serious=True, sae_disability=True, serious_aware_at=AWARE - timedelta(minutes=1)
+            ),
+            "ae_serious_aware_after_aware",
+        ),
         (ae_values(ongoing=True), "ae_ongoing_has_no_end"),
         (ae_values(ctcae_grade=6), "ae_grade_1_to_5"),
         (ae_values(relatedness="maybe"), "ae_relatedness_choice"),

@@ -126,17 +126,28 @@ def test_downgrade_before_submission_removes_the_pending_report(world, serious_e
     assert not SaeReport.objects.exists()
 
 
-def test_upgrade_to_serious_opens_the_report_from_the_events_awareness(world, patient):
+def test_upgrade_to_serious_opens_the_report_from_the_awareness_of_seriousness(world, patient):
+    # Known on 2 October, found serious on 4 October: due on the 5th, not on the 3rd.
     event = ae_create(patient=patient, by=world.alice, values=ae_values())
     ae_update(
         event=event,
         by=world.alice,
-        values=ae_values(serious=True, sae_important_medical_event=True),
+        values=ae_values(
+            serious=True,
+            sae_important_medical_event=True,
+            serious_aware_at=at(2026, 10, 4, 10, 0),
+        ),
         expected_version=1,
         reason="reassessed as an important medical event",
     )
     report = event.sae_reports.get()
-    assert (report.number, report.due_at) == (0, at(2026, 10, 3, 9, 0))
+    assert (report.number, report.aware_at, report.due_at) == (
+        0,
+        at(2026, 10, 4, 10, 0),
+        at(2026, 10, 5, 10, 0),
+    )
+    event.refresh_from_db()
+    assert event.aware_at == at(2026, 10, 2, 9, 0)
 
 
 def test_downgrade_after_submission_is_refused(world, serious_event, password):

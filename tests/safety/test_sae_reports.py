@@ -117,6 +117,7 @@ def test_submission_records_the_event_as_reported_and_notifies_the_sponsor_once(
         "outcome": "recovering",
         "death_date": None,
         "aware_at": "2026-10-21T07:30:00+00:00",
+        "serious_aware_at": "2026-10-21T07:30:00+00:00",
         "sponsor_relatedness": "",
     }
 
@@ -133,7 +134,8 @@ def test_submission_records_the_event_as_reported_and_notifies_the_sponsor_once(
         "CTCAE grade: 3",
         "Seriousness: requires or prolongs hospitalisation",
         "Relatedness (investigator): Not related",
-        "Site aware at: 2026-10-21 07:30 UTC (2026-10-21 09:30 CEST site time)",
+        "Site aware of the event at: 2026-10-21 07:30 UTC (2026-10-21 09:30 CEST site time)",
+        "Site aware of the seriousness at: 2026-10-21 07:30 UTC (2026-10-21 09:30 CEST site time)",
         "Report due at: 2026-10-22 07:30 UTC (2026-10-22 09:30 CEST site time)",
         f"Submitted by: {world.alice.get_full_name()} (alice)",
         "Admitted on 21 October.",
