@@ -5,11 +5,11 @@ from django.forms.models import fields_for_model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ecrf.core.widgets import DateInput, DateTimeInput
 from ecrf.safety.clock import local_instant
 from ecrf.safety.models import SAE_CRITERIA, AdverseEvent
 
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
-DATE = {"type": "date"}
 
 
 def _yes_no(label, help_text="", **attrs) -> forms.TypedChoiceField:
@@ -87,8 +87,8 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
             AdverseEvent,
             fields=[*self.MODEL_FIELDS, *SAE_CRITERIA, *self.AFTER_FIELDS],
             widgets={
-                "end_date": forms.DateInput(attrs=DATE),
-                "death_date": forms.DateInput(attrs=DATE | {"data-show-if": "outcome=fatal"}),
+                "end_date": DateInput(),
+                "death_date": DateInput(attrs={"data-show-if": "outcome=fatal"}),
                 "onset_date": forms.TextInput(attrs={"placeholder": _("YYYY-MM-DD or YYYY-MM")}),
                 **{
                     name: forms.CheckboxInput(attrs={"data-show-if": "serious=yes"})
@@ -109,9 +109,7 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
         )
         for name in self.AFTER_FIELDS:
             self.fields[name] = model_fields[name]
-        self.fields["aware_date"] = forms.DateField(
-            label=_("Site aware on"), widget=forms.DateInput(attrs=DATE)
-        )
+        self.fields["aware_date"] = forms.DateField(label=_("Site aware on"), widget=DateInput())
         self.fields["aware_time"] = forms.TimeField(
             label=_("at (site time, %(zone)s)") % {"zone": zone},
             widget=forms.TimeInput(attrs={"type": "time"}),
@@ -121,7 +119,7 @@ class AdverseEventForm(SiteTimeMixin, forms.Form):
         self.fields["serious_aware_date"] = forms.DateField(
             label=_("When did the site become aware that the event is serious?"),
             required=False,
-            widget=forms.DateInput(attrs=DATE | {"data-show-if": "serious=yes"}),
+            widget=DateInput(attrs={"data-show-if": "serious=yes"}),
         )
         self.fields["serious_aware_time"] = forms.TimeField(
             label=_("at (site time, %(zone)s)") % {"zone": zone},
@@ -223,9 +221,7 @@ class InitialReportForm(PasswordForm):
 
 
 class FollowUpForm(SiteTimeMixin, InitialReportForm):
-    aware_date = forms.DateField(
-        label=_("New information received on"), widget=forms.DateInput(attrs=DATE)
-    )
+    aware_date = forms.DateField(label=_("New information received on"), widget=DateInput())
     aware_time = forms.TimeField(
         label=_("at (site time)"), widget=forms.TimeInput(attrs={"type": "time"})
     )
@@ -252,7 +248,7 @@ class AcknowledgeForm(forms.Form):
 class AuthorityReportedForm(forms.Form):
     at = forms.DateTimeField(
         label=_("Reported to the authorities at"),
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        widget=DateTimeInput(),
     )
 
 

@@ -39,3 +39,14 @@ def test_a_datetime_picker_renders_iso_minutes_in_french():
         html = str(When(initial={"at": datetime(2026, 12, 2, 14, 5)})["at"])
     assert 'type="datetime-local"' in html
     assert 'value="2026-12-02T14:05"' in html
+
+
+def test_the_adverse_event_dates_render_iso_on_french_pages():
+    from ecrf.safety.forms import AdverseEventForm
+
+    form = AdverseEventForm(
+        initial={"end_date": DAY, "aware_date": DAY}, zone="Europe/Paris", editing=True
+    )
+    with translation.override("fr"):
+        assert 'value="2026-12-02"' in str(form["end_date"])
+        assert 'value="2026-12-02"' in str(form["aware_date"])
