@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.test import override_settings
 
 from ecrf.accounts.access import Role
 from ecrf.studies.loader import load_protocol
 from ecrf.studies.models import Site, Study
+from tests.clock import NOW_UTC
 from tests.factories import MembershipFactory, PatientFactory, UserFactory
 
 PROTOCOLS = Path(__file__).resolve().parent.parent / "ecrf" / "studies" / "protocols"
@@ -30,6 +32,24 @@ def _fast_password_hashing():
     tests/accounts/test_passwords.py against the settings module itself."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(request):
+    """Every test starts at tests.clock.NOW (15 December 2026, 10:00 in Paris): "today" is
+    tests.clock.TODAY whatever day the suite runs. Time runs on from there (`tick`), so
+    rows still get distinct, ordered timestamps and timeouts still expire; a test may
+    move it with `fixed_clock.shift(...)` or `.move_to(...)`.
+
+    The whole process travels, live_server threads included (the browser journeys and
+    their sessions run on the same clock as the test). The real-worker tests keep the
+    real clock: their Celery workers are other processes, which no travel reaches.
+    """
+    if request.node.get_closest_marker("worker"):
+        yield None
+        return
+    with time_machine.travel(NOW_UTC, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(autouse=True)

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone, translation
+from django.utils import translation
 
 from ecrf.crfs.models import BloodSample, MdmCytokines, MdmFlow
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Patient
+from tests.clock import TODAY
 from tests.walks.helpers import (
     add,
     cohort_inclusion,
@@ -28,7 +29,6 @@ from tests.walks.helpers import (
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 V0 = TODAY - timedelta(days=40)
 LAB = V0 + timedelta(days=12)
 HD_CONDITIONS = (
