@@ -75,9 +75,10 @@ def test_bad_answers_name_the_fields_and_save_nothing(client, world, bxp_patient
     assert AdverseEvent.objects.count() == 0
 
 
-def test_criterion_ticked_on_a_non_serious_event_is_refused_not_dropped(client, world, bxp_patient):
-    # The form hides the criteria of a non-serious event, and the service refuses them:
-    # a crafted POST with a criterion but serious=no must not save a non-serious SAE.
+def test_criterion_posted_with_a_non_serious_event_is_dropped(client, world, bxp_patient):
+    # The form hides the criteria of a non-serious event and drops one that a crafted POST
+    # sends anyway: the event is saved non-serious and without the criterion, never as a
+    # non-serious SAE (the service, called directly, refuses such a criterion).
     client.force_login(world.alice)
     response = client.post(log_url(bxp_patient, "new/"), form_data(serious="no", sae_death="on"))
     assert response.status_code == 302  # the hidden criterion is cleared, not stored
