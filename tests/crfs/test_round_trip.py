@@ -30,7 +30,7 @@ from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.patients.services import patient_create
 from ecrf.patients.visits import visit_record_date
 from tests.clock import TODAY
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, VisitFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -266,12 +266,7 @@ def open_visit(world, form_code: str) -> Visit:
     visit = patient.visits.filter(code=code).first()
     if visit is None:
         last = patient.visits.order_by("-sequence").first()
-        visit = Visit.objects.create(
-            patient=patient,
-            code=code,
-            sequence=last.sequence + 1,
-            protocol_version=patient.protocol_version,
-        )
+        visit = VisitFactory(patient=patient, code=code, sequence=last.sequence + 1)
     if visit.visit_date is None:
         Visit.objects.filter(pk=visit.pk).update(
             visit_date=VISIT_DAY[code], status=Visit.Status.IN_PROGRESS

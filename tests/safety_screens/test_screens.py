@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ecrf.notifications.models import OutboundEmail
-from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
-from tests.factories import PASSWORD
+from ecrf.safety.models import AdverseEvent, SaeReport
+from tests.factories import PASSWORD, LabAlertFactory, SafetyLabsFactory
 from tests.safety_screens.helpers import form_data, serious
 
 
@@ -297,25 +297,11 @@ def test_sae_list_query_count_does_not_grow_with_rows(
 
 
 def test_lab_prompt_dismissed_with_reason_from_the_log(client, world, bxp_patient):
-    from ecrf.crfs.models import SafetyLabs
     from ecrf.patients.models import Visit
 
     visit = Visit.objects.get(patient=bxp_patient, code="SCR")
-    labs = SafetyLabs.objects.create(
-        patient=bxp_patient,
-        visit=visit,
-        protocol_version=bxp_patient.protocol_version,
-        entered_by=world.alice,
-        hemoglobin_g_dl=12,
-    )
-    alert = LabAlert.objects.create(
-        patient=bxp_patient,
-        visit=visit,
-        labs=labs,
-        analyte="platelets_x10e9_l",
-        value=40,
-        limit="< 50",
-    )
+    labs = SafetyLabsFactory(visit=visit, entered_by=world.alice, hemoglobin_g_dl=12)
+    alert = LabAlertFactory(labs=labs, analyte="platelets_x10e9_l", value=40, limit="< 50")
     client.force_login(world.alice)
     page = client.get(log_url(bxp_patient)).content.decode()
     # The analyte as the form names it, not its column.
