@@ -203,8 +203,8 @@ def test_the_lab_visit_cannot_be_dated_on_the_day_of_the_sample(client, world):
     assert response.status_code == 200
     assert response.context["form"].errors["visit_date"] == [
         "Visit LAB holds the results of cultures that take at least 1 day after the blood "
-        f"sample of visit V0 ({V0:%-d %b %Y}): its earliest date is "
-        f"{V0 + timedelta(days=1):%-d %b %Y}."
+        f"sample of visit V0 ({V0:%d %b %Y}): its earliest date is "
+        f"{V0 + timedelta(days=1):%d %b %Y}."
     ]
     assert patient.visits.get(code="LAB").visit_date is None
     saved(date_visit(client, patient, "LAB", V0 + timedelta(days=1)))
