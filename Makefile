@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/b
 	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 export CELERY_BROKER_URL_TEST := $(if $(CELERY_BROKER_URL),$(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: demo test lint format bench chromium clean-demo messages
+.PHONY: demo test test-embedded lint format bench chromium clean-demo messages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6.1); set PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -35,6 +35,13 @@ test: $(VENV)/.dev chromium
 	DEBUG=1 CELERY_BROKER_URL=$(CELERY_BROKER_URL_TEST) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report --include='ecrf/scoring/*' --show-missing --fail-under=100
 	$(BIN)/coverage report --skip-covered --skip-empty | tail -n 3
+
+# The same tests on the embedded PostgreSQL under ./var (DATABASE_URL unset whatever the
+# environment says): by default the real Celery workers, which must reach it through its
+# Unix socket, and a browser journey. A partial run, so no coverage gate.
+EMBEDDED_TESTS ?= tests/notifications/test_worker.py tests/safety/test_worker.py tests/e2e/test_sae_journey.py
+test-embedded: $(VENV)/.dev chromium
+	env -u DATABASE_URL DEBUG=1 CELERY_BROKER_URL=$(CELERY_BROKER_URL_TEST) $(BIN)/python -m pytest $(or $(PYTEST_ARGS),$(EMBEDDED_TESTS))
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -9,15 +9,21 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
+import time_machine
 from django.test import override_settings
 
 from ecrf.accounts.access import Role
+from ecrf.studies import loader
 from ecrf.studies.loader import load_protocol
 from ecrf.studies.models import Site, Study
+from ecrf.studies.protocol import parse_protocol
+from tests.clock import NOW_UTC
 from tests.factories import MembershipFactory, PatientFactory, UserFactory
 
 PROTOCOLS = Path(__file__).resolve().parent.parent / "ecrf" / "studies" / "protocols"
@@ -33,6 +39,24 @@ def _fast_password_hashing():
 
 
 @pytest.fixture(autouse=True)
+def fixed_clock(request):
+    """Every test starts at tests.clock.NOW (15 December 2026, 10:00 in Paris): "today" is
+    tests.clock.TODAY whatever day the suite runs. Time runs on from there (`tick`), so
+    rows still get distinct, ordered timestamps and timeouts still expire; a test may
+    move it with `fixed_clock.shift(...)` or `.move_to(...)`.
+
+    The whole process travels, live_server threads included (the browser journeys and
+    their sessions run on the same clock as the test). The real-worker tests keep the
+    real clock: their Celery workers are other processes, which no travel reaches.
+    """
+    if request.node.get_closest_marker("worker"):
+        yield None
+        return
+    with time_machine.travel(NOW_UTC, tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager():
     """Unit tests run tasks in-process; the worker test starts a real worker instead."""
     from ecrf.celery import app
@@ -43,11 +67,29 @@ def _celery_eager():
     app.conf.task_always_eager = False
 
 
+@functools.cache
+def _parse_once(data: bytes, source: str):
+    return parse_protocol(data, source=source)
+
+
+def _parse_cached(data: bytes, *, source: str):
+    # Keyed by the file's content: a changed file is parsed again. Protocol objects are
+    # frozen (pydantic), so one parse can serve every test.
+    return _parse_once(data, source)
+
+
 @pytest.fixture
 def studies(db):
-    """Both seed protocols, loaded from their files as in production."""
-    load_protocol(PROTOCOLS / "NCT00479934.yaml")
-    load_protocol(PROTOCOLS / "NCT04206644.yaml")
+    """Both seed protocols, loaded from their files as in production.
+
+    Each file is read and validated once per session, not once per test (the YAML and
+    pydantic validation are the same every time); its rows are written per test, inside
+    the test's transaction, by the loader itself, so transactional tests, which flush the
+    database, get them too.
+    """
+    with mock.patch.object(loader, "parse_protocol", _parse_cached):
+        load_protocol(PROTOCOLS / "NCT00479934.yaml")
+        load_protocol(PROTOCOLS / "NCT04206644.yaml")
     return {
         "rct": Study.objects.get(code="NCT00479934"),
         "cohort": Study.objects.get(code="NCT04206644"),

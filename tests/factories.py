@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
+
 import factory
 from django.db.models import Max
 from django.utils import timezone
 
 from ecrf.accounts.models import Membership, User
-from ecrf.patients.models import Allocation, AllocationList, Patient
+from ecrf.crfs.models import Consent, SafetyLabs
+from ecrf.notifications.models import OutboundEmail
+from ecrf.patients.models import Allocation, AllocationList, Patient, Visit
+from ecrf.safety.models import AdverseEvent, LabAlert
 from ecrf.studies.models import StudySite
 
 PASSWORD = "correct-horse-battery-staple"
@@ -93,3 +99,103 @@ class AllocationFactory(factory.django.DjangoModelFactory):
     kit_number = factory.Sequence(lambda n: f"K-{9000 + n}")
     allocated_by = factory.Maybe("patient", factory.SubFactory(UserFactory), None)
     allocated_at = factory.Maybe("patient", factory.LazyFunction(timezone.now), None)
+
+
+class VisitFactory(factory.django.DjangoModelFactory):
+    """A visit of `patient` (required) under the patient's protocol version, M0 by default,
+    written as a row: no window, no schedule rule (the visit services do those)."""
+
+    class Meta:
+        model = Visit
+
+    code = "M0"
+    sequence = 1
+    protocol_version = factory.SelfAttribute("patient.protocol_version")
+
+
+class CrfFactory(factory.django.DjangoModelFactory):
+    """A row of a case report form at `visit` (required), for the visit's patient and
+    protocol version, written as a row (not through crf_save): `crf_factory(Model)`."""
+
+    class Meta:
+        abstract = True
+
+    patient = factory.SelfAttribute("visit.patient")
+    protocol_version = factory.SelfAttribute("visit.protocol_version")
+    entered_by = factory.SubFactory(UserFactory)
+
+
+@functools.cache
+def crf_factory(model) -> type[CrfFactory]:
+    """The factory of any case report form model, e.g. `crf_factory(Mrss)(visit=v, face=1)`."""
+    return factory.make_factory(model, FACTORY_CLASS=CrfFactory)
+
+
+class ConsentFactory(CrfFactory):
+    """A signed consent, dated on its visit (or today when the visit has no date yet)."""
+
+    class Meta:
+        model = Consent
+
+    consent_date = factory.LazyAttribute(lambda c: c.visit.visit_date or timezone.localdate())
+    consent_version = "1.0"
+    signed_by_investigator = True
+
+
+class SafetyLabsFactory(CrfFactory):
+    class Meta:
+        model = SafetyLabs
+
+
+class LabAlertFactory(factory.django.DjangoModelFactory):
+    """An open safety-lab prompt on `labs` (required): platelets under the alert limit."""
+
+    class Meta:
+        model = LabAlert
+
+    patient = factory.SelfAttribute("labs.patient")
+    visit = factory.SelfAttribute("labs.visit")
+    analyte = "platelets_x10e9_l"
+    value = 40
+    limit = "< 50"
+
+
+class AdverseEventFactory(factory.django.DjangoModelFactory):
+    """A non-serious adverse event of `patient` (required), numbered after the patient's
+    others, written as a row: the rules of ae_create are not applied (the database's are)."""
+
+    class Meta:
+        model = AdverseEvent
+
+    number = factory.LazyAttribute(
+        lambda e: (
+            (AdverseEvent.objects.filter(patient=e.patient).aggregate(n=Max("number"))["n"] or 0)
+            + 1
+        )
+    )
+    protocol_version = factory.SelfAttribute("patient.protocol_version")
+    created_by = factory.SubFactory(UserFactory)
+    term = "Nausea"
+    onset_date = factory.LazyFunction(
+        lambda: (timezone.localdate() - timedelta(days=3)).isoformat()
+    )
+    ongoing = True
+    ctcae_grade = 2
+    relatedness = "possible"
+    expected = True
+    action_taken = "none"
+    outcome = "recovering"
+    aware_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=2))
+
+
+class OutboundEmailFactory(factory.django.DjangoModelFactory):
+    """An email waiting to be sent."""
+
+    class Meta:
+        model = OutboundEmail
+
+    dedupe_key = factory.Sequence(lambda n: f"email-{n}")
+    kind = "t"
+    recipients = factory.LazyFunction(lambda: ["a@example.org"])
+    subject = "S"
+    body = "B"

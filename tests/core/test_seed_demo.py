@@ -8,6 +8,7 @@ from io import StringIO
 
 import pghistory.models
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
@@ -20,6 +21,7 @@ from ecrf.patients.models import Allocation, AllocationList, Deviation, Patient,
 from ecrf.safety.models import AdverseEvent, LabAlert, SaeNotification
 from ecrf.safety.selectors import initial_reports_for, sae_rows
 from ecrf.studies.models import Study
+from tests.clock import NOW_UTC
 
 RCT, COHORT = "NCT00479934", "NCT04206644"
 MEMBERSHIPS = {
@@ -63,8 +65,17 @@ def counts() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def _seeded_once(django_db_setup, django_db_blocker):
-    """Seeded twice, once for the module (a few seconds), and rolled back afterwards."""
-    with django_db_blocker.unblock(), transaction.atomic():
+    """Seeded twice, once for the module (a few seconds), and rolled back afterwards.
+
+    On the tests' clock, half an hour before each test reads it (tests/conftest.py starts
+    every test at NOW): a demo is seeded before anyone opens it.
+    """
+    seeded_at = NOW_UTC - timedelta(minutes=30)
+    with (
+        time_machine.travel(seeded_at, tick=True),
+        django_db_blocker.unblock(),
+        transaction.atomic(),
+    ):
         first = seed()
         before = counts()
         second = seed()

@@ -1,16 +1,15 @@
-"""A visit to hang forms on, and a helper that saves a form as a service would."""
+"""A visit to hang forms on, and a helper that writes a form's row directly."""
 
 from __future__ import annotations
 
 import pytest
 
 from ecrf.patients.models import Visit
+from tests.factories import VisitFactory, crf_factory
 
 
 def make_visit(patient, code: str = "M0", sequence: int = 1) -> Visit:
-    return Visit.objects.create(
-        patient=patient, code=code, sequence=sequence, protocol_version=patient.protocol_version
-    )
+    return VisitFactory(patient=patient, code=code, sequence=sequence)
 
 
 @pytest.fixture
@@ -27,16 +26,9 @@ def cohort_visit(world) -> Visit:
 
 @pytest.fixture
 def make(world, visit):
-    """`make(Model, **answers)` saves a form at `visit` (or at the `visit=` given)."""
+    """`make(Model, **answers)` writes a form's row at `visit` (or at the visit given as `at=`)."""
 
     def make(model, *, at: Visit | None = None, **values):
-        at = at or visit
-        return model.objects.create(
-            patient=at.patient,
-            visit=at,
-            protocol_version=at.protocol_version,
-            entered_by=world.alice,
-            **values,
-        )
+        return crf_factory(model)(visit=at or visit, entered_by=world.alice, **values)
 
     return make

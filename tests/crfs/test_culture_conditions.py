@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone, translation
+from django.utils import translation
 
 from ecrf.crfs.models import BloodSample, MdmCytokines, MdmFlow
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Patient
+from tests.clock import TODAY
 from tests.walks.helpers import (
     add,
     cohort_inclusion,
@@ -28,7 +29,6 @@ from tests.walks.helpers import (
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 V0 = TODAY - timedelta(days=40)
 LAB = V0 + timedelta(days=12)
 HD_CONDITIONS = (
@@ -203,8 +203,8 @@ def test_the_lab_visit_cannot_be_dated_on_the_day_of_the_sample(client, world):
     assert response.status_code == 200
     assert response.context["form"].errors["visit_date"] == [
         "Visit LAB holds the results of cultures that take at least 1 day after the blood "
-        f"sample of visit V0 ({V0:%-d %b %Y}): its earliest date is "
-        f"{V0 + timedelta(days=1):%-d %b %Y}."
+        f"sample of visit V0 ({V0:%d %b %Y}): its earliest date is "
+        f"{V0 + timedelta(days=1):%d %b %Y}."
     ]
     assert patient.visits.get(code="LAB").visit_date is None
     saved(date_visit(client, patient, "LAB", V0 + timedelta(days=1)))

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from ecrf.crfs.models import Mrss
+from tests.clock import TODAY
 from tests.walks.helpers import (
     date_visit,
     fill,
@@ -21,7 +21,6 @@ from tests.walks.helpers import (
 )
 
 pytestmark = pytest.mark.django_db
-TODAY = timezone.localdate()
 SCR_DAY = TODAY - timedelta(days=5)
 
 

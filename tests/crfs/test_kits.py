@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone, translation
+from django.utils import translation
 
 from ecrf.accounts.access import Role
 from ecrf.crfs.models import DrugAccountability, DrugDispensing
@@ -16,12 +16,12 @@ from ecrf.patients.models import Patient, Visit
 from ecrf.patients.randomisation import allocation_list_generate, allocation_take
 from ecrf.patients.services import patient_create
 from ecrf.patients.visits import visit_record_date, visits_schedule_from_day0
+from tests.clock import TODAY
 from tests.factories import MembershipFactory, UserFactory
 from tests.walks.helpers import form_url
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 CONSENTED = TODAY - timedelta(days=60)
 DAY0 = TODAY - timedelta(days=40)
 

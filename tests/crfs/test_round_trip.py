@@ -20,7 +20,6 @@ from django.apps import apps
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models
 from django.urls import reverse
-from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,11 +29,11 @@ from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.patients.services import patient_create
 from ecrf.patients.visits import visit_record_date
-from tests.factories import PatientFactory
+from tests.clock import TODAY
+from tests.factories import PatientFactory, VisitFactory
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 SCREENED = TODAY - timedelta(days=60)
 # Letters a French site types, with punctuation; no leading or trailing space (the form
 # strips them on the first save, which is the form's business, not a round-trip loss).
@@ -267,12 +266,7 @@ def open_visit(world, form_code: str) -> Visit:
     visit = patient.visits.filter(code=code).first()
     if visit is None:
         last = patient.visits.order_by("-sequence").first()
-        visit = Visit.objects.create(
-            patient=patient,
-            code=code,
-            sequence=last.sequence + 1,
-            protocol_version=patient.protocol_version,
-        )
+        visit = VisitFactory(patient=patient, code=code, sequence=last.sequence + 1)
     if visit.visit_date is None:
         Visit.objects.filter(pk=visit.pk).update(
             visit_date=VISIT_DAY[code], status=Visit.Status.IN_PROGRESS

@@ -12,6 +12,7 @@ from ecrf.celery import app
 from ecrf.notifications.models import OutboundEmail
 from ecrf.notifications.services import email_queue
 from ecrf.notifications.tasks import MAX_ATTEMPTS, send_email, send_pending_emails
+from tests.factories import OutboundEmailFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,9 +70,7 @@ def flaky_smtp(monkeypatch):
 
 
 def make_email():
-    return OutboundEmail.objects.create(
-        dedupe_key="retry", kind="t", recipients=["a@example.org"], subject="S", body="B"
-    )
+    return OutboundEmailFactory(dedupe_key="retry")
 
 
 def test_transient_failure_is_retried_then_sent_once(flaky_smtp):
@@ -97,10 +96,9 @@ def test_send_gives_up_after_max_attempts_and_marks_failed(flaky_smtp):
 
 def test_beat_task_requeues_stale_claims_and_old_pending():
     old = timezone.now() - timedelta(minutes=30)
-    stale = OutboundEmail.objects.create(
-        dedupe_key="stale", kind="t", recipients=["a@example.org"], subject="Stale", body="B",
-        status=OutboundEmail.Status.SENDING, claimed_at=old,
-    )  # fmt: skip
+    stale = OutboundEmailFactory(
+        subject="Stale", status=OutboundEmail.Status.SENDING, claimed_at=old
+    )
     OutboundEmail.objects.filter(pk=stale.pk).update(created_at=old)
     assert send_pending_emails.delay().get() == 1
     stale.refresh_from_db()

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -22,11 +23,20 @@ BASE_DIR = Path(settings.BASE_DIR)
 
 
 def _test_database_url() -> str:
+    """The test database, for a worker process: on the same server as this process.
+
+    The embedded PostgreSQL listens on a Unix socket under ./var: dj-database-url keeps
+    its directory (`?host=/...`) in OPTIONS, not in HOST, and the worker must be given it.
+    """
     db = connection.settings_dict
-    user = db["USER"] or "postgres"
-    if not db["HOST"] or db["HOST"].startswith("/"):
-        return f"postgres://{user}@/{db['NAME']}?host={db['HOST'] or '/tmp'}"
-    return f"postgres://{user}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host", "")
+    user = quote(db["USER"] or "postgres", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    name = quote(db["NAME"], safe="")
+    if host.startswith("/"):  # a socket directory
+        return f"postgres://{user}{password}@{port}/{name}?host={quote(host, safe='')}"
+    return f"postgres://{user}{password}@{host}{port}/{name}"
 
 
 def _wait_for(predicate, timeout=60.0):

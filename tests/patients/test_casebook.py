@@ -11,6 +11,7 @@ from django.utils import timezone
 from ecrf.patients import views as patient_views
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.visits import visits_schedule_from_day0
+from tests.factories import VisitFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,17 +33,9 @@ def test_casebook_query_count_is_the_same_for_1_and_10_visits(
     if extra_unscheduled:
         enrol_directly(patient, timezone.localdate() - timedelta(days=100))
         for repeat in range(1, extra_unscheduled + 1):
-            Visit.objects.create(
-                patient=patient,
-                code="UNS",
-                repeat=repeat,
-                sequence=7,
-                protocol_version=patient.protocol_version,
-            )
+            VisitFactory(patient=patient, code="UNS", repeat=repeat, sequence=7)
     else:
-        Visit.objects.create(
-            patient=patient, code="SCR", sequence=1, protocol_version=patient.protocol_version
-        )
+        VisitFactory(patient=patient, code="SCR", sequence=1)
     assert patient.visits.count() == (10 if extra_unscheduled else 1)
     client.force_login(world.alice)
     url = reverse("patients:detail", args=[world.rct.code, patient.subject_code])

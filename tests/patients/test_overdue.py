@@ -8,15 +8,13 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from ecrf.patients.casebook import visit_timing
 from ecrf.patients.models import Patient, Visit
+from tests.clock import TODAY
 from tests.patients.test_casebook import enrol_directly
 
 pytestmark = pytest.mark.django_db
-
-TODAY = timezone.localdate()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from django.utils import timezone
 from ecrf.patients.services import patient_create
 from ecrf.safety.models import AdverseEvent, SaeReport
 from ecrf.safety.services import ae_create, ae_problems
+from tests.factories import AdverseEventFactory
 from tests.safety.conftest import CONSENT_DAY, ae_values, at, consent
 
 pytestmark = pytest.mark.django_db
@@ -273,13 +274,7 @@ def test_database_refuses_a_meddra_code_that_is_not_8_digits(
 ):
     values = ae_values(**{field: code})
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
-        AdverseEvent.objects.create(
-            patient=patient,
-            number=1,
-            protocol_version=patient.protocol_version,
-            created_by=world.alice,
-            **values,
-        )
+        AdverseEventFactory(patient=patient, created_by=world.alice, **values)
     assert not AdverseEvent.objects.exists()
 
 
@@ -320,13 +315,7 @@ def test_database_refuses_a_meddra_code_that_is_not_8_digits(
 )
 def test_database_refuses_what_the_rules_refuse(world, patient, values, constraint):
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
-        AdverseEvent.objects.create(
-            patient=patient,
-            number=1,
-            protocol_version=patient.protocol_version,
-            created_by=world.alice,
-            **values,
-        )
+        AdverseEventFactory(patient=patient, created_by=world.alice, **values)
     assert not AdverseEvent.objects.exists()
 
 

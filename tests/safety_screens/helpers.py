@@ -6,30 +6,21 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from ecrf.crfs.models import Consent
 from ecrf.patients.models import Visit
+from tests.factories import ConsentFactory, VisitFactory
 
 CONSENT_DAYS_AGO = 30
 
 
 def consent(patient, by):
-    visit = Visit.objects.create(
+    visit = VisitFactory(
         patient=patient,
         code="SCR",
         sequence=0,
-        protocol_version=patient.protocol_version,
         visit_date=timezone.localdate() - timedelta(days=CONSENT_DAYS_AGO),
         status=Visit.Status.IN_PROGRESS,
     )
-    Consent.objects.create(
-        patient=patient,
-        visit=visit,
-        protocol_version=patient.protocol_version,
-        entered_by=by,
-        consent_date=visit.visit_date,
-        consent_version="1.0",
-        signed_by_investigator=True,
-    )
+    ConsentFactory(visit=visit, entered_by=by)  # signed on the visit's date
     return patient
 
 

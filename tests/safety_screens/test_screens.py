@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ecrf.notifications.models import OutboundEmail
-from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
-from tests.factories import PASSWORD
+from ecrf.safety.models import AdverseEvent, SaeReport
+from tests.factories import PASSWORD, LabAlertFactory, SafetyLabsFactory
 from tests.safety_screens.helpers import form_data, serious
 
 
@@ -75,9 +75,10 @@ def test_bad_answers_name_the_fields_and_save_nothing(client, world, bxp_patient
     assert AdverseEvent.objects.count() == 0
 
 
-def test_criterion_ticked_on_a_non_serious_event_is_refused_not_dropped(client, world, bxp_patient):
-    # The form hides the criteria of a non-serious event, and the service refuses them:
-    # a crafted POST with a criterion but serious=no must not save a non-serious SAE.
+def test_criterion_posted_with_a_non_serious_event_is_dropped(client, world, bxp_patient):
+    # The form hides the criteria of a non-serious event and drops one that a crafted POST
+    # sends anyway: the event is saved non-serious and without the criterion, never as a
+    # non-serious SAE (the service, called directly, refuses such a criterion).
     client.force_login(world.alice)
     response = client.post(log_url(bxp_patient, "new/"), form_data(serious="no", sae_death="on"))
     assert response.status_code == 302  # the hidden criterion is cleared, not stored
@@ -296,25 +297,11 @@ def test_sae_list_query_count_does_not_grow_with_rows(
 
 
 def test_lab_prompt_dismissed_with_reason_from_the_log(client, world, bxp_patient):
-    from ecrf.crfs.models import SafetyLabs
     from ecrf.patients.models import Visit
 
     visit = Visit.objects.get(patient=bxp_patient, code="SCR")
-    labs = SafetyLabs.objects.create(
-        patient=bxp_patient,
-        visit=visit,
-        protocol_version=bxp_patient.protocol_version,
-        entered_by=world.alice,
-        hemoglobin_g_dl=12,
-    )
-    alert = LabAlert.objects.create(
-        patient=bxp_patient,
-        visit=visit,
-        labs=labs,
-        analyte="platelets_x10e9_l",
-        value=40,
-        limit="< 50",
-    )
+    labs = SafetyLabsFactory(visit=visit, entered_by=world.alice, hemoglobin_g_dl=12)
+    alert = LabAlertFactory(labs=labs, analyte="platelets_x10e9_l", value=40, limit="< 50")
     client.force_login(world.alice)
     page = client.get(log_url(bxp_patient)).content.decode()
     # The analyte as the form names it, not its column.

@@ -18,7 +18,6 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +25,7 @@ from ecrf.crfs.forms import crf_form_class
 from ecrf.crfs.models import form_model
 from ecrf.patients.models import Allocation, Deviation, Patient, Visit
 from ecrf.patients.randomisation import allocation_list_generate
+from tests.clock import TODAY
 from tests.factories import MembershipFactory, UserFactory
 from tests.walks.helpers import (
     MEDICAL_HISTORY,
@@ -55,7 +55,6 @@ from tests.walks.helpers import (
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 DAY0 = TODAY - timedelta(days=60)
 SCR_DAY = DAY0 - timedelta(days=10)
 ANSWERED = (200, 302, 400, 404, 409)

@@ -11,13 +11,13 @@ import pghistory.models
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
 
 from ecrf.core.reasons import MIN_REASON_LENGTH, reason_problem
 from ecrf.crfs.models import Dlqi
 from ecrf.patients.models import Allocation, Deviation, Patient, Visit
 from ecrf.patients.randomisation import allocation_list_generate
 from ecrf.patients.visits import visit_mark_missed, visit_record_date
+from tests.clock import TODAY
 from tests.factories import MembershipFactory, UserFactory
 from tests.walks.helpers import (
     date_visit,
@@ -33,7 +33,6 @@ from tests.walks.helpers import (
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 DAY0 = TODAY - timedelta(days=130)
 SCR_DAY = DAY0 - timedelta(days=15)
 M1_TARGET = DAY0 + timedelta(days=30)  # window ±7 days

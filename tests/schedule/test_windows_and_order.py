@@ -12,7 +12,7 @@ import pghistory.models
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.html import escape
 
 from ecrf.crfs.models import (
@@ -32,6 +32,7 @@ from ecrf.patients.randomisation import allocation_list_generate
 from ecrf.patients.services import patient_create, patient_enrol
 from ecrf.patients.visits import visit_record_date
 from ecrf.scoring import mrss as mrss_scoring
+from tests.clock import TODAY
 from tests.factories import MembershipFactory, UserFactory
 from tests.walks.helpers import (
     checklist,
@@ -55,7 +56,6 @@ from tests.walks.helpers import (
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 DAY0 = TODAY - timedelta(days=130)
 SCR_DAY = DAY0 - timedelta(days=15)
 M3_TARGET = DAY0 + timedelta(days=91)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from ecrf.crfs.models import (
     ClinicalCharacteristics,
@@ -17,6 +16,7 @@ from ecrf.crfs.models import (
     SscClassification,
 )
 from ecrf.patients.models import Patient
+from tests.clock import TODAY
 from tests.walks.helpers import (
     add,
     clinical,
@@ -36,7 +36,6 @@ from tests.walks.helpers import (
 
 pytestmark = pytest.mark.django_db
 
-TODAY = timezone.localdate()
 V0 = TODAY - timedelta(days=40)
 LAB = V0 + timedelta(days=12)
 GROUP_FORMS = {"clinical_characteristics", "ssc_classification", "sle_classification"}
