@@ -6,7 +6,7 @@ import factory
 from django.db.models import Max
 from django.utils import timezone
 
-from ecrf.accounts.models import Membership, User
+from ecrf.accounts.models import Membership, Role, User
 from ecrf.patients.models import Allocation, AllocationList, Patient
 from ecrf.studies.models import StudySite
 
@@ -30,7 +30,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
         model = Membership
 
     user = factory.SubFactory(UserFactory)
-    role = Membership.RoleChoices.INVESTIGATOR
+    role = Role.INVESTIGATOR
 
 
 class PatientFactory(factory.django.DjangoModelFactory):
