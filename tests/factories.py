@@ -9,7 +9,7 @@ import factory
 from django.db.models import Max
 from django.utils import timezone
 
-from ecrf.accounts.models import Membership, User
+from ecrf.accounts.models import Membership, Role, User
 from ecrf.crfs.models import Consent, SafetyLabs
 from ecrf.notifications.models import OutboundEmail
 from ecrf.patients.models import Allocation, AllocationList, Patient, Visit
@@ -36,7 +36,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
         model = Membership
 
     user = factory.SubFactory(UserFactory)
-    role = Membership.RoleChoices.INVESTIGATOR
+    role = Role.INVESTIGATOR
 
 
 class PatientFactory(factory.django.DjangoModelFactory):

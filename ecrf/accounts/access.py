@@ -12,19 +12,10 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Q
 
+from ecrf.accounts.models import Membership, Role, account_id
 
-class Role:
-    INVESTIGATOR = "investigator"
-    COORDINATOR = "coordinator"
-    MONITOR = "monitor"
-    DATA_MANAGER = "data_manager"
-    ADMIN = "admin"
-
-    ALL_SITES = frozenset({DATA_MANAGER, ADMIN})
-    SITE_STAFF = frozenset({INVESTIGATOR, COORDINATOR})
-    # Roles that read the audit trail (compliance: monitors and data managers).
-    AUDIT_READERS = frozenset({MONITOR, DATA_MANAGER, ADMIN})
-
+# Role is defined with the membership that holds it; it is imported from here too.
+__all__ = ["Role", "Scope", "can_see_allocation", "roles_for", "scope"]
 
 NOTHING = Q(pk__in=[])
 
@@ -34,9 +25,7 @@ class Scope:
     user_id: int | None
 
     def _memberships(self):
-        from ecrf.accounts.models import Membership
-
-        return Membership.objects.filter(user_id=self.user_id, active=True)
+        return Membership.objects.held_by(self.user_id)
 
     def study_filter(self, study_field: str) -> Q:
         """Rows whose study the user belongs to (any role, any site)."""
@@ -56,29 +45,29 @@ class Scope:
 
 
 def scope(user) -> Scope:
-    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Scope(user_id=None)
-    return Scope(user_id=user.pk)
+    return Scope(user_id=account_id(user))
 
 
 def roles_for(user, *, study, site=None) -> set[str]:
-    """The user's roles in a study at a site (all-site roles included)."""
-    from ecrf.accounts.models import Membership
+    """The user's roles in a study at a site (all-site roles included).
 
-    if scope(user).user_id is None:
+    `study` and `site` are objects or their ids. Without a site: the roles at any site.
+    """
+    user_id = account_id(user)
+    if user_id is None:
         return set()
-    memberships = Membership.objects.filter(user=user, study=study, active=True)
+    memberships = Membership.objects.held_by(user_id).filter(study=study)
     if site is not None:
         memberships = memberships.filter(Q(site__isnull=True) | Q(site=site))
     return set(memberships.values_list("role", flat=True))
 
 
 def can_see_allocation(user, *, study) -> bool:
-    """Unblinded users see the arm; for an open study everybody with access does."""
-    from ecrf.accounts.models import Membership
+    """Unblinded users see the arm; for an open study everybody with access does.
 
+    Orthogonal to the permission table: a role says what one may do, this flag what one
+    may see of the allocation.
+    """
     if not study.blinded:
         return bool(roles_for(user, study=study))
-    if scope(user).user_id is None:
-        return False
-    return Membership.objects.filter(user=user, study=study, active=True, unblinded=True).exists()
+    return Membership.objects.held_by(account_id(user)).filter(study=study, unblinded=True).exists()

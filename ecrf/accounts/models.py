@@ -4,9 +4,29 @@ import pghistory
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
-from ecrf.accounts.access import Role, scope
+
+class Role(models.TextChoices):
+    """What a membership lets a person do, per study and site (see `permissions.py`)."""
+
+    INVESTIGATOR = "investigator", _("Investigator")
+    COORDINATOR = "coordinator", _("Coordinator")
+    MONITOR = "monitor", _("Monitor")
+    DATA_MANAGER = "data_manager", _("Data manager")
+    ADMIN = "admin", _("Administrator")
+
+
+# Roles held for every site of a study at once: their membership names no site.
+ALL_SITE_ROLES = frozenset({Role.DATA_MANAGER, Role.ADMIN})
+
+
+def account_id(user) -> int | None:
+    """The id of a logged-in, active account; None for anyone else (anonymous, deactivated)."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    return user.pk
 
 
 @pghistory.track(exclude=["password", "last_login"])
@@ -23,19 +43,20 @@ class User(AbstractUser):
 
 
 class MembershipQuerySet(models.QuerySet):
+    def held_by(self, user_id: int | None) -> MembershipQuerySet:
+        """The active memberships of an account (none without one)."""
+        if user_id is None:
+            return self.none()
+        return self.filter(user_id=user_id, active=True)
+
     def visible_to(self, user) -> MembershipQuerySet:
-        return self.filter(scope(user).study_filter("study_id"))
+        """The memberships of the studies the user belongs to."""
+        mine = Membership.objects.held_by(account_id(user)).filter(study_id=OuterRef("study_id"))
+        return self.filter(Exists(mine))
 
 
 @pghistory.track()
 class Membership(models.Model):
-    class RoleChoices(models.TextChoices):
-        INVESTIGATOR = Role.INVESTIGATOR, _("Investigator")
-        COORDINATOR = Role.COORDINATOR, _("Coordinator")
-        MONITOR = Role.MONITOR, _("Monitor")
-        DATA_MANAGER = Role.DATA_MANAGER, _("Data manager")
-        ADMIN = Role.ADMIN, _("Administrator")
-
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -48,7 +69,7 @@ class Membership(models.Model):
         related_name="memberships",
         help_text=_("Empty for data managers and administrators: all sites of the study."),
     )
-    role = models.CharField(_("role"), max_length=20, choices=RoleChoices.choices)
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     unblinded = models.BooleanField(
         _("may see allocation"),
         default=False,
@@ -72,8 +93,8 @@ class Membership(models.Model):
             # Site staff and monitors work at named sites; data managers and admins at all.
             models.CheckConstraint(
                 condition=(
-                    models.Q(role__in=sorted(Role.ALL_SITES), site__isnull=True)
-                    | (~models.Q(role__in=sorted(Role.ALL_SITES)) & models.Q(site__isnull=False))
+                    models.Q(role__in=sorted(ALL_SITE_ROLES), site__isnull=True)
+                    | (~models.Q(role__in=sorted(ALL_SITE_ROLES)) & models.Q(site__isnull=False))
                 ),
                 name="membership_site_matches_role",
             ),
@@ -86,7 +107,7 @@ class Membership(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        if self.role in Role.ALL_SITES and self.site_id:
+        if self.role in ALL_SITE_ROLES and self.site_id:
             raise ValidationError(
                 {
                     "site": _(
@@ -94,7 +115,7 @@ class Membership(models.Model):
                     )
                 }
             )
-        if self.role not in Role.ALL_SITES and not self.site_id:
+        if self.role not in ALL_SITE_ROLES and not self.site_id:
             raise ValidationError({"site": _("This role needs a site.")})
         if (
             self.site_id

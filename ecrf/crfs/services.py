@@ -17,6 +17,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.core.reasons import reason_problem
@@ -204,6 +205,8 @@ def crf_save(
     instance_id: int | None = None,
 ):
     """Create or change the form of a visit; returns the saved instance."""
+    # A version names a saved form: changing it is a correction, saving a new one an entry.
+    require(by, Action.CORRECT if expected_version else Action.ENTER, patient=visit.patient)
     reason = reason.strip()
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ecrf.accounts.access import Role, roles_for
+from ecrf.accounts.permissions import Action, actions_for, can
 from ecrf.core.errors import StaleVersion
 from ecrf.core.widgets import DateInput
 from ecrf.crfs.forms import EligibilityForm, crf_form_class
@@ -97,10 +97,6 @@ def _visit(request, study_code: str, subject_code: str, code: str, repeat: int) 
         code=code,
         repeat=repeat,
     )
-
-
-def _can_enter(user, patient: Patient) -> bool:
-    return bool(roles_for(user, study=patient.study, site=patient.site) & Role.SITE_STAFF)
 
 
 def _stale(request, url: str, label: str, *, form=None, differences=()) -> HttpResponse:
@@ -189,7 +185,8 @@ def _stale_crf(request, visit: Visit, form_code: str, instance_id, typed) -> Htt
 def visit_detail(request, study_code, subject_code, code, repeat=1):
     visit = _visit(request, study_code, subject_code, code, repeat)
     patient = visit.patient
-    can_enter = _can_enter(request.user, patient)
+    actions = actions_for(request.user, patient=patient)
+    can_enter = Action.ENTER in actions
     deviations = list(visit.deviations.open())
     standing = next((d for d in deviations if d.category in Deviation.TIMING_CATEGORIES), None)
     date_form = VisitDateForm(
@@ -266,6 +263,7 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
             "date_form": date_form,
             "missed_form": missed_form,
             "can_enter": can_enter,
+            "can_correct": Action.CORRECT in actions,
             "order_problem": visit_order_problem(visit),
             "deviations": deviations,
         },
@@ -348,7 +346,8 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
         instance = crf_for_visit(visit=visit, form_code=form_code, instance_id=instance_id)
     except (FormNotInVisit, KeyError):
         raise Http404 from None
-    can_enter = _can_enter(request.user, patient)
+    # Changing a saved form is a correction, filling in a new one an entry.
+    can_enter = can(request.user, Action.CORRECT if instance else Action.ENTER, patient=patient)
     if request.method == "GET" and visit.status == Visit.Status.PLANNED:
         # Said up front, with the way to date it, rather than refused after typing.
         return render(

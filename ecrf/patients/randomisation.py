@@ -24,7 +24,8 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ecrf.accounts.access import Role, can_see_allocation, roles_for
+from ecrf.accounts.access import can_see_allocation
+from ecrf.accounts.permissions import Action, can, require
 from ecrf.audit.context import audited
 from ecrf.patients.models import Allocation, AllocationList, Patient
 from ecrf.studies.models import Study, StudySite
@@ -84,13 +85,14 @@ def generate_blocks(
 
 def can_manage_allocation_lists(user, *, study) -> bool:
     """Unblinded data managers and administrators of the study generate and import lists."""
-    return bool(roles_for(user, study=study) & Role.ALL_SITES) and can_see_allocation(
+    return can(user, Action.MANAGE_ALLOCATION_LISTS, study=study) and can_see_allocation(
         user, study=study
     )
 
 
-def _require_list_manager(user, *, study) -> None:
-    if not can_manage_allocation_lists(user, study=study):
+def _require_unblinded(user, *, study) -> None:
+    """The table lets the role manage lists; a list shows arms, so the user must see them."""
+    if not can_see_allocation(user, study=study):
         raise PermissionDenied(
             _(
                 "Only an unblinded data manager or administrator of the study may create "
@@ -158,7 +160,8 @@ def allocation_list_generate(
     The seed is drawn from the operating system when not given, and recorded on the list.
     If the site already has slots, the new ones continue its sequence and block numbers.
     """
-    _require_list_manager(by, study=study)
+    require(by, Action.MANAGE_ALLOCATION_LISTS, study=study, site=site)
+    _require_unblinded(by, study=study)
     protocol, spec = _randomisation(study)
     if not 1 <= size <= MAX_LIST_SIZE:
         raise ValidationError(
@@ -249,7 +252,8 @@ def allocation_list_import(
     arms of the protocol, kit numbers new to the study, and each block complete and
     balanced to the protocol's ratio.
     """
-    _require_list_manager(by, study=study)
+    require(by, Action.MANAGE_ALLOCATION_LISTS, study=study, site=site)
+    _require_unblinded(by, study=study)
     protocol, spec = _randomisation(study)
     rows = list(rows)
     if not rows:
@@ -469,9 +473,8 @@ def allocation_take(*, patient, by) -> Allocation:
     one site queue there and each takes a different slot, in sequence order. Enrolment
     calls this inside its own transaction; a patient is randomised once only.
     """
+    require(by, Action.RANDOMISE, patient=patient)
     study, site = patient.study, patient.site
-    if not roles_for(by, study=study, site=site) & Role.SITE_STAFF:
-        raise ValidationError(_("Only an investigator or coordinator of the site may randomise."))
     if patient.status in NOT_RANDOMISABLE:
         raise ValidationError(
             _("Patient %(code)s is %(status)s and cannot be randomised.")

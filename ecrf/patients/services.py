@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ecrf.accounts.access import Role, roles_for
+from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.patients.models import Patient
 from ecrf.patients.visits import incomplete_forms, screening_visit_specs, visits_create
@@ -22,10 +22,7 @@ def patient_create(*, study, site, by, screening_date: date, group: str = "") ->
     The site's counter row is locked (SELECT ... FOR UPDATE), so concurrent screenings
     at one site get consecutive numbers and never the same code.
     """
-    if not roles_for(by, study=study, site=site) & Role.SITE_STAFF:
-        raise ValidationError(
-            {"site": _("You are not an investigator or coordinator at this site.")}
-        )
+    require(by, Action.ENROL, study=study, site=site)
     protocol_version = study.current_protocol
     if protocol_version is None:
         raise ValidationError(_("This study has no protocol loaded yet."))
@@ -91,10 +88,9 @@ def patient_enrol(*, patient: Patient, by, day0_date: date) -> Patient:
     )
     from ecrf.studies.schedule import window_for
 
+    require(by, Action.ENROL, patient=patient)
     with transaction.atomic():
         patient = _locked(patient)
-        if not roles_for(by, study=patient.study, site=patient.site) & Role.SITE_STAFF:
-            raise ValidationError(_("Only the site's investigators and coordinators enrol."))
         if patient.status != Patient.Status.SCREENING:
             raise ValidationError(
                 _("%(code)s is %(status)s, not in screening.")
@@ -167,6 +163,7 @@ def patient_screen_fail(*, patient: Patient, by, reasons: str) -> Patient:
     from ecrf.crfs.models import Eligibility
     from ecrf.patients.visits import visits_close_remaining
 
+    require(by, Action.ENROL, patient=patient)
     reasons = reasons.strip()
     if not reasons:
         raise ValidationError({"reasons": _("Give the reasons for the screen failure.")})
@@ -207,6 +204,7 @@ def patient_end(*, patient: Patient, by, status: str, end_date: date, reason: st
     """End of study (completed) or withdrawal: the remaining visits are closed."""
     from ecrf.patients.visits import visits_close_remaining
 
+    require(by, Action.ENROL, patient=patient)
     reason = reason.strip()
     errors = {}
     if status not in (Patient.Status.COMPLETED, Patient.Status.WITHDRAWN):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from ecrf.accounts.access import Role, roles_for
+from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.notifications.services import email_queue
 from ecrf.patients.models import Allocation, Unblinding
@@ -26,11 +26,6 @@ def is_unblinded(patient) -> bool:
     return Unblinding.objects.filter(patient=patient).exists()
 
 
-def can_unblind(user, *, patient) -> bool:
-    """Only an investigator of the patient's own site may unblind the patient."""
-    return Role.INVESTIGATOR in roles_for(user, study=patient.study, site=patient.site)
-
-
 def emergency_unblind(*, patient, by, reason: str, password: str) -> str:
     """Disclose the patient's arm to their investigator; returns the arm code.
 
@@ -38,8 +33,7 @@ def emergency_unblind(*, patient, by, reason: str, password: str) -> str:
     recorded (the patient is then flagged unblinded), audited with the reason, and the
     sponsor's safety contacts are emailed once the transaction commits.
     """
-    if not can_unblind(by, patient=patient):
-        raise PermissionDenied(_("Only the patient's investigator may unblind the patient."))
+    require(by, Action.UNBLIND, patient=patient)
     reason = (reason or "").strip()
     errors = {}
     if not reason:

@@ -10,7 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ecrf.accounts.access import Role, can_see_allocation, roles_for, scope
+from ecrf.accounts.access import can_see_allocation, scope
+from ecrf.accounts.permissions import Action, actions_for, can, roles_allowed
 from ecrf.audit.selectors import patient_audit_trail
 from ecrf.patients.casebook import casebook, visit_timing
 from ecrf.patients.filters import PatientFilter
@@ -19,7 +20,7 @@ from ecrf.patients.models import Allocation, Patient, Visit
 from ecrf.patients.randomisation import can_manage_allocation_lists
 from ecrf.patients.services import patient_create as create_patient
 from ecrf.patients.services import patient_end, patient_enrol, patient_screen_fail
-from ecrf.patients.unblinding import can_unblind, is_unblinded
+from ecrf.patients.unblinding import is_unblinded
 from ecrf.patients.visits import visit_add_unscheduled, with_next_visit
 from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
 from ecrf.studies.models import Site, Study
@@ -46,7 +47,7 @@ def _patient(request, study: Study, subject_code: str) -> Patient:
 def _staff_sites(user, study: Study):
     """Sites where the user may screen patients in this study."""
     return Site.objects.filter(
-        scope(user).site_filter("study_sites__study_id", "id", roles=Role.SITE_STAFF),
+        scope(user).site_filter("study_sites__study_id", "id", roles=roles_allowed(Action.ENROL)),
         study_sites__study=study,
         study_sites__active=True,
     ).distinct()
@@ -116,11 +117,11 @@ def patient_detail(request, study_code: str, subject_code: str):
     study = _study(request, study_code)
     patient = _patient(request, study, subject_code)
     protocol = patient.protocol_version.protocol
-    roles = roles_for(request.user, study=study, site=patient.site)
+    actions = actions_for(request.user, patient=patient)
     allocation = None
     if protocol.arms:
         allocation = Allocation.objects.visible_to(request.user).filter(patient=patient).first()
-    staff = bool(roles & Role.SITE_STAFF)
+    manages = Action.ENROL in actions
     return render(
         request,
         "patients/detail.html",
@@ -130,20 +131,20 @@ def patient_detail(request, study_code: str, subject_code: str):
             "protocol": protocol,
             "allocation": allocation,
             "show_arm": allocation is not None and can_see_allocation(request.user, study=study),
-            "can_read_audit": bool(roles & Role.AUDIT_READERS),
-            "can_enter": staff,
+            "can_read_audit": Action.READ_AUDIT in actions,
+            "can_enter": Action.ENTER in actions,
             "deviations": patient.deviations.open().select_related("visit"),
             "enrol_form": EnrolForm(initial={"day0_date": timezone.localdate()})
-            if staff and patient.status == Patient.Status.SCREENING
+            if manages and patient.status == Patient.Status.SCREENING
             else None,
             "screen_fail_form": ScreenFailForm()
-            if staff and patient.status == Patient.Status.SCREENING
+            if manages and patient.status == Patient.Status.SCREENING
             else None,
             "end_form": EndOfStudyForm(initial={"end_date": timezone.localdate()})
-            if staff and patient.status == Patient.Status.ENROLLED
+            if manages and patient.status == Patient.Status.ENROLLED
             else None,
             "has_unscheduled": any(v.kind == "unscheduled" for v in protocol.visits),
-            "can_unblind": allocation is not None and can_unblind(request.user, patient=patient),
+            "can_unblind": allocation is not None and Action.UNBLIND in actions,
             "unblinded": allocation is not None and is_unblinded(patient),
             **casebook(patient),
             **_safety_summary(request.user, patient, protocol),
@@ -178,7 +179,7 @@ def _patient_action(request, study_code, subject_code, form_class, action, succe
     """Run a patient service from a POSTed form; errors are shown on the casebook."""
     study = _study(request, study_code)
     patient = _patient(request, study, subject_code)
-    if not roles_for(request.user, study=study, site=patient.site) & Role.SITE_STAFF:
+    if not can(request.user, Action.ENROL, patient=patient):
         raise PermissionDenied
     form = form_class(request.POST)
     if form.is_valid():
@@ -244,7 +245,7 @@ def patient_end_view(request, study_code: str, subject_code: str):
 def visit_add_unscheduled_view(request, study_code: str, subject_code: str):
     study = _study(request, study_code)
     patient = _patient(request, study, subject_code)
-    if not roles_for(request.user, study=study, site=patient.site) & Role.SITE_STAFF:
+    if not can(request.user, Action.ENTER, patient=patient):
         raise PermissionDenied
     try:
         visit = visit_add_unscheduled(patient=patient, by=request.user)
@@ -293,7 +294,7 @@ def upcoming_visits(request, study_code: str):
 def patient_audit(request, study_code: str, subject_code: str):
     study = _study(request, study_code)
     patient = _patient(request, study, subject_code)
-    if not roles_for(request.user, study=study, site=patient.site) & Role.AUDIT_READERS:
+    if not can(request.user, Action.READ_AUDIT, patient=patient):
         raise PermissionDenied
     entries = patient_audit_trail(
         patient=patient, unblinded=can_see_allocation(request.user, study=study)

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from ecrf.accounts.access import can_see_allocation
+from ecrf.accounts.permissions import Action, can
 from ecrf.patients.models import Allocation, AllocationList, Patient
 from ecrf.patients.randomisation import (
     MAX_LIST_SIZE,
@@ -28,7 +29,7 @@ from ecrf.patients.randomisation import (
     allocation_list_generate,
     can_manage_allocation_lists,
 )
-from ecrf.patients.unblinding import can_unblind, emergency_unblind
+from ecrf.patients.unblinding import emergency_unblind
 from ecrf.studies.models import Site, Study, StudySite
 
 
@@ -201,7 +202,7 @@ def patient_unblind(request, study_code: str, subject_code: str):
         study=study,
         subject_code=subject_code,
     )
-    if not can_unblind(request.user, patient=patient):
+    if not can(request.user, Action.UNBLIND, patient=patient):
         raise PermissionDenied
     randomised = Allocation.objects.filter(patient=patient).exists()
     form = UnblindForm(request.POST if request.method == "POST" else None)

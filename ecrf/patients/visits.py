@@ -19,6 +19,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.core.reasons import reason_problem
@@ -226,6 +227,7 @@ def visit_record_date(
     has one standing timing deviation at most: re-dated, its deviation follows the new
     date (the new days outside) or is closed when the new date is inside the window.
     """
+    require(by, Action.ENTER, patient=visit.patient)
     deviation_reason = deviation_reason.strip()
     change_reason = change_reason.strip()
     with transaction.atomic():
@@ -330,6 +332,7 @@ def visit_record_date(
 
 def visit_mark_missed(*, visit: Visit, by, reason: str, expected_version=None) -> Visit:
     """Declare a planned visit missed (a deviation), so the next one can start."""
+    require(by, Action.ENTER, patient=visit.patient)
     reason = reason.strip()
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
@@ -360,6 +363,7 @@ def visit_mark_missed(*, visit: Visit, by, reason: str, expected_version=None) -
 
 
 def visit_add_unscheduled(*, patient: Patient, by, code: str | None = None) -> Visit:
+    require(by, Action.ENTER, patient=patient)
     protocol = patient.protocol_version.protocol
     specs = [s for s in protocol.visits if s.kind == "unscheduled"]
     spec = next((s for s in specs if s.code == code), specs[0] if specs and not code else None)

@@ -12,12 +12,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ecrf.accounts.access import Role, roles_for
+from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.notifications.services import email_queue
@@ -66,29 +66,6 @@ MEDDRA_CODE = re.compile(MEDDRA_CODE_RE.strip("^$"), re.ASCII)
 # Patients whose log is still open for new events.
 OPEN_STATUSES = (Patient.Status.SCREENING, Patient.Status.ENROLLED)
 SAE_EMAIL_KIND = "sae_report"
-
-
-# -- who may do what ---------------------------------------------------------------------------
-
-
-def can_record(user, *, patient) -> bool:
-    """Site staff (investigators, coordinators) record and edit adverse events."""
-    return bool(roles_for(user, study=patient.study, site=patient.site) & Role.SITE_STAFF)
-
-
-def can_submit(user, *, patient) -> bool:
-    """Only an investigator of the patient's site submits an SAE report (and signs it)."""
-    return Role.INVESTIGATOR in roles_for(user, study=patient.study, site=patient.site)
-
-
-def can_acknowledge(user, *, study) -> bool:
-    """The sponsor's side: data managers and administrators of the study."""
-    return bool(roles_for(user, study=study) & Role.ALL_SITES)
-
-
-def _require(allowed: bool) -> None:
-    if not allowed:
-        raise PermissionDenied
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -325,7 +302,7 @@ def ae_create(*, patient: Patient, by, values: dict, lab_alert: LabAlert | None 
     `serious_aware_at` (by default `aware_at`: serious from the moment it was known); a
     grade 5 event ends the patient's participation. Answering a lab prompt links it.
     """
-    _require(can_record(by, patient=patient))
+    require(by, Action.RECORD_AE, patient=patient)
     values = _entered(values)
     with transaction.atomic():
         patient = _locked_patient(patient)
@@ -369,7 +346,7 @@ def ae_update(*, event: AdverseEvent, by, values: dict, expected_version: int, r
     initial report is deleted and `serious_aware_at` cleared, the audit trail keeping
     both. Serious again later, the question is asked again.
     """
-    _require(can_record(by, patient=event.patient))
+    require(by, Action.RECORD_AE, patient=event.patient)
     reason = (reason or "").strip()
     values = _entered(values)
     with transaction.atomic():
@@ -478,7 +455,7 @@ def sae_submit_initial(
     """
     now = now or timezone.now()
     event = report.adverse_event
-    _require(can_submit(by, patient=event.patient))
+    require(by, Action.SUBMIT_SAE, patient=event.patient)
     _check_password(by, password)
     with transaction.atomic():
         # The event first, as ae_update locks it: a downgrade to non-serious (which deletes
@@ -515,7 +492,7 @@ def sae_follow_up(
 
     `now` as for `sae_submit_initial`.
     """
-    _require(can_submit(by, patient=event.patient))
+    require(by, Action.SUBMIT_SAE, patient=event.patient)
     _check_password(by, password)
     narrative = (narrative or "").strip()
     now = now or timezone.now()
@@ -570,7 +547,7 @@ def sae_acknowledge(
     """
     now = now or timezone.now()
     event = report.adverse_event
-    _require(can_acknowledge(by, study=event.patient.study))
+    require(by, Action.ACKNOWLEDGE_SAE, patient=event.patient)
     if sponsor_relatedness and sponsor_relatedness not in AdverseEvent.Relatedness.values:
         raise ValidationError(
             {
@@ -598,7 +575,7 @@ def sae_acknowledge(
 
 def ae_authority_reported(*, event: AdverseEvent, by, at: datetime) -> AdverseEvent:
     """The sponsor records when the SUSAR was reported to the authorities (stops the clock)."""
-    _require(can_acknowledge(by, study=event.patient.study))
+    require(by, Action.ACKNOWLEDGE_SAE, patient=event.patient)
     with transaction.atomic():
         event = AdverseEvent.objects.select_for_update().get(pk=event.pk)
         first = event.sae_reports.filter(number=0).first()
@@ -696,7 +673,7 @@ def lab_alerts_refresh(*, labs, by) -> list[LabAlert]:
 
 def lab_alert_dismiss(*, alert: LabAlert, by, reason: str) -> LabAlert:
     """The investigator judges the value not an adverse event, and says why."""
-    _require(can_record(by, patient=alert.patient))
+    require(by, Action.RECORD_AE, patient=alert.patient)
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": _("Give the reason for not recording an AE.")})

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ecrf.accounts.access import Role, roles_for
+from ecrf.accounts.permissions import Action, actions_for, can
 from ecrf.core.errors import StaleVersion
 from ecrf.patients.models import Patient
 from ecrf.safety import services
@@ -96,7 +96,7 @@ def _render_log(request, study: Study, patient: Patient, *, dismiss_form, status
             "patient": patient,
             "events": events,
             "alerts": alerts,
-            "can_record": services.can_record(request.user, patient=patient),
+            "can_record": can(request.user, Action.RECORD_AE, patient=patient),
             "dismiss_form": dismiss_form,
         },
         status=status,
@@ -114,7 +114,7 @@ def ae_create(request, study_code: str, subject_code: str):
     patient = _patient(request, study, subject_code)
     if not _has_log(patient):
         raise Http404
-    if not services.can_record(request.user, patient=patient):
+    if not can(request.user, Action.RECORD_AE, patient=patient):
         raise PermissionDenied
     alert = None
     if request.GET.get("alert") or request.POST.get("alert"):
@@ -174,7 +174,7 @@ def _alert_term(alert: LabAlert) -> str:
 def ae_edit(request, study_code: str, subject_code: str, number: int):
     event = _event(request, study_code, subject_code, number)
     patient = event.patient
-    if not services.can_record(request.user, patient=patient):
+    if not can(request.user, Action.RECORD_AE, patient=patient):
         raise PermissionDenied
     zone = patient.site.timezone
     if request.method == "POST":
@@ -232,8 +232,9 @@ def _detail(request, event: AdverseEvent, *, forms=None, status: int = 200):
         initial.adverse_event = event
         initial.follow_ups = len(reports) - 1
     rows = sae_rows([initial]) if initial else []
-    can_submit = services.can_submit(user, patient=patient)
-    can_ack = services.can_acknowledge(user, study=patient.study)
+    actions = actions_for(user, patient=patient)
+    can_submit = Action.SUBMIT_SAE in actions
+    can_ack = Action.ACKNOWLEDGE_SAE in actions
     zone = patient.site.timezone
     context = {
         "study": patient.study,
@@ -243,12 +244,10 @@ def _detail(request, event: AdverseEvent, *, forms=None, status: int = 200):
         "initial": initial,
         "row": rows[0] if rows else None,
         "zone": zone,
-        "can_record": services.can_record(user, patient=patient),
+        "can_record": Action.RECORD_AE in actions,
         "can_submit": can_submit,
         "can_acknowledge": can_ack,
-        "can_read_audit": bool(
-            roles_for(user, study=patient.study, site=patient.site) & Role.AUDIT_READERS
-        ),
+        "can_read_audit": Action.READ_AUDIT in actions,
         "initial_form": InitialReportForm() if can_submit else None,
         "follow_up_form": FollowUpForm(zone=zone) if can_submit else None,
         "ack_form": AcknowledgeForm() if can_ack else None,
@@ -279,7 +278,7 @@ def _post_action(request, event, form, form_key, action, success):
 @require_POST
 def sae_submit(request, study_code: str, subject_code: str, number: int):
     event = _event(request, study_code, subject_code, number)
-    if not services.can_submit(request.user, patient=event.patient):
+    if not can(request.user, Action.SUBMIT_SAE, patient=event.patient):
         raise PermissionDenied
     report = event.sae_reports.filter(number=0).first()
     form = InitialReportForm(request.POST)
@@ -303,7 +302,7 @@ def sae_submit(request, study_code: str, subject_code: str, number: int):
 @require_POST
 def sae_follow_up(request, study_code: str, subject_code: str, number: int):
     event = _event(request, study_code, subject_code, number)
-    if not services.can_submit(request.user, patient=event.patient):
+    if not can(request.user, Action.SUBMIT_SAE, patient=event.patient):
         raise PermissionDenied
     form = FollowUpForm(request.POST, zone=event.patient.site.timezone)
     return _post_action(
@@ -326,7 +325,7 @@ def sae_follow_up(request, study_code: str, subject_code: str, number: int):
 @require_POST
 def sae_acknowledge(request, study_code: str, subject_code: str, number: int, report: int):
     event = _event(request, study_code, subject_code, number)
-    if not services.can_acknowledge(request.user, study=event.patient.study):
+    if not can(request.user, Action.ACKNOWLEDGE_SAE, patient=event.patient):
         raise PermissionDenied
     sae_report = get_object_or_404(
         SaeReport.objects.visible_to(request.user), adverse_event=event, number=report
@@ -347,7 +346,7 @@ def sae_acknowledge(request, study_code: str, subject_code: str, number: int, re
 @require_POST
 def ae_authority_reported(request, study_code: str, subject_code: str, number: int):
     event = _event(request, study_code, subject_code, number)
-    if not services.can_acknowledge(request.user, study=event.patient.study):
+    if not can(request.user, Action.ACKNOWLEDGE_SAE, patient=event.patient):
         raise PermissionDenied
     return _post_action(
         request,

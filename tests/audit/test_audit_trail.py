@@ -11,7 +11,7 @@ from django.db import IntegrityError, InternalError, ProgrammingError, connectio
 from django.urls import reverse
 from django.utils import timezone
 
-from ecrf.accounts.models import Membership
+from ecrf.accounts.models import Membership, Role
 from ecrf.audit.models import AuthEvent
 from ecrf.audit.triggers import audit_tables
 from ecrf.patients.models import Patient
@@ -64,7 +64,7 @@ def test_delete_is_audited_with_the_last_values(world):
 def test_membership_and_role_changes_are_audited(world):
     membership = Membership.objects.get(user=world.bob)
     with pghistory.context(reason="promoted to investigator"):
-        membership.role = Membership.RoleChoices.INVESTIGATOR
+        membership.role = Role.INVESTIGATOR
         membership.save()
     events = list(pghistory.models.Events.objects.tracks(membership).order_by("pgh_id"))
     assert [e.pgh_label for e in events] == ["insert", "update"]

@@ -6,7 +6,7 @@ import threading
 
 import pghistory
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 
 from ecrf.accounts.access import Role
@@ -74,7 +74,7 @@ class TestTake:
 
     @pytest.mark.parametrize("persona", ["monica", "diane", "charlie"])
     def test_only_site_staff_randomise(self, world, lists, persona):
-        with pytest.raises(ValidationError, match="investigator or coordinator"):
+        with pytest.raises(PermissionDenied, match="investigator, coordinator only"):
             allocation_take(patient=world.bxp_patients[0], by=getattr(world, persona))
         assert not Allocation.objects.filter(patient__isnull=False).exists()
 
