@@ -302,5 +302,5 @@ def patient_audit(request, study_code: str, subject_code: str):
     return render(
         request,
         "audit/patient_trail.html",
-        {"study": study, "patient": patient, "entries": entries},
+        {"study": study, "patient": patient, "entries": entries, "skipped": entries.skipped},
     )

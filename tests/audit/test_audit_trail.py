@@ -175,7 +175,8 @@ class TestPatientAuditPage:
         assert update.user == str(world.alice)
         (change,) = update.changes
         assert change.field == "screening_date"
-        assert change.new == patient.screening_date.isoformat()
+        # In the reader's format (French by default), no longer the stored ISO text.
+        assert change.new == patient.screening_date.strftime("%d/%m/%Y")
         assert "screening date typo" in response.content.decode()
 
     def test_data_manager_may_read_investigator_may_not(self, client, world):
