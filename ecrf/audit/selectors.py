@@ -85,6 +85,38 @@ LABELS = {
 Key = tuple[type[models.Model], str]
 
 
+# The reasons the services give themselves are stored in English (the audit record is not
+# rewritten); readers see them in their own language.
+SYSTEM_REASONS = {
+    "adverse event recorded": gettext_lazy("adverse event recorded"),
+    "allocation list generated": gettext_lazy("allocation list generated"),
+    "allocation list imported": gettext_lazy("allocation list imported"),
+    "enrolment": gettext_lazy("enrolment"),
+    "first entry": gettext_lazy("first entry"),
+    "patient screened": gettext_lazy("patient screened"),
+    "randomisation": gettext_lazy("randomisation"),
+    "unscheduled visit added": gettext_lazy("unscheduled visit added"),
+    "visit dated": gettext_lazy("visit dated"),
+    "visit form reopened": gettext_lazy("visit form reopened"),
+    "visit forms complete": gettext_lazy("visit forms complete"),
+}
+SYSTEM_REASON_PREFIXES = {
+    "emergency unblinding: ": gettext_lazy("emergency unblinding: %s"),
+    "lab prompt dismissed: ": gettext_lazy("lab prompt dismissed: %s"),
+    "screen failure: ": gettext_lazy("screen failure: %s"),
+}
+
+
+def reason_shown(reason: str) -> str:
+    """A stored reason as the reader reads it: the services' own reasons translated."""
+    if reason in SYSTEM_REASONS:
+        return str(SYSTEM_REASONS[reason])
+    for prefix, template in SYSTEM_REASON_PREFIXES.items():
+        if reason.startswith(prefix):
+            return str(template) % reason.removeprefix(prefix)
+    return reason
+
+
 @dataclass(frozen=True)
 class Change:
     """One value of an entry, as shown: `old` is None at a creation, `new` at a deletion."""
@@ -550,7 +582,7 @@ class _Reader:
             object_id=(event.pgh_data or {}).get("subject_code") or event.pgh_obj_id,
             subject=self.rows.name(model, event.pgh_obj_id),
             changes=tuple(changes),
-            reason=reason,
+            reason=reason_shown(reason),
             note=note,
         )
 

@@ -315,7 +315,7 @@ def test_checklist_changes_list_only_the_criteria_that_changed(client, world):
     created = row_of(response, "Eligibility checklist · Visit SCR (Pre-inclusion) created")
     assert "I1: Yes" in created and "I3: No" in created and "E1: No" in created
     french = row_of(page(client, world.monica, patient, "fr"), "modifi", "I3")
-    assert "I3: Non → Oui" in french
+    assert "I3\u00a0: Non → Oui" in french
     assert "Sclérodermie cutanée sévère" in french  # the protocol's French wording
 
 
@@ -425,3 +425,18 @@ def test_the_page_costs_the_same_whatever_the_number_of_events(
         f"Patient {patient.subject_code}",
         "Visit SCR (Pre-inclusion)",
     }
+
+
+def test_the_services_own_reasons_read_in_the_readers_language():
+    from django.utils import translation
+
+    from ecrf.audit.selectors import reason_shown
+
+    with translation.override("fr"):
+        assert reason_shown("first entry") == "saisie initiale"
+        assert reason_shown("screen failure: I2 not met") == "échec de sélection\u00a0: I2 not met"
+        assert (
+            reason_shown("Valeur relue sur le compte rendu") == "Valeur relue sur le compte rendu"
+        )
+    with translation.override("en"):
+        assert reason_shown("first entry") == "first entry"
