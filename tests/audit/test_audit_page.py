@@ -315,7 +315,7 @@ def test_checklist_changes_list_only_the_criteria_that_changed(client, world):
     created = row_of(response, "Eligibility checklist · Visit SCR (Pre-inclusion) created")
     assert "I1: Yes" in created and "I3: No" in created and "E1: No" in created
     french = row_of(page(client, world.monica, patient, "fr"), "modifi", "I3")
-    assert "I3\u00a0: Non → Oui" in french
+    assert "I3 : Non → Oui" in french  # the page writes a non-breaking space before the colon
     assert "Sclérodermie cutanée sévère" in french  # the protocol's French wording
 
 
