@@ -452,7 +452,7 @@ def test_every_role_may_call_the_service_exactly_as_the_table_says(world, people
 
 def test_a_refusal_names_the_action_and_who_may_take_it(world, people):
     patient = _consented(world, people, None)
-    with pytest.raises(PermissionDenied) as refused:
+    with translation.override("en"), pytest.raises(PermissionDenied) as refused:
         ae_create(patient=patient, by=world.monica, values=ae_values())
     assert str(refused.value) == (
         "Your role does not allow you to record adverse events here "

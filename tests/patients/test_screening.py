@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from ecrf.patients.models import Patient
 from ecrf.patients.services import patient_create
@@ -93,7 +93,7 @@ def test_service_refuses_site_where_user_has_no_staff_role(world):
     from django.core.exceptions import PermissionDenied
 
     before = Patient.objects.count()
-    with pytest.raises(PermissionDenied, match="screen, enrol or end"):
+    with translation.override("en"), pytest.raises(PermissionDenied, match="screen, enrol or end"):
         patient_create(
             study=world.rct,
             site=world.bxp,

@@ -8,6 +8,7 @@ import pghistory
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.utils import translation
 
 from ecrf.accounts.access import Role
 from ecrf.patients.models import Allocation, Patient
@@ -74,7 +75,10 @@ class TestTake:
 
     @pytest.mark.parametrize("persona", ["monica", "diane", "charlie"])
     def test_only_site_staff_randomise(self, world, lists, persona):
-        with pytest.raises(PermissionDenied, match="investigator, coordinator only"):
+        with (
+            translation.override("en"),
+            pytest.raises(PermissionDenied, match="investigator, coordinator only"),
+        ):
             allocation_take(patient=world.bxp_patients[0], by=getattr(world, persona))
         assert not Allocation.objects.filter(patient__isnull=False).exists()
 
