@@ -98,6 +98,15 @@ class CrfBase(models.Model):
         """
         return {}
 
+    def patient_facts(self) -> dict[str, object]:
+        """What this form establishes about the patient, as `Patient` fields.
+
+        crf_save copies it onto the patient in the save's transaction, so that the schedule
+        reads the patient, not the forms: the consent date, or protocol form conditions as
+        ``{"conditions": {code: holds}}``. Most forms establish nothing.
+        """
+        return {}
+
     @classmethod
     def visit_lacks(cls, visit) -> list[str]:
         """What this form still lacks at the visit for the visit to be complete ([]: nothing)."""

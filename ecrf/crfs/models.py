@@ -175,6 +175,11 @@ class Demographics(CrfBase):
             missing.append("childbearing_potential")
         return missing
 
+    def patient_facts(self) -> dict[str, object]:
+        # The protocol's forms "condition: female_childbearing_potential" (pregnancy test).
+        potential = self.sex == Sex.FEMALE and self.childbearing_potential is True
+        return {"conditions": {"female_childbearing_potential": potential}}
+
 
 @pghistory.track()
 class Consent(CrfBase):
@@ -200,6 +205,9 @@ class Consent(CrfBase):
 
     def __str__(self) -> str:
         return _str(self)
+
+    def patient_facts(self) -> dict[str, object]:
+        return {"consent_date": self.consent_date}
 
 
 class SscType(models.TextChoices):

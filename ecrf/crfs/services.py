@@ -23,6 +23,7 @@ from ecrf.core.reasons import reason_problem
 from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import form_model
 from ecrf.patients.models import Patient, Visit
+from ecrf.patients.services import patient_facts_record
 from ecrf.patients.visits import (
     conditions_met,
     consent_date,
@@ -280,6 +281,7 @@ def crf_save(
                 if error is None:
                     raise
                 raise error from None
+            patient_facts_record(patient=patient, facts=instance.patient_facts())
             if form_code == "safety_labs":
                 from ecrf.safety.services import lab_alerts_refresh
 

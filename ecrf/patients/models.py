@@ -14,7 +14,8 @@ class PatientQuerySet(models.QuerySet):
         return self.filter(scope(user).site_filter("study_id", "site_id"))
 
 
-@pghistory.track()
+# The facts copied from the forms are not tracked here: the form's own trail records them.
+@pghistory.track(exclude=["consent_date", "conditions"])
 class Patient(models.Model):
     """A participant. The subject code is the only identifier stored (no names, no birth date)."""
 
@@ -61,6 +62,23 @@ class Patient(models.Model):
         help_text=_("Completion, withdrawal or death date."),
     )
     end_reason = models.CharField(_("end of study reason"), max_length=300, blank=True)
+    # Facts the case report forms establish, copied here by crf_save from the form that
+    # records them (its model's `patient_facts()`), so that the schedule and the safety
+    # log read them without reading the forms (patients imports no form).
+    consent_date = models.DateField(
+        _("date of consent"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="From the informed consent form; nothing happens before it.",
+    )
+    conditions = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="The protocol's form conditions that hold (e.g. female_childbearing_potential), "
+        "from the forms that decide them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -65,6 +66,34 @@ def patient_create(*, study, site, by, screening_date: date, group: str = "") ->
         )
         visits_create(patient=patient, specs=screening_visit_specs(protocol), day0=None)
     return patient
+
+
+# What a saved form may establish about the patient (`patient_facts()` of its model).
+FACTS = frozenset({"consent_date", "conditions"})
+
+
+def patient_facts_record(*, patient: Patient, facts: Mapping[str, object]) -> None:
+    """Copy onto the patient what a saved form establishes about them.
+
+    crf_save calls it in the save's transaction, with the patient it has locked, for the
+    facts the form's model declares (`patient_facts()`): the consent date, and protocol form
+    conditions as {condition: holds}. Only what changed is written; the form's own audit
+    trail is the record, so the patient's is not touched.
+    """
+    changed = []
+    for name, value in facts.items():
+        if name not in FACTS:
+            raise ValueError(f"{name!r} is not a fact a form establishes about a patient")
+        if name == "conditions":
+            held = set(patient.conditions)
+            held |= {code for code, holds in value.items() if holds}
+            held -= {code for code, holds in value.items() if not holds}
+            value = sorted(held)
+        if getattr(patient, name) != value:
+            setattr(patient, name, value)
+            changed.append(name)
+    if changed:
+        patient.save(update_fields=changed)
 
 
 def _locked(patient: Patient) -> Patient:

@@ -86,13 +86,8 @@ def visits_schedule_from_day0(*, patient: Patient) -> None:
 
 
 def consent_date(patient: Patient) -> date | None:
-    from ecrf.crfs.models import Consent
-
-    return (
-        Consent.objects.filter(patient=patient, consent_date__isnull=False)
-        .values_list("consent_date", flat=True)
-        .first()
-    )
+    """The date the patient signed the consent (a fact the consent form keeps on the patient)."""
+    return patient.consent_date
 
 
 def _check_version(visit: Visit, expected_version: int | None) -> None:
@@ -380,14 +375,9 @@ def visit_add_unscheduled(*, patient: Patient, by, code: str | None = None) -> V
 
 
 def conditions_met(patient: Patient) -> set[str]:
-    """The protocol form conditions that hold for this patient (one query)."""
-    from ecrf.crfs.models import Demographics
-
-    demo = Demographics.objects.filter(patient=patient).first()
-    met = set()
-    if demo is not None and demo.sex == "F" and demo.childbearing_potential is True:
-        met.add("female_childbearing_potential")
-    return met
+    """The protocol form conditions that hold for this patient (facts kept on the patient by
+    the forms that decide them: no query)."""
+    return set(patient.conditions)
 
 
 def patient_visit_forms(patient: Patient, visit_code: str, conditions: set[str]):

@@ -47,10 +47,10 @@ def test_casebook_query_count_is_the_same_for_1_and_10_visits(
     client.force_login(world.alice)
     url = reverse("patients:detail", args=[world.rct.code, patient.subject_code])
     # Fixed cost: session, user, study, patient, roles, allocation, deviations, visits,
-    # demographics (conditions), one query per form of the protocol (13), the mRSS series,
-    # the adverse-event log and its open lab prompts, and the session expiry update; the
-    # same for 1 visit and for 10.
-    with django_assert_num_queries(28):
+    # one query per form of the protocol (13), the mRSS series, the adverse-event log and
+    # its open lab prompts, and the session expiry update; the same for 1 visit and for 10
+    # (the protocol conditions are facts on the patient).
+    with django_assert_num_queries(27):
         response = client.get(url)
     assert len(response.context["columns"]) == patient.visits.count()
 

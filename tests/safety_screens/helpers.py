@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from ecrf.crfs.models import Consent
+from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Visit
 
 CONSENT_DAYS_AGO = 30
@@ -21,15 +21,19 @@ def consent(patient, by):
         visit_date=timezone.localdate() - timedelta(days=CONSENT_DAYS_AGO),
         status=Visit.Status.IN_PROGRESS,
     )
-    Consent.objects.create(
-        patient=patient,
+    # Through the save service, which keeps the consent date on the patient.
+    crf_save(
         visit=visit,
-        protocol_version=patient.protocol_version,
-        entered_by=by,
-        consent_date=visit.visit_date,
-        consent_version="1.0",
-        signed_by_investigator=True,
+        form_code="consent",
+        values={
+            "consent_date": visit.visit_date,
+            "consent_version": "1.0",
+            "signed_by_investigator": True,
+        },
+        by=by,
+        expected_version=0,
     )
+    patient.refresh_from_db()
     return patient
 
 
