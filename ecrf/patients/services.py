@@ -13,7 +13,12 @@ from django.utils.translation import gettext as _
 from ecrf.accounts.access import Role, roles_for
 from ecrf.audit.context import audited
 from ecrf.patients.models import Patient
-from ecrf.patients.visits import incomplete_forms, screening_visit_specs, visits_create
+from ecrf.patients.visits import (
+    incomplete_forms,
+    screening_visit_specs,
+    visits_close_remaining,
+    visits_create,
+)
 from ecrf.studies.models import StudySite
 
 
@@ -234,8 +239,6 @@ def patient_screen_fail(*, patient: Patient, by, reasons: str) -> Patient:
 
 def patient_end(*, patient: Patient, by, status: str, end_date: date, reason: str) -> Patient:
     """End of study (completed) or withdrawal: the remaining visits are closed."""
-    from ecrf.patients.visits import visits_close_remaining
-
     reason = reason.strip()
     errors = {}
     if status not in (Patient.Status.COMPLETED, Patient.Status.WITHDRAWN):
@@ -258,4 +261,31 @@ def patient_end(*, patient: Patient, by, status: str, end_date: date, reason: st
             patient.end_reason = reason[:300]
             patient.save(update_fields=["status", "end_date", "end_reason"])
         visits_close_remaining(patient=patient, by=by, reason=f"{status}: {reason}")
+    return patient
+
+
+def patient_record_death(*, patient: Patient, by, death_date: date, reason: str) -> Patient:
+    """The patient died (a grade 5 adverse event): participation ends, visits are closed.
+
+    For a patient already recorded dead, the date of death is corrected (the safety rules
+    allow only the event that recorded the death to move it). Called by the safety
+    services inside the event's transaction.
+    """
+    with transaction.atomic():
+        patient = _locked(patient)
+        if patient.status == Patient.Status.DIED:
+            if patient.end_date != death_date:
+                with audited(by=by, reason=reason):
+                    patient.end_date = death_date
+                    patient.save(update_fields=["end_date"])
+            return patient
+        if patient.status not in (Patient.Status.SCREENING, Patient.Status.ENROLLED):
+            # Completed or withdrawn before the event was recorded: the end stands.
+            return patient
+        with audited(by=by, reason=reason):
+            patient.status = Patient.Status.DIED
+            patient.end_date = death_date
+            patient.end_reason = reason[:300]
+            patient.save(update_fields=["status", "end_date", "end_reason"])
+        visits_close_remaining(patient=patient, by=by, reason=reason)
     return patient

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.patients.models import Patient
-from ecrf.patients.visits import visits_close_remaining
+from ecrf.patients.services import patient_record_death
 from ecrf.safety.models import AdverseEvent, LabAlert
 from ecrf.safety.rules import (
     OPEN_STATUSES,
@@ -115,19 +115,12 @@ def ae_update(*, event: AdverseEvent, by, values: dict, expected_version: int, r
 
 def _after_save(event: AdverseEvent, *, patient: Patient, by) -> None:
     sae_initial_report_follow(event)
-    if event.ctcae_grade == 5 and patient.status in OPEN_STATUSES:
-        reason = f"death: {event.label} {event.term}"
-        patient.status = Patient.Status.DIED
-        patient.end_date = event.death_date
-        patient.end_reason = reason[:300]
-        patient.save(update_fields=["status", "end_date", "end_reason"])
-        visits_close_remaining(patient=patient, by=by, reason=reason)
-    elif (
-        event.ctcae_grade == 5
-        and patient.status == Patient.Status.DIED
-        and patient.end_date != event.death_date
-    ):
-        # The date of death corrected on the event that recorded it (ae_problems allows
-        # no other event to disagree).
-        patient.end_date = event.death_date
-        patient.save(update_fields=["end_date"])
+    if event.ctcae_grade == 5:
+        # A death ends the participation; correcting its date on the event that recorded
+        # it moves the patient's end date (ae_problems allows no other event to disagree).
+        patient_record_death(
+            patient=patient,
+            by=by,
+            death_date=event.death_date,
+            reason=f"death: {event.label} {event.term}",
+        )
