@@ -130,9 +130,7 @@ def test_a_second_fatal_event_gives_the_same_date_of_death(world, enrolled):
     assert Patient.objects.get(pk=enrolled.pk).end_date == DEATH
 
 
-def test_the_death_is_recorded_on_the_patient_with_its_reason_in_the_audit_trail(
-    world, enrolled
-):
+def test_the_death_is_recorded_on_the_patient_with_its_reason_in_the_audit_trail(world, enrolled):
     import pghistory.models
 
     ae_create(patient=enrolled, by=world.alice, values=fatal())
