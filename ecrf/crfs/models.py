@@ -1466,6 +1466,9 @@ class _CultureRules:
 
     # "This visit already has … for the … condition": one sentence per form, to translate.
     DUPLICATE_MESSAGE: ClassVar = ""
+    # One result per condition: the condition is the instance's key in the form index, where
+    # visit completion looks for one complete result per condition the group needs.
+    INDEX_KEY: ClassVar[str] = "condition"
 
     def duplicate_message(self) -> str:
         return self.DUPLICATE_MESSAGE % {"condition": self.get_condition_display()}
@@ -1550,19 +1553,6 @@ class _CultureRules:
                 % values
             )
         return None
-
-    @classmethod
-    def visit_lacks(cls, visit) -> list[str]:
-        """The labels of the conditions the visit has no complete result for yet."""
-        required = required_conditions(visit.patient)
-        if not required:
-            return super().visit_lacks(visit)
-        done = set(
-            cls.objects.filter(visit=visit, status=CrfBase.Status.COMPLETE).values_list(
-                "condition", flat=True
-            )
-        )
-        return [str(CultureCondition(code).label) for code in required if code not in done]
 
 
 def _pg_ml(label) -> models.DecimalField:

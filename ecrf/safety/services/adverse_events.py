@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
+from ecrf.patients.form_index import form_index_sync
 from ecrf.patients.models import Patient
 from ecrf.patients.services import patient_record_death
 from ecrf.safety.models import AdverseEvent, LabAlert
@@ -63,6 +64,7 @@ def ae_create(*, patient: Patient, by, values: dict, lab_alert: LabAlert | None 
                 created_by=by,
                 **values,
             )
+            form_index_sync(event)
             if lab_alert is not None:
                 lab_alert.status = LabAlert.Status.AE_RECORDED
                 lab_alert.adverse_event = event
@@ -109,6 +111,7 @@ def ae_update(*, event: AdverseEvent, by, values: dict, expected_version: int, r
         event.version += 1
         with audited(by=by, reason=reason):
             event.save()
+            form_index_sync(event)
             _after_save(event, patient=patient, by=by)
     return event
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from ecrf.audit.context import audited
 from ecrf.notifications.services import email_queue
+from ecrf.patients.form_index import form_index_remove, form_index_sync
 from ecrf.safety.clock import sae_due_at
 from ecrf.safety.emails import sae_report_email
 from ecrf.safety.models import AdverseEvent, SaeNotification, SaeReport
@@ -39,12 +40,15 @@ def sae_initial_report_follow(event: AdverseEvent) -> None:
         start = event.serious_aware_at
         due = sae_due_at(start, hours)
         if not event.sae_reports.exists():
-            SaeReport.objects.create(adverse_event=event, number=0, aware_at=start, due_at=due)
+            form_index_sync(
+                SaeReport.objects.create(adverse_event=event, number=0, aware_at=start, due_at=due)
+            )
         elif pending is not None and (pending.aware_at, pending.due_at) != (start, due):
             pending.aware_at, pending.due_at = start, due
             pending.save(update_fields=["aware_at", "due_at"])
     elif pending is not None:
         # Downgraded before anything was sent: there is nothing to report.
+        form_index_remove(pending)
         pending.delete()
 
 
@@ -110,6 +114,7 @@ def sae_submit_initial(
         report.submitted_at, report.submitted_by = now, by
         with audited(by=by, reason=f"initial SAE report of {event.label} submitted"):
             report.save()
+            form_index_sync(report)
             _notify(report)
     return report
 
@@ -169,6 +174,7 @@ def sae_follow_up(
                 submitted_at=now,
                 submitted_by=by,
             )
+            form_index_sync(report)
             _notify(report)
     return report
 
@@ -201,6 +207,7 @@ def sae_acknowledge(
         with audited(by=by, reason=f"sponsor acknowledged {report}"):
             report.acknowledged_at, report.acknowledged_by = now, by
             report.save(update_fields=["acknowledged_at", "acknowledged_by"])
+            form_index_sync(report)
             if sponsor_relatedness:
                 AdverseEvent.objects.filter(pk=event.pk).update(
                     sponsor_relatedness=sponsor_relatedness
@@ -223,4 +230,5 @@ def ae_authority_reported(*, event: AdverseEvent, by, at: datetime) -> AdverseEv
         with audited(by=by, reason=f"{event.label} reported to the authorities"):
             event.authority_reported_at = at
             event.save(update_fields=["authority_reported_at"])
+            form_index_sync(event)
     return event
