@@ -38,6 +38,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ecrf.crfs.base import CrfBase
+from ecrf.patients.models import Allocation, Patient
 from ecrf.scoring import ScoringInputError, dlqi, haq, mrss, sle2019, ssc2013
 
 # -- small builders for the repeated field and constraint shapes ---------------------------
@@ -933,8 +934,6 @@ def _kits_concealed(patient) -> bool:
 
 def allocated_kit(patient) -> str | None:
     """The kit number of the patient's allocation: the number only, never the arm."""
-    from ecrf.patients.models import Allocation
-
     return Allocation.objects.filter(patient=patient).values_list("kit_number", flat=True).first()
 
 
@@ -1421,8 +1420,6 @@ def culture_conditions(patient) -> tuple[str, ...]:
 def serum_donors(patient):
     """The participants whose serum may culture this participant's macrophages: of the
     study, of the protocol's serum donor groups (SSc), never the participant."""
-    from ecrf.patients.models import Patient
-
     donors = Patient.objects.filter(study_id=patient.study_id).exclude(pk=patient.pk)
     laboratory = _laboratory(patient)
     if laboratory is not None:
