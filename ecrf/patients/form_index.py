@@ -80,7 +80,7 @@ def required_keys(patient: Patient, form_code: str) -> tuple[str, ...]:
     return laboratory.conditions_for(patient.group)
 
 
-def keys_lacking(patient: Patient, form_code: str, entries: Iterable[FormIndexEntry]) -> list:
+def keys_lacking(patient: Patient, form_code: str, entries: Iterable[FormIndexEntry]) -> list[str]:
     """The required keys of a repeatable form with no complete instance among `entries`."""
     done = {
         e.key
