@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "ecrf.safety",
     "ecrf.notifications",
     "ecrf.audit",
+    "ecrf.demo",
 ]
 
 MIDDLEWARE = [

@@ -1,11 +1,22 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from ecrf.crfs import urls_patient
+from ecrf.patients import urls as patients_urls
+from ecrf.patients.views import study_chooser
+
+# URL names stay where the templates know them, and each view lives in the lowest app that
+# may import what it shows (DESIGN.md, the direction of dependencies): the study chooser
+# counts patients, so the patients app serves `studies:chooser`; the patient page,
+# enrolment and screen failure read the forms, so the crfs app serves those `patients:` URLs.
+studies_urls = ([path("", study_chooser, name="chooser")], "studies")
+patient_urls = (patients_urls.urlpatterns + urls_patient.urlpatterns, patients_urls.app_name)
+
 urlpatterns = [
     path("", include("ecrf.core.urls")),
     path("accounts/", include("ecrf.accounts.urls")),
-    path("studies/", include("ecrf.studies.urls")),
-    path("studies/<str:study_code>/patients/", include("ecrf.patients.urls")),
+    path("studies/", include(studies_urls)),
+    path("studies/<str:study_code>/patients/", include(patient_urls)),
     path("studies/<str:study_code>/patients/", include("ecrf.crfs.urls")),
     path("studies/<str:study_code>/", include("ecrf.safety.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -12,7 +12,9 @@ from django.utils import timezone
 from ecrf.accounts.models import Membership, Role, User
 from ecrf.crfs.models import Consent, SafetyLabs
 from ecrf.notifications.models import OutboundEmail
+from ecrf.patients.form_index import form_index_sync
 from ecrf.patients.models import Allocation, AllocationList, Patient, Visit
+from ecrf.patients.services import patient_facts_record
 from ecrf.safety.models import AdverseEvent, LabAlert
 from ecrf.studies.models import StudySite
 
@@ -115,7 +117,11 @@ class VisitFactory(factory.django.DjangoModelFactory):
 
 class CrfFactory(factory.django.DjangoModelFactory):
     """A row of a case report form at `visit` (required), for the visit's patient and
-    protocol version, written as a row (not through crf_save): `crf_factory(Model)`."""
+    protocol version, written as a row (not through crf_save): `crf_factory(Model)`.
+
+    What crf_save keeps beside the row is kept too, so the data stay consistent: the form
+    index entry and the facts the form establishes about the patient (consent date,
+    conditions)."""
 
     class Meta:
         abstract = True
@@ -123,6 +129,13 @@ class CrfFactory(factory.django.DjangoModelFactory):
     patient = factory.SelfAttribute("visit.patient")
     protocol_version = factory.SelfAttribute("visit.protocol_version")
     entered_by = factory.SubFactory(UserFactory)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        instance = super()._create(model_class, *args, **kwargs)
+        form_index_sync(instance)
+        patient_facts_record(patient=instance.patient, facts=instance.patient_facts())
+        return instance
 
 
 @functools.cache
@@ -186,6 +199,12 @@ class AdverseEventFactory(factory.django.DjangoModelFactory):
     action_taken = "none"
     outcome = "recovering"
     aware_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=2))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        instance = super()._create(model_class, *args, **kwargs)
+        form_index_sync(instance)  # as the AE services do
+        return instance
 
 
 class OutboundEmailFactory(factory.django.DjangoModelFactory):

@@ -13,9 +13,19 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, Q
 
 from ecrf.accounts.models import Membership, Role, account_id
+from ecrf.studies.models import Site, Study, StudySite
 
 # Role is defined with the membership that holds it; it is imported from here too.
-__all__ = ["Role", "Scope", "can_see_allocation", "roles_for", "scope"]
+__all__ = [
+    "Role",
+    "Scope",
+    "can_see_allocation",
+    "roles_for",
+    "scope",
+    "sites_visible_to",
+    "studies_visible_to",
+    "study_sites_visible_to",
+]
 
 NOTHING = Q(pk__in=[])
 
@@ -46,6 +56,24 @@ class Scope:
 
 def scope(user) -> Scope:
     return Scope(user_id=account_id(user))
+
+
+# The studies app sits below accounts: its rows are scoped here, where memberships are known.
+
+
+def studies_visible_to(user):
+    """Studies in which the user holds at least one active membership."""
+    return Study.objects.filter(scope(user).study_filter("id"))
+
+
+def study_sites_visible_to(user):
+    """The sites' participations in studies that the user may see."""
+    return StudySite.objects.filter(scope(user).site_filter("study_id", "site_id"))
+
+
+def sites_visible_to(user):
+    """Sites the user may see in at least one study."""
+    return Site.objects.filter(id__in=study_sites_visible_to(user).values("site_id"))
 
 
 def roles_for(user, *, study, site=None) -> set[str]:

@@ -16,6 +16,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.access import scope
+from ecrf.patients.form_index import IndexedForm
 
 
 class CrfQuerySet(models.QuerySet):
@@ -35,6 +36,9 @@ class CrfBase(models.Model):
     REQUIRED_FIELDS: ClassVar[tuple[str, ...]] = ()
     # Dates of past events the form records (medical history); they may precede consent.
     HISTORY_DATES: ClassVar[tuple[str, ...]] = ()
+    # The field that tells apart the instances of a repeatable form at one visit (the
+    # culture condition): their key in the form index.
+    INDEX_KEY: ClassVar[str] = ""
 
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
     visit = models.ForeignKey(
@@ -98,9 +102,28 @@ class CrfBase(models.Model):
         """
         return {}
 
+    def patient_facts(self) -> dict[str, object]:
+        """What this form establishes about the patient, as `Patient` fields.
+
+        crf_save copies it onto the patient in the save's transaction, so that the schedule
+        reads the patient, not the forms: the consent date, or protocol form conditions as
+        ``{"conditions": {code: holds}}``. Most forms establish nothing.
+        """
+        return {}
+
     @classmethod
-    def visit_lacks(cls, visit) -> list[str]:
-        """What this form still lacks at the visit for the visit to be complete ([]: nothing)."""
-        if cls.objects.filter(visit=visit, status=cls.Status.COMPLETE).exists():
-            return []
-        return [str(cls._meta.verbose_name)]
+    def index_code(cls) -> str:
+        return cls.FORM_CODE
+
+    def index_entry(self) -> IndexedForm:
+        """This instance in the form index (`ecrf.patients.form_index`): its own columns."""
+        return IndexedForm(
+            form_code=self.FORM_CODE,
+            object_id=self.pk,
+            patient_id=self.patient_id,
+            visit_id=self.visit_id,
+            status=self.status,
+            version=self.version,
+            updated_at=self.updated_at,
+            key=(getattr(self, self.INDEX_KEY) or "") if self.INDEX_KEY else "",
+        )

@@ -38,6 +38,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ecrf.crfs.base import CrfBase
+from ecrf.patients.models import Allocation, Patient
 from ecrf.scoring import ScoringInputError, dlqi, haq, mrss, sle2019, ssc2013
 
 # -- small builders for the repeated field and constraint shapes ---------------------------
@@ -175,6 +176,11 @@ class Demographics(CrfBase):
             missing.append("childbearing_potential")
         return missing
 
+    def patient_facts(self) -> dict[str, object]:
+        # The protocol's forms "condition: female_childbearing_potential" (pregnancy test).
+        potential = self.sex == Sex.FEMALE and self.childbearing_potential is True
+        return {"conditions": {"female_childbearing_potential": potential}}
+
 
 @pghistory.track()
 class Consent(CrfBase):
@@ -200,6 +206,9 @@ class Consent(CrfBase):
 
     def __str__(self) -> str:
         return _str(self)
+
+    def patient_facts(self) -> dict[str, object]:
+        return {"consent_date": self.consent_date}
 
 
 class SscType(models.TextChoices):
@@ -925,8 +934,6 @@ def _kits_concealed(patient) -> bool:
 
 def allocated_kit(patient) -> str | None:
     """The kit number of the patient's allocation: the number only, never the arm."""
-    from ecrf.patients.models import Allocation
-
     return Allocation.objects.filter(patient=patient).values_list("kit_number", flat=True).first()
 
 
@@ -1413,8 +1420,6 @@ def culture_conditions(patient) -> tuple[str, ...]:
 def serum_donors(patient):
     """The participants whose serum may culture this participant's macrophages: of the
     study, of the protocol's serum donor groups (SSc), never the participant."""
-    from ecrf.patients.models import Patient
-
     donors = Patient.objects.filter(study_id=patient.study_id).exclude(pk=patient.pk)
     laboratory = _laboratory(patient)
     if laboratory is not None:
@@ -1458,6 +1463,9 @@ class _CultureRules:
 
     # "This visit already has … for the … condition": one sentence per form, to translate.
     DUPLICATE_MESSAGE: ClassVar = ""
+    # One result per condition: the condition is the instance's key in the form index, where
+    # visit completion looks for one complete result per condition the group needs.
+    INDEX_KEY: ClassVar[str] = "condition"
 
     def duplicate_message(self) -> str:
         return self.DUPLICATE_MESSAGE % {"condition": self.get_condition_display()}
@@ -1542,19 +1550,6 @@ class _CultureRules:
                 % values
             )
         return None
-
-    @classmethod
-    def visit_lacks(cls, visit) -> list[str]:
-        """The labels of the conditions the visit has no complete result for yet."""
-        required = required_conditions(visit.patient)
-        if not required:
-            return super().visit_lacks(visit)
-        done = set(
-            cls.objects.filter(visit=visit, status=CrfBase.Status.COMPLETE).values_list(
-                "condition", flat=True
-            )
-        )
-        return [str(CultureCondition(code).label) for code in required if code not in done]
 
 
 def _pg_ml(label) -> models.DecimalField:

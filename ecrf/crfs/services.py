@@ -23,7 +23,9 @@ from ecrf.core.errors import StaleVersion
 from ecrf.core.reasons import reason_problem
 from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import form_model
+from ecrf.patients.form_index import form_index_sync
 from ecrf.patients.models import Patient, Visit
+from ecrf.patients.services import patient_facts_record
 from ecrf.patients.visits import (
     conditions_met,
     consent_date,
@@ -283,6 +285,8 @@ def crf_save(
                 if error is None:
                     raise
                 raise error from None
+            form_index_sync(instance)
+            patient_facts_record(patient=patient, facts=instance.patient_facts())
             if form_code == "safety_labs":
                 from ecrf.safety.services import lab_alerts_refresh
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib import messages
@@ -18,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
+from ecrf.accounts.access import studies_visible_to
 from ecrf.accounts.permissions import Action, actions_for, can
 from ecrf.core.errors import StaleVersion
 from ecrf.core.widgets import DateInput
@@ -38,14 +40,14 @@ from ecrf.crfs.services import (
     crf_save,
     visit_forms,
 )
-from ecrf.patients.models import Deviation, Patient, Visit
+from ecrf.patients.form_index import keys_lacking, required_keys, visit_entries, visit_lacks
+from ecrf.patients.models import Deviation, FormIndexEntry, Patient, Visit
 from ecrf.patients.visits import (
     visit_mark_missed,
     visit_order_problem,
     visit_record_date,
     visit_required_forms,
 )
-from ecrf.studies.models import Study
 
 
 class VisitDateForm(forms.Form):
@@ -87,7 +89,7 @@ class MissedForm(forms.Form):
 
 
 def _visit(request, study_code: str, subject_code: str, code: str, repeat: int) -> Visit:
-    study = get_object_or_404(Study.objects.visible_to(request.user), code=study_code)
+    study = get_object_or_404(studies_visible_to(request.user), code=study_code)
     return get_object_or_404(
         Visit.objects.visible_to(request.user).select_related(
             "patient__site", "patient__study", "patient__protocol_version"
@@ -241,16 +243,6 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
                 form.add_error(None, exc)
         if not (date_form.is_bound or missed_form.is_bound):
             return HttpResponse(_("Nothing to save in this request."), status=400)
-    required = set(visit_required_forms(visit))
-    protocol = patient.protocol_version.protocol
-    rows = []
-    for code_ in visit_forms(visit):
-        spec = protocol.form(code_)
-        model = form_model(code_)
-        instances = list(model.objects.filter(visit=visit).order_by("pk"))
-        # A repeatable form says which of its instances (culture conditions) are still due.
-        lacks = model.visit_lacks(visit) if spec.repeatable and code_ in required else []
-        rows.append((code_, spec.label, spec.repeatable, instances, code_ in required, lacks))
     return render(
         request,
         "crfs/visit.html",
@@ -258,8 +250,8 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
             "study": patient.study,
             "patient": patient,
             "visit": visit,
-            "visit_name": protocol.visit(visit.code).name,
-            "rows": rows,
+            "visit_name": patient.protocol_version.protocol.visit(visit.code).name,
+            "rows": _visit_rows(visit),
             "date_form": date_form,
             "missed_form": missed_form,
             "can_enter": can_enter,
@@ -268,6 +260,60 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
             "deviations": deviations,
         },
     )
+
+
+@dataclass(frozen=True)
+class ListedForm:
+    """A form instance as the visit page lists it, read from the form index."""
+
+    pk: int
+    status: str
+    status_label: str
+    key_label: str  # a repeatable form's instance: its culture condition
+    missing: str  # in progress: what is still missing, briefly
+
+
+def _visit_rows(visit: Visit) -> list[tuple]:
+    """(code, label, repeatable, instances, required, lacks) for each form of the visit.
+
+    One query on the form index for every form; only the instances still in progress are
+    read from their tables (one query per such form), to say what they miss.
+    """
+    patient = visit.patient
+    protocol = patient.protocol_version.protocol
+    required = set(visit_required_forms(visit))
+    entries = visit_entries(visit)
+    rows = []
+    for code in visit_forms(visit):
+        spec = protocol.form(code)
+        model = form_model(code)
+        mine = [e for e in entries if e.form_code == code]
+        pending = [e.object_id for e in mine if e.status != FormIndexEntry.Status.COMPLETE]
+        unfinished = (
+            {crf.pk: crf for crf in model.objects.filter(pk__in=pending)} if pending else {}
+        )
+        keys = dict(model._meta.get_field(model.INDEX_KEY).flatchoices) if model.INDEX_KEY else {}
+        listed = [
+            ListedForm(
+                pk=e.object_id,
+                status=e.status,
+                status_label=e.get_status_display(),
+                key_label=str(keys.get(e.key, e.key)),
+                missing=missing_text(unfinished[e.object_id], brief=True)
+                if e.object_id in unfinished
+                else "",
+            )
+            for e in mine
+        ]
+        # A repeatable form says which of its instances (culture conditions) are still due.
+        lacks = []
+        if spec.repeatable and code in required:
+            if required_keys(patient, code):
+                lacks = [str(keys.get(k, k)) for k in keys_lacking(patient, code, entries)]
+            elif visit_lacks(patient, code, entries):
+                lacks = [str(model._meta.verbose_name)]
+        rows.append((code, spec.label, spec.repeatable, listed, code in required, lacks))
+    return rows
 
 
 def _posted_stale(request, instance) -> bool:

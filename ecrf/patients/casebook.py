@@ -1,4 +1,4 @@
-"""The casebook of one patient: visits × forms, deviations, and the mRSS over time."""
+"""The casebook of one patient: visits × forms, with the windows and statuses of the visits."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from ecrf.patients.models import Patient, Visit
+from ecrf.patients.models import FormIndexEntry, Patient, Visit
 from ecrf.patients.visits import conditions_met, patient_visit_forms
-from ecrf.scoring import mrss
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,8 @@ class Column:
         return -self.days_left if self.overdue else 0
 
 
-@dataclass(frozen=True)
-class MrssPoint:
-    visit_code: str
-    total: int
-    change_pct: float | None
-    x: float
-    y: float
-
-
 def casebook(patient: Patient) -> dict:
     """Everything the casebook page shows, in a constant number of queries."""
-    from ecrf.crfs.models import form_model
-
     protocol = patient.protocol_version.protocol
     visits = list(patient.visits.order_by("sequence", "repeat"))
     for visit in visits:  # the protocol's name, in the request's language, under the code
@@ -69,11 +57,16 @@ def casebook(patient: Patient) -> dict:
     }
     used = set().union(*per_visit.values())
     form_codes = [spec.code for spec in protocol.forms if spec.code in used]
-    instances = {}
-    # One query per form of the protocol, however many visits: the page's cost is fixed.
-    for code in (spec.code for spec in protocol.forms if not spec.per_patient):
-        for row in form_model(code).objects.filter(patient=patient).values("visit_id", "status"):
-            instances[(row["visit_id"], code)] = row["status"]
+    # One query for every form of every visit, from the form index: the page's cost does
+    # not grow with the visits or the form types. A repeatable form shows its latest
+    # instance's status.
+    entries = FormIndexEntry.objects.filter(patient=patient, visit__isnull=False)
+    instances = {
+        (visit_id, code): status
+        for visit_id, code, status in entries.order_by("object_id").values_list(
+            "visit_id", "form_code", "status"
+        )
+    }
     today = timezone.localdate()
     columns = [Column(visit, *visit_timing(visit, today)) for visit in visits]
     labels = {f.code: f.label for f in protocol.forms}
@@ -95,39 +88,5 @@ def casebook(patient: Patient) -> dict:
     return {
         "columns": columns,
         "matrix": matrix,
-        "mrss": mrss_series(patient, visits),
         "today": today,
     }
-
-
-def mrss_series(patient: Patient, visits: list[Visit]) -> list[MrssPoint]:
-    """mRSS totals in visit order, with the percent change from the inclusion visit (M0)."""
-    from ecrf.crfs.models import form_model
-
-    totals = dict(
-        form_model("mrss")
-        .objects.filter(patient=patient, total__isnull=False)
-        .values_list("visit_id", "total")
-    )
-    day0_code = patient.protocol_version.protocol.day0_visit.code
-    day0_sequence = next((v.sequence for v in visits if v.code == day0_code), None)
-    # (code, total, counts from baseline): visits before inclusion have no change to show.
-    points = [
-        (v.code, totals[v.pk], day0_sequence is not None and v.sequence >= day0_sequence)
-        for v in visits
-        if v.pk in totals
-    ]
-    if not points:
-        return []
-    baseline = next((total for code, total, _ in points if code == day0_code), None)
-    width = max(len(points) - 1, 1)
-    return [
-        MrssPoint(
-            visit_code=code,
-            total=total,
-            change_pct=mrss.percent_change(baseline, total) if after_baseline else None,
-            x=40 + 400 * i / width,
-            y=170 - 150 * total / 51,
-        )
-        for i, (code, total, after_baseline) in enumerate(points)
-    ]

@@ -14,7 +14,8 @@ class PatientQuerySet(models.QuerySet):
         return self.filter(scope(user).site_filter("study_id", "site_id"))
 
 
-@pghistory.track()
+# The facts copied from the forms are not tracked here: the form's own trail records them.
+@pghistory.track(exclude=["consent_date", "conditions"])
 class Patient(models.Model):
     """A participant. The subject code is the only identifier stored (no names, no birth date)."""
 
@@ -61,6 +62,23 @@ class Patient(models.Model):
         help_text=_("Completion, withdrawal or death date."),
     )
     end_reason = models.CharField(_("end of study reason"), max_length=300, blank=True)
+    # Facts the case report forms establish, copied here by crf_save from the form that
+    # records them (its model's `patient_facts()`), so that the schedule and the safety
+    # log read them without reading the forms (patients imports no form).
+    consent_date = models.DateField(
+        _("date of consent"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="From the informed consent form; nothing happens before it.",
+    )
+    conditions = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="The protocol's form conditions that hold (e.g. female_childbearing_potential), "
+        "from the forms that decide them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -436,3 +454,75 @@ class Deviation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient}: {self.get_category_display()}"
+
+
+class FormIndexEntryQuerySet(models.QuerySet):
+    def visible_to(self, user) -> FormIndexEntryQuerySet:
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+
+
+class FormIndexEntry(models.Model):
+    """One form instance of a patient, whichever table holds it: the form index.
+
+    The case report forms (one table each) and the safety log hold their own answers; the
+    index holds one row per instance (patient, visit, form code, the instance's id, status,
+    version, last change), the schedule's record of what each visit holds. The casebook,
+    the visit page and visit completion read it, at a cost that does not grow with the
+    number of form types. Only the save services write it, in the save's transaction
+    (`ecrf.patients.form_index`); `manage.py form_index_check` compares it with the tables.
+    Not audited itself: the instances are, and each row is derived from one.
+    """
+
+    class Status(models.TextChoices):
+        # The forms' own statuses (crfs.base.CrfBase.Status); a safety record is complete
+        # once saved, an SAE report once submitted.
+        NOT_STARTED = "not_started", _("Not started")
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETE = "complete", _("Complete")
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="form_entries")
+    visit = models.ForeignKey(
+        Visit,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="form_entries",
+        help_text="None for the patient's logs (adverse events, SAE reports).",
+    )
+    form_code = models.CharField(
+        max_length=32, help_text="The protocol's form code (mrss, adverse_event, ...)."
+    )
+    object_id = models.PositiveBigIntegerField(help_text="The instance's id in its own table.")
+    key = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="What tells apart the instances of a repeatable form at one visit "
+        "(the culture condition).",
+    )
+    status = models.CharField(max_length=12, choices=Status.choices)
+    version = models.PositiveIntegerField()
+    updated_at = models.DateTimeField()
+    # Room for the review of issue 13 (SDV, freeze, lock, signature), one place for every
+    # form table and the safety log: the state, and the version of the instance it applies
+    # to (a later version is not the one reviewed). Nothing writes them yet.
+    review_state = models.CharField(max_length=16, blank=True)
+    review_version = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = FormIndexEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["patient", "visit", "form_code", "object_id"]
+        verbose_name = "form index entry"
+        verbose_name_plural = "form index entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["form_code", "object_id"], name="unique_form_index_entry"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["not_started", "in_progress", "complete"]),
+                name="form_index_entry_status_choice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.form_code} #{self.object_id} ({self.patient_id})"

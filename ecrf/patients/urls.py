@@ -2,6 +2,8 @@ from django.urls import path
 
 from ecrf.patients import views, views_randomisation
 
+# The patient page, enrolment and screen failure (they read the forms) are the crfs app's,
+# added to this namespace in ecrf/urls.py.
 app_name = "patients"
 patient = "<str:subject_code>/"
 urlpatterns = [
@@ -14,10 +16,7 @@ urlpatterns = [
         views_randomisation.allocation_list_detail,
         name="allocation_list_detail",
     ),
-    path(patient, views.patient_detail, name="detail"),
     path(patient + "audit/", views.patient_audit, name="audit"),
-    path(patient + "enrol/", views.patient_enrol_view, name="enrol"),
-    path(patient + "screen-failure/", views.patient_screen_fail_view, name="screen_fail"),
     path(patient + "end/", views.patient_end_view, name="end"),
     path(patient + "unscheduled/", views.visit_add_unscheduled_view, name="unscheduled"),
     path(patient + "unblind/", views_randomisation.patient_unblind, name="unblind"),

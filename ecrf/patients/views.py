@@ -4,25 +4,23 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ecrf.accounts.access import can_see_allocation, scope
-from ecrf.accounts.permissions import Action, actions_for, can, roles_allowed
+from ecrf.accounts.access import can_see_allocation, scope, studies_visible_to
+from ecrf.accounts.permissions import Action, can, roles_allowed
 from ecrf.audit.selectors import patient_audit_trail
-from ecrf.patients.casebook import casebook, visit_timing
+from ecrf.patients.casebook import visit_timing
 from ecrf.patients.filters import PatientFilter
-from ecrf.patients.forms import EndOfStudyForm, EnrolForm, PatientCreateForm, ScreenFailForm
-from ecrf.patients.models import Allocation, Patient, Visit
+from ecrf.patients.forms import EndOfStudyForm, PatientCreateForm
+from ecrf.patients.models import Patient, Visit
 from ecrf.patients.randomisation import can_manage_allocation_lists
 from ecrf.patients.services import patient_create as create_patient
-from ecrf.patients.services import patient_end, patient_enrol, patient_screen_fail
-from ecrf.patients.unblinding import is_unblinded
+from ecrf.patients.services import patient_end
 from ecrf.patients.visits import visit_add_unscheduled, with_next_visit
-from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
 from ecrf.studies.models import Site, Study
 
 UPCOMING_DAYS = 14
@@ -32,8 +30,28 @@ UPCOMING_PAGE_SIZE = 50
 PAGE_SIZE = 25
 
 
+@login_required
+def study_chooser(request):
+    """The studies the user belongs to, their roles, and how many patients they can see.
+
+    Served at the studies app's URL (studies:chooser); here because it counts patients.
+    """
+    studies = list(studies_visible_to(request.user))
+    counts = dict(
+        Patient.objects.visible_to(request.user)
+        .values_list("study_id")
+        .annotate(n=Count("id"))
+        .values_list("study_id", "n")
+    )
+    memberships = {}
+    for membership in request.user.memberships.filter(active=True).select_related("site"):
+        memberships.setdefault(membership.study_id, []).append(membership)
+    rows = [(study, memberships.get(study.pk, []), counts.get(study.pk, 0)) for study in studies]
+    return render(request, "studies/chooser.html", {"rows": rows})
+
+
 def _study(request, study_code: str) -> Study:
-    return get_object_or_404(Study.objects.visible_to(request.user), code=study_code)
+    return get_object_or_404(studies_visible_to(request.user), code=study_code)
 
 
 def _patient(request, study: Study, subject_code: str) -> Patient:
@@ -111,72 +129,11 @@ def patient_create(request, study_code: str):
     return render(request, "patients/create.html", {"study": study, "form": form})
 
 
-@login_required
-def patient_detail(request, study_code: str, subject_code: str):
-    """The casebook: visits × forms with status and windows, deviations, the mRSS chart."""
-    study = _study(request, study_code)
-    patient = _patient(request, study, subject_code)
-    protocol = patient.protocol_version.protocol
-    actions = actions_for(request.user, patient=patient)
-    allocation = None
-    if protocol.arms:
-        allocation = Allocation.objects.visible_to(request.user).filter(patient=patient).first()
-    manages = Action.ENROL in actions
-    return render(
-        request,
-        "patients/detail.html",
-        {
-            "study": study,
-            "patient": patient,
-            "protocol": protocol,
-            "allocation": allocation,
-            "show_arm": allocation is not None and can_see_allocation(request.user, study=study),
-            "can_read_audit": Action.READ_AUDIT in actions,
-            "can_enter": Action.ENTER in actions,
-            "deviations": patient.deviations.open().select_related("visit"),
-            "enrol_form": EnrolForm(initial={"day0_date": timezone.localdate()})
-            if manages and patient.status == Patient.Status.SCREENING
-            else None,
-            "screen_fail_form": ScreenFailForm()
-            if manages and patient.status == Patient.Status.SCREENING
-            else None,
-            "end_form": EndOfStudyForm(initial={"end_date": timezone.localdate()})
-            if manages and patient.status == Patient.Status.ENROLLED
-            else None,
-            "has_unscheduled": any(v.kind == "unscheduled" for v in protocol.visits),
-            "can_unblind": allocation is not None and Action.UNBLIND in actions,
-            "unblinded": allocation is not None and is_unblinded(patient),
-            **casebook(patient),
-            **_safety_summary(request.user, patient, protocol),
-        },
-    )
+def patient_action(request, study_code, subject_code, form_class, action, success):
+    """Run a patient service from a POSTed form; errors are shown on the casebook.
 
-
-def _safety_summary(user, patient: Patient, protocol) -> dict:
-    """The AE log's lines for the casebook (two queries), when the protocol keeps one."""
-    if not protocol.has_form("adverse_event"):
-        return {"has_ae_log": False}
-    events = list(
-        AdverseEvent.objects.visible_to(user)
-        .filter(patient=patient)
-        .annotate(
-            initial_submitted_at=Subquery(
-                SaeReport.objects.filter(adverse_event=OuterRef("pk"), number=0).values(
-                    "submitted_at"
-                )[:1]
-            )
-        )
-        .order_by("number")
-    )
-    return {
-        "has_ae_log": True,
-        "adverse_events": events,
-        "open_lab_alerts": LabAlert.objects.visible_to(user).filter(patient=patient).open().count(),
-    }
-
-
-def _patient_action(request, study_code, subject_code, form_class, action, success):
-    """Run a patient service from a POSTed form; errors are shown on the casebook."""
+    Also runs the enrolment and screen failure of `ecrf.crfs.views_patient`.
+    """
     study = _study(request, study_code)
     patient = _patient(request, study, subject_code)
     if not can(request.user, Action.ENROL, patient=patient):
@@ -199,38 +156,8 @@ def _patient_action(request, study_code, subject_code, form_class, action, succe
 
 @login_required
 @require_POST
-def patient_enrol_view(request, study_code: str, subject_code: str):
-    return _patient_action(
-        request,
-        study_code,
-        subject_code,
-        EnrolForm,
-        lambda patient, data: patient_enrol(
-            patient=patient, by=request.user, day0_date=data["day0_date"]
-        ),
-        _("Patient %(code)s enrolled."),
-    )
-
-
-@login_required
-@require_POST
-def patient_screen_fail_view(request, study_code: str, subject_code: str):
-    return _patient_action(
-        request,
-        study_code,
-        subject_code,
-        ScreenFailForm,
-        lambda patient, data: patient_screen_fail(
-            patient=patient, by=request.user, reasons=data["reasons"]
-        ),
-        _("Screen failure of %(code)s recorded."),
-    )
-
-
-@login_required
-@require_POST
 def patient_end_view(request, study_code: str, subject_code: str):
-    return _patient_action(
+    return patient_action(
         request,
         study_code,
         subject_code,

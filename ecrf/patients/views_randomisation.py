@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from ecrf.accounts.access import can_see_allocation
+from ecrf.accounts.access import can_see_allocation, studies_visible_to, study_sites_visible_to
 from ecrf.accounts.permissions import Action, can
 from ecrf.patients.models import Allocation, AllocationList, Patient
 from ecrf.patients.randomisation import (
@@ -30,7 +30,7 @@ from ecrf.patients.randomisation import (
     can_manage_allocation_lists,
 )
 from ecrf.patients.unblinding import emergency_unblind
-from ecrf.studies.models import Site, Study, StudySite
+from ecrf.studies.models import Site, Study
 
 
 class AllocationListGenerateForm(forms.Form):
@@ -72,7 +72,7 @@ class UnblindForm(forms.Form):
 
 
 def _randomised_study(request, study_code: str) -> Study:
-    study = get_object_or_404(Study.objects.visible_to(request.user), code=study_code)
+    study = get_object_or_404(studies_visible_to(request.user), code=study_code)
     protocol_version = study.current_protocol
     if protocol_version is None or protocol_version.protocol.randomisation is None:
         raise Http404(_("This study is not randomised."))
@@ -82,9 +82,7 @@ def _randomised_study(request, study_code: str) -> Study:
 def _site_rows(user, study: Study, arms) -> list[dict]:
     """Per visible site: its lists and its slots used and free, and used per arm (`arms`
     is empty for blinded users)."""
-    study_sites = list(
-        StudySite.objects.visible_to(user).filter(study=study).select_related("site")
-    )
+    study_sites = list(study_sites_visible_to(user).filter(study=study).select_related("site"))
     counts = {
         row["site_id"]: row
         for row in Allocation.objects.filter(
@@ -196,7 +194,7 @@ def allocation_list_detail(request, study_code: str, list_id: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def patient_unblind(request, study_code: str, subject_code: str):
-    study = get_object_or_404(Study.objects.visible_to(request.user), code=study_code)
+    study = get_object_or_404(studies_visible_to(request.user), code=study_code)
     patient = get_object_or_404(
         Patient.objects.visible_to(request.user).select_related("study", "site"),
         study=study,

@@ -23,6 +23,7 @@ from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.core.reasons import reason_problem
+from ecrf.patients.form_index import visit_entries, visit_lacks
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.studies.protocol import CULTURE_FORMS
 from ecrf.studies.schedule import window_for
@@ -87,13 +88,8 @@ def visits_schedule_from_day0(*, patient: Patient) -> None:
 
 
 def consent_date(patient: Patient) -> date | None:
-    from ecrf.crfs.models import Consent
-
-    return (
-        Consent.objects.filter(patient=patient, consent_date__isnull=False)
-        .values_list("consent_date", flat=True)
-        .first()
-    )
+    """The date the patient signed the consent (a fact the consent form keeps on the patient)."""
+    return patient.consent_date
 
 
 def _check_version(visit: Visit, expected_version: int | None) -> None:
@@ -384,14 +380,9 @@ def visit_add_unscheduled(*, patient: Patient, by, code: str | None = None) -> V
 
 
 def conditions_met(patient: Patient) -> set[str]:
-    """The protocol form conditions that hold for this patient (one query)."""
-    from ecrf.crfs.models import Demographics
-
-    demo = Demographics.objects.filter(patient=patient).first()
-    met = set()
-    if demo is not None and demo.sex == "F" and demo.childbearing_potential is True:
-        met.add("female_childbearing_potential")
-    return met
+    """The protocol form conditions that hold for this patient (facts kept on the patient by
+    the forms that decide them: no query)."""
+    return set(patient.conditions)
 
 
 def patient_visit_forms(patient: Patient, visit_code: str, conditions: set[str]):
@@ -408,24 +399,25 @@ def visit_required_forms(visit: Visit) -> list[str]:
 
 def incomplete_forms(visit: Visit) -> str:
     """The visit's required forms still incomplete, by their protocol labels."""
-    from ecrf.crfs.models import form_model
-
     protocol = visit.patient.protocol_version.protocol
+    entries = visit_entries(visit)
     return ", ".join(
         protocol.form(code).label
         for code in visit_required_forms(visit)
-        if form_model(code).visit_lacks(visit)
+        if visit_lacks(visit.patient, code, entries)
     )
 
 
 def visit_refresh_status(*, visit: Visit, by) -> Visit:
     """A dated visit is complete when every form it requires is complete (and back if not)."""
-    from ecrf.crfs.models import form_model
-
     if visit.status not in (Visit.Status.IN_PROGRESS, Visit.Status.COMPLETE):
         return visit
-    # The model says what "complete" takes: one complete form, or one per culture condition.
-    complete = not any(form_model(code).visit_lacks(visit) for code in visit_required_forms(visit))
+    # One complete instance of each required form, or one per culture condition of the
+    # group: read from the form index, one query whatever the number of forms.
+    entries = visit_entries(visit)
+    complete = not any(
+        visit_lacks(visit.patient, code, entries) for code in visit_required_forms(visit)
+    )
     status = Visit.Status.COMPLETE if complete else Visit.Status.IN_PROGRESS
     if status != visit.status:
         with audited(by=by, reason="visit forms complete" if complete else "visit form reopened"):

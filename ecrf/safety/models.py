@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.access import scope
 from ecrf.crfs.models import SafetyLabs
+from ecrf.patients.form_index import IndexedForm
 
 # The ICH E2A seriousness criteria, in the order of the form and of the CDISC AE domain.
 SAE_CRITERIA = (
@@ -269,6 +270,23 @@ class AdverseEvent(models.Model):
     def label(self) -> str:
         return f"AE-{self.number:03d}"
 
+    @classmethod
+    def index_code(cls) -> str:
+        return "adverse_event"  # the protocol's form code of the log
+
+    def index_entry(self) -> IndexedForm:
+        """This event in the form index: complete once recorded (the services save an event
+        only when it meets every rule), in the patient's log rather than at a visit."""
+        return IndexedForm(
+            form_code=self.index_code(),
+            object_id=self.pk,
+            patient_id=self.patient_id,
+            visit_id=None,
+            status="complete",
+            version=self.version,
+            updated_at=self.updated_at,
+        )
+
     @property
     def criteria(self) -> list[str]:
         return [name for name in SAE_CRITERIA if getattr(self, name)]
@@ -390,6 +408,30 @@ class SaeReport(models.Model):
     @property
     def is_initial(self) -> bool:
         return self.number == 0
+
+    @classmethod
+    def index_code(cls) -> str:
+        return "sae_report"
+
+    @classmethod
+    def index_queryset(cls):
+        return cls.objects.select_related("adverse_event")
+
+    def index_entry(self) -> IndexedForm:
+        """This report in the form index, in the patient's log: in progress until submitted.
+
+        A report is never edited once submitted (news is a follow-up), so it keeps version
+        1; its last change is the sponsor's acknowledgement, or the submission.
+        """
+        return IndexedForm(
+            form_code=self.index_code(),
+            object_id=self.pk,
+            patient_id=self.adverse_event.patient_id,
+            visit_id=None,
+            status="complete" if self.submitted_at else "in_progress",
+            version=1,
+            updated_at=self.acknowledged_at or self.submitted_at or self.created_at,
+        )
 
     @property
     def kind_label(self) -> str:

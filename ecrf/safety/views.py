@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from ecrf.accounts.access import studies_visible_to
 from ecrf.accounts.permissions import Action, actions_for, can
 from ecrf.core.errors import StaleVersion
 from ecrf.patients.models import Patient
@@ -44,7 +45,7 @@ PAGE_SIZE = 25
 
 
 def _study(request, study_code: str) -> Study:
-    return get_object_or_404(Study.objects.visible_to(request.user), code=study_code)
+    return get_object_or_404(studies_visible_to(request.user), code=study_code)
 
 
 def _patient(request, study: Study, subject_code: str) -> Patient:

@@ -5,14 +5,6 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ecrf.accounts.access import scope
-
-
-class StudyQuerySet(models.QuerySet):
-    def visible_to(self, user) -> StudyQuerySet:
-        """Studies in which the user holds at least one active membership."""
-        return self.filter(scope(user).study_filter("id"))
-
 
 @pghistory.track()
 class Study(models.Model):
@@ -33,8 +25,6 @@ class Study(models.Model):
     target_enrolment = models.PositiveIntegerField(_("target enrolment"), null=True, blank=True)
     sites = models.ManyToManyField("Site", through="StudySite", related_name="studies")
 
-    objects = StudyQuerySet.as_manager()
-
     class Meta:
         ordering = ["code"]
         verbose_name = _("study")
@@ -46,12 +36,6 @@ class Study(models.Model):
     @property
     def current_protocol(self) -> ProtocolVersion | None:
         return self.protocol_versions.order_by("-loaded_at").first()
-
-
-class SiteQuerySet(models.QuerySet):
-    def visible_to(self, user) -> SiteQuerySet:
-        """Sites the user may see in at least one study."""
-        return self.filter(id__in=StudySite.objects.visible_to(user).values("site_id"))
 
 
 @pghistory.track()
@@ -67,8 +51,6 @@ class Site(models.Model):
     country = models.CharField(_("country"), max_length=2, default="FR")
     timezone = models.CharField(_("time zone"), max_length=64, default="Europe/Paris")
 
-    objects = SiteQuerySet.as_manager()
-
     class Meta:
         ordering = ["code"]
         verbose_name = _("site")
@@ -83,11 +65,6 @@ class Site(models.Model):
         return f"{self.code} – {self.name} ({self.city})"
 
 
-class StudySiteQuerySet(models.QuerySet):
-    def visible_to(self, user) -> StudySiteQuerySet:
-        return self.filter(scope(user).site_filter("study_id", "site_id"))
-
-
 @pghistory.track()
 class StudySite(models.Model):
     """A site's participation in a study; holds the subject number counter."""
@@ -96,8 +73,6 @@ class StudySite(models.Model):
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="study_sites")
     active = models.BooleanField(_("recruiting"), default=True)
     last_subject_number = models.PositiveIntegerField(default=0, editable=False)
-
-    objects = StudySiteQuerySet.as_manager()
 
     class Meta:
         ordering = ["study", "site__code"]

@@ -42,6 +42,7 @@ from ecrf.accounts.permissions import (
     require,
     roles_allowed,
 )
+from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.randomisation import (
@@ -50,7 +51,7 @@ from ecrf.patients.randomisation import (
     allocation_take,
     can_manage_allocation_lists,
 )
-from ecrf.patients.services import patient_create, patient_end, patient_enrol, patient_screen_fail
+from ecrf.patients.services import patient_create, patient_end
 from ecrf.patients.unblinding import emergency_unblind
 from ecrf.patients.visits import (
     visit_add_unscheduled,
@@ -91,6 +92,7 @@ STEPS = {
     "visit_refresh_status": "crf_save, after the form is saved",
     "visits_close_remaining": "patient_end, patient_screen_fail, a fatal adverse event",
     "lab_alerts_refresh": "crf_save of the safety_labs form",
+    "patient_record_death": "ae_create and ae_update of a fatal adverse event",
     "audited": "the audit context every service opens, not a write itself",
     # Not a site's data: the operator loads a protocol file from the command line.
     "load_protocol": "manage.py load_protocol, the study's configuration",

@@ -10,10 +10,11 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
+from ecrf.crfs.enrolment import patient_enrol
 from ecrf.crfs.models import Consent, Mrss
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Patient
-from ecrf.patients.services import patient_create, patient_enrol
+from ecrf.patients.services import patient_create
 from ecrf.patients.visits import visit_record_date
 from ecrf.scoring import mrss as mrss_scoring
 from ecrf.studies.models import Site, Study

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from ecrf.accounts.access import studies_visible_to
 from ecrf.patients.models import Patient
-from ecrf.studies.models import Study
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def test_anonymous_and_inactive_users_see_nothing(world):
 def test_inactive_membership_gives_no_access(world):
     world.alice.memberships.update(active=False)
     assert not Patient.objects.visible_to(world.alice).exists()
-    assert not Study.objects.visible_to(world.alice).exists()
+    assert not studies_visible_to(world.alice).exists()
 
 
 def test_patient_list_shows_only_own_site(client, world):

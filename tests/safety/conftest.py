@@ -44,6 +44,7 @@ def consent(patient: Patient, *, by, day: date = CONSENT_DAY) -> Patient:
         by=by,
         expected_version=0,
     )
+    patient.refresh_from_db()  # the consent date is now a fact on the patient
     return patient
 
 

@@ -128,3 +128,16 @@ def test_a_second_fatal_event_gives_the_same_date_of_death(world, enrolled):
     second = ae_create(patient=enrolled, by=world.alice, values={**other, "death_date": DEATH})
     assert second.number == 2
     assert Patient.objects.get(pk=enrolled.pk).end_date == DEATH
+
+
+def test_the_death_is_recorded_on_the_patient_with_its_reason_in_the_audit_trail(world, enrolled):
+    import pghistory.models
+
+    ae_create(patient=enrolled, by=world.alice, values=fatal())
+    event = pghistory.models.Events.objects.get(
+        pgh_obj_model="patients.Patient",
+        pgh_obj_id=str(enrolled.pk),
+        pgh_data__status=Patient.Status.DIED,
+    )
+    assert event.pgh_context["reason"] == "death: AE-001 Scleroderma renal crisis"
+    assert event.pgh_context["user"] == world.alice.pk

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Visit
-from tests.factories import ConsentFactory, VisitFactory
+from tests.factories import VisitFactory
 
 CONSENT_DAYS_AGO = 30
 
@@ -20,7 +21,19 @@ def consent(patient, by):
         visit_date=timezone.localdate() - timedelta(days=CONSENT_DAYS_AGO),
         status=Visit.Status.IN_PROGRESS,
     )
-    ConsentFactory(visit=visit, entered_by=by)  # signed on the visit's date
+    # Through the save service, which keeps the consent date on the patient.
+    crf_save(
+        visit=visit,
+        form_code="consent",
+        values={
+            "consent_date": visit.visit_date,
+            "consent_version": "1.0",
+            "signed_by_investigator": True,
+        },
+        by=by,
+        expected_version=0,
+    )
+    patient.refresh_from_db()
     return patient
 
 

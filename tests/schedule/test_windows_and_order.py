@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.html import escape
 
+from ecrf.crfs.enrolment import patient_enrol
 from ecrf.crfs.models import (
     Consent,
     Demographics,
@@ -29,7 +30,7 @@ from ecrf.crfs.models import (
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import Allocation, Deviation, Patient, Visit
 from ecrf.patients.randomisation import allocation_list_generate
-from ecrf.patients.services import patient_create, patient_enrol
+from ecrf.patients.services import patient_create
 from ecrf.patients.visits import visit_record_date
 from ecrf.scoring import mrss as mrss_scoring
 from tests.clock import TODAY

@@ -4,12 +4,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django import template
+from django.db.models import OuterRef, Subquery
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import pgettext
 
 from ecrf.safety.clock import duration_label
-from ecrf.safety.models import AdverseEvent
+from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
 
 register = template.Library()
 
@@ -43,3 +44,33 @@ def criteria_labels(names: list[str]) -> str:
 @register.filter
 def readable_changes(changes: list[dict]) -> list[tuple[str, str, str]]:
     return [AdverseEvent.readable_change(change) for change in changes]
+
+
+@register.inclusion_tag("safety/_casebook_card.html", takes_context=True)
+def patient_ae_card(context, patient, protocol) -> dict:
+    """The casebook's adverse-event card (two queries), when the protocol keeps an AE log.
+
+    A tag, so that the patient page (crfs) shows the log without importing safety.
+    """
+    if not protocol.has_form("adverse_event"):
+        return {"has_ae_log": False}
+    user = context["request"].user
+    events = list(
+        AdverseEvent.objects.visible_to(user)
+        .filter(patient=patient)
+        .annotate(
+            initial_submitted_at=Subquery(
+                SaeReport.objects.filter(adverse_event=OuterRef("pk"), number=0).values(
+                    "submitted_at"
+                )[:1]
+            )
+        )
+        .order_by("number")
+    )
+    return {
+        "has_ae_log": True,
+        "study": context["study"],
+        "patient": patient,
+        "adverse_events": events,
+        "open_lab_alerts": LabAlert.objects.visible_to(user).filter(patient=patient).open().count(),
+    }

@@ -28,11 +28,12 @@ from django.utils import timezone
 from ecrf.accounts.access import Role
 from ecrf.accounts.models import Membership
 from ecrf.audit.context import audited
+from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.models import SafetyLabs
 from ecrf.crfs.services import crf_save, visit_forms
 from ecrf.patients.models import Allocation, AllocationList, Patient, Visit
 from ecrf.patients.randomisation import allocation_list_generate
-from ecrf.patients.services import patient_create, patient_end, patient_enrol, patient_screen_fail
+from ecrf.patients.services import patient_create, patient_end
 from ecrf.patients.visits import visit_add_unscheduled, visit_mark_missed, visit_record_date
 from ecrf.safety.clock import local_instant
 from ecrf.safety.models import LabAlert

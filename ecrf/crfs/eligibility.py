@@ -19,6 +19,7 @@ from django.utils.formats import date_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from ecrf.crfs.models import form_model
 from ecrf.patients.models import Patient
 
 _UNIT = re.compile(r"^(?P<name>.*) \((?P<unit>[^()]*)\)$")
@@ -26,8 +27,6 @@ _UNIT = re.compile(r"^(?P<name>.*) \((?P<unit>[^()]*)\)$")
 
 def _field_label(form_code: str, field: str) -> str:
     """A form field as the form shows it ("Hemoglobin (g/dL)"), never its column name."""
-    from ecrf.crfs.models import form_model
-
     return str(capfirst(form_model(form_code)._meta.get_field(field).verbose_name))
 
 
@@ -85,8 +84,6 @@ class CriterionResult:
 
 
 def _latest(code: str, patient: Patient, visit_code: str | None = None):
-    from ecrf.crfs.models import form_model
-
     rows = form_model(code).objects.filter(patient=patient)
     if visit_code:
         rows = rows.filter(visit__code=visit_code)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from ecrf.accounts.models import Membership
 from ecrf.crfs.models import FORM_MODELS, DrugAccountability, Mrss
-from ecrf.patients.management.commands.seed_demo import DEFAULT_PASSWORD
+from ecrf.demo.management.commands.seed_demo import DEFAULT_PASSWORD
 from ecrf.patients.models import Allocation, AllocationList, Deviation, Patient, Visit
 from ecrf.safety.models import AdverseEvent, LabAlert, SaeNotification
 from ecrf.safety.selectors import initial_reports_for, sae_rows
