@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "ecrf.patients",
     "ecrf.crfs",
     "ecrf.safety",
+    "ecrf.review",
     "ecrf.notifications",
     "ecrf.audit",
     "ecrf.demo",

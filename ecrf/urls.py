@@ -4,13 +4,18 @@ from django.urls import include, path
 from ecrf.crfs import urls_patient
 from ecrf.patients import urls as patients_urls
 from ecrf.patients.views import study_chooser
+from ecrf.review import urls as review_urls
 
 # URL names stay where the templates know them, and each view lives in the lowest app that
 # may import what it shows (DESIGN.md, the direction of dependencies): the study chooser
 # counts patients, so the patients app serves `studies:chooser`; the patient page,
 # enrolment and screen failure read the forms, so the crfs app serves those `patients:` URLs.
 studies_urls = ([path("", study_chooser, name="chooser")], "studies")
-patient_urls = (patients_urls.urlpatterns + urls_patient.urlpatterns, patients_urls.app_name)
+# The patient's audit trail names every app's rows: the review app serves `patients:audit`.
+patient_urls = (
+    patients_urls.urlpatterns + urls_patient.urlpatterns + review_urls.urlpatterns,
+    patients_urls.app_name,
+)
 
 urlpatterns = [
     path("", include("ecrf.core.urls")),

@@ -16,7 +16,6 @@ urlpatterns = [
         views_randomisation.allocation_list_detail,
         name="allocation_list_detail",
     ),
-    path(patient + "audit/", views.patient_audit, name="audit"),
     path(patient + "end/", views.patient_end_view, name="end"),
     path(patient + "unscheduled/", views.visit_add_unscheduled_view, name="unscheduled"),
     path(patient + "unblind/", views_randomisation.patient_unblind, name="unblind"),

@@ -10,9 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ecrf.accounts.access import can_see_allocation, scope, studies_visible_to
+from ecrf.accounts.access import scope, studies_visible_to, study_sites_visible_to
 from ecrf.accounts.permissions import Action, can, roles_allowed
-from ecrf.audit.selectors import patient_audit_trail
 from ecrf.patients.casebook import visit_timing
 from ecrf.patients.filters import PatientFilter
 from ecrf.patients.forms import EndOfStudyForm, PatientCreateForm
@@ -74,7 +73,9 @@ def _staff_sites(user, study: Study):
 @login_required
 def patient_list(request, study_code: str):
     study = _study(request, study_code)
-    sites = Site.objects.filter(study_sites__in=study.study_sites.visible_to(request.user))
+    sites = Site.objects.filter(
+        study_sites__in=study_sites_visible_to(request.user).filter(study=study)
+    )
     patients = with_next_visit(
         Patient.objects.visible_to(request.user).filter(study=study).select_related("site")
     )
@@ -214,20 +215,4 @@ def upcoming_visits(request, study_code: str):
             "today": today,
             "horizon": UPCOMING_DAYS,
         },
-    )
-
-
-@login_required
-def patient_audit(request, study_code: str, subject_code: str):
-    study = _study(request, study_code)
-    patient = _patient(request, study, subject_code)
-    if not can(request.user, Action.READ_AUDIT, patient=patient):
-        raise PermissionDenied
-    entries = patient_audit_trail(
-        patient=patient, unblinded=can_see_allocation(request.user, study=study)
-    )
-    return render(
-        request,
-        "audit/patient_trail.html",
-        {"study": study, "patient": patient, "entries": entries, "skipped": entries.skipped},
     )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ecrf.accounts.access import studies_visible_to
+from ecrf.accounts.access import studies_visible_to, study_sites_visible_to
 from ecrf.accounts.permissions import Action, actions_for, can
 from ecrf.core.errors import StaleVersion
 from ecrf.patients.models import Patient
@@ -384,7 +384,9 @@ def lab_alert_dismiss(request, study_code: str, subject_code: str, alert_id: int
 
 
 def _visible_sites(request, study: Study):
-    return Site.objects.filter(study_sites__in=study.study_sites.visible_to(request.user))
+    return Site.objects.filter(
+        study_sites__in=study_sites_visible_to(request.user).filter(study=study)
+    )
 
 
 def _page(request, queryset):

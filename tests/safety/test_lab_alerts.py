@@ -9,10 +9,10 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
-from ecrf.audit.selectors import patient_audit_trail
 from ecrf.crfs.models import SafetyLabs
 from ecrf.crfs.services import crf_save
 from ecrf.patients.services import patient_create
+from ecrf.review.audit_trail import patient_audit_trail
 from ecrf.safety.models import AdverseEvent, LabAlert
 from ecrf.safety.services import ae_create, lab_alert_dismiss
 from tests.safety.conftest import CONSENT_DAY, ae_values, at, consent

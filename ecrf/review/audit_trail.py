@@ -32,6 +32,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ecrf.crfs.base import CrfBase
+from ecrf.crfs.models import SafetyLabs
+from ecrf.patients.models import Visit
+from ecrf.studies.models import ProtocolVersion
+from ecrf.studies.protocol import Protocol
 
 # Fields whose values reveal the allocation: shown only to unblinded readers.
 # The seed and the block layout of a list would let anyone regenerate the arms.
@@ -295,9 +299,6 @@ class _Rows:
 
     def protocol(self, version_id):
         """The protocol a row was entered under (None when it cannot be read)."""
-        from ecrf.studies.models import ProtocolVersion
-        from ecrf.studies.protocol import Protocol
-
         if version_id is None:
             return None
         key = (ProtocolVersion, str(version_id))
@@ -350,8 +351,6 @@ class _Rows:
         return " · ".join(str(part) for part in parts)
 
     def _visit_name(self, pk) -> str:
-        from ecrf.patients.models import Visit
-
         return self.name(Visit, pk)
 
     def _visit(self, data: dict) -> str:
@@ -382,8 +381,6 @@ class _Rows:
 
     @staticmethod
     def _lab_label(analyte: str) -> str:
-        from ecrf.crfs.models import SafetyLabs
-
         field = _field(SafetyLabs, analyte)
         return capfirst(field.verbose_name) if field is not None else analyte
 

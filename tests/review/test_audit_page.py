@@ -430,7 +430,7 @@ def test_the_page_costs_the_same_whatever_the_number_of_events(
 def test_the_services_own_reasons_read_in_the_readers_language():
     from django.utils import translation
 
-    from ecrf.audit.selectors import reason_shown
+    from ecrf.review.audit_trail import reason_shown
 
     with translation.override("fr"):
         assert reason_shown("first entry") == "saisie initiale"
