@@ -64,6 +64,11 @@ class CrfBase(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        # Unsaved probes (live preview) may have neither yet.
+        where = self.visit if self.visit_id else self.patient if self.patient_id else ""
+        return f"{self._meta.verbose_name} {where}{self.name_detail()}"
+
     def save(self, *args, **kwargs):
         # Derived values are part of the row's integrity, not a business rule: they are
         # recomputed on every save so a stored score can never disagree with its answers.
@@ -82,6 +87,10 @@ class CrfBase(models.Model):
                 code="unique_together",
             )
         return super().unique_error_message(model_class, unique_check)
+
+    def name_detail(self) -> str:
+        """What tells this instance from the visit's others in its name (a kit, a condition)."""
+        return ""
 
     def missing_fields(self) -> list[str]:
         """Required fields still empty; the form is complete when there are none."""

@@ -11,8 +11,9 @@ Conventions:
   a form can be saved half-filled (status ``in_progress``); ``REQUIRED_FIELDS`` lists what
   must be filled for ``complete``, and ``missing_fields()`` adds the conditional ones.
 - Every range has two guards: field validators (or choices), so a form names the field and
-  the allowed range, and a database ``CheckConstraint`` named ``<model>_<field>_range``, so a
-  value that bypasses the form (``update()``, raw SQL, a future API) is still refused.
+  the allowed range, and a database ``CheckConstraint`` named ``%(class)s_<field>_range``
+  (``mrss_face_range``), so a value that bypasses the form (``update()``, raw SQL) is still
+  refused; ``crf_save`` reads the field back from the name to put the refusal on it.
   A NULL passes a CHECK in SQL, which keeps blanks allowed without spelling it out.
 - Derived values (scores, classification, compliance) are ``editable=False`` and computed in
   ``compute_derived()`` from ``ecrf.scoring``, which ``CrfBase.save()`` calls on every save.
@@ -43,28 +44,28 @@ from ecrf.scoring import ScoringInputError, dlqi, haq, mrss, sle2019, ssc2013
 # -- small builders for the repeated field and constraint shapes ---------------------------
 
 
-def _range(model: str, field: str, low=None, high=None) -> models.CheckConstraint:
+def _range(field: str, low=None, high=None) -> models.CheckConstraint:
     bounds = {}
     if low is not None:
         bounds[f"{field}__gte"] = low
     if high is not None:
         bounds[f"{field}__lte"] = high
-    return models.CheckConstraint(condition=Q(**bounds), name=f"{model}_{field}_range")
+    return models.CheckConstraint(condition=Q(**bounds), name=f"%(class)s_{field}_range")
 
 
-def _one_of(model: str, field: str, choices, *, blank: bool = True) -> models.CheckConstraint:
+def _one_of(field: str, choices, *, blank: bool = True) -> models.CheckConstraint:
     allowed = [value for value, _label in choices] + ([""] if blank else [])
     return models.CheckConstraint(
-        condition=Q(**{f"{field}__in": allowed}), name=f"{model}_{field}_range"
+        condition=Q(**{f"{field}__in": allowed}), name=f"%(class)s_{field}_range"
     )
 
 
-def _one_per_visit(model: str, *also: str) -> list[models.BaseConstraint]:
+def _one_per_visit(*also: str) -> list[models.BaseConstraint]:
     """Visit forms: exactly one instance per visit (per ``also`` for repeatable ones)."""
     return [
-        models.UniqueConstraint(fields=["visit", *also], name=f"{model}_one_per_visit"),
+        models.UniqueConstraint(fields=["visit", *also], name="%(class)s_one_per_visit"),
         # CrfBase allows a null visit for per-patient logs; none of these forms is one.
-        models.CheckConstraint(condition=Q(visit__isnull=False), name=f"{model}_visit_required"),
+        models.CheckConstraint(condition=Q(visit__isnull=False), name="%(class)s_visit_required"),
     ]
 
 
@@ -105,12 +106,6 @@ def _label(model: type[CrfBase], field: str) -> str:
     return capfirst(model._meta.get_field(field).verbose_name)
 
 
-def _str(crf: CrfBase, extra: object = "") -> str:
-    # Unsaved probes (live preview) may have neither yet.
-    where = crf.visit if crf.visit_id else crf.patient if crf.patient_id else ""
-    return f"{crf._meta.verbose_name} {where}{extra}"
-
-
 # -- study 1 (NCT00479934) and shared forms -------------------------------------------------
 
 
@@ -147,22 +142,19 @@ class Demographics(CrfBase):
         verbose_name = _("demographics")
         verbose_name_plural = _("demographics")
         constraints = [
-            *_one_per_visit("demographics"),
-            _range("demographics", "birth_year", 1900, 2100),
-            _range("demographics", "birth_month", 1, 12),
-            _one_of("demographics", "sex", Sex.choices),
+            *_one_per_visit(),
+            _range("birth_year", 1900, 2100),
+            _range("birth_month", 1, 12),
+            _one_of("sex", Sex.choices),
             models.CheckConstraint(
                 condition=~Q(sex="M") | Q(childbearing_potential__isnull=True),
-                name="demographics_childbearing_potential_female_only",
+                name="%(class)s_childbearing_potential_female_only",
                 violation_error_message=_("Childbearing potential is recorded for women only."),
             ),
             models.CheckConstraint(
-                condition=Q(initials__regex=r"^[A-Za-z]{0,3}$"), name="demographics_initials_range"
+                condition=Q(initials__regex=r"^[A-Za-z]{0,3}$"), name="%(class)s_initials_range"
             ),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def clean(self) -> None:
         # On the field, where the constraint's message would be a form-wide error.
@@ -196,10 +188,7 @@ class Consent(CrfBase):
     class Meta:
         verbose_name = _("informed consent")
         verbose_name_plural = _("informed consents")
-        constraints = [*_one_per_visit("consent")]
-
-    def __str__(self) -> str:
-        return _str(self)
+        constraints = [*_one_per_visit()]
 
 
 class SscType(models.TextChoices):
@@ -274,20 +263,17 @@ class MedicalHistory(CrfBase):
         verbose_name = _("medical history")
         verbose_name_plural = _("medical histories")
         constraints = [
-            *_one_per_visit("medicalhistory"),
-            _one_of("medicalhistory", "ssc_type", SscType.choices),
-            _range("medicalhistory", "diagnosis_year", 1900, 2100),
+            *_one_per_visit(),
+            _one_of("ssc_type", SscType.choices),
+            _range("diagnosis_year", 1900, 2100),
             models.CheckConstraint(
                 condition=Q(
                     interfering_treatment_end_date__gte=models.F("interfering_treatment_start_date")
                 ),
-                name="medicalhistory_interfering_treatment_end_date_range",
+                name="%(class)s_interfering_treatment_end_date_range",
                 violation_error_message=_("The treatment cannot end before it started."),
             ),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def missing_fields(self) -> list[str]:
         missing = super().missing_fields()
@@ -316,10 +302,7 @@ class Eligibility(CrfBase):
     class Meta:
         verbose_name = _("eligibility checklist")
         verbose_name_plural = _("eligibility checklists")
-        constraints = [*_one_per_visit("eligibility")]
-
-    def __str__(self) -> str:
-        return _str(self)
+        constraints = [*_one_per_visit()]
 
     def missing_fields(self) -> list[str]:
         """The protocol's criteria for the patient's group not answered yes or no, as
@@ -393,13 +376,10 @@ class Mrss(CrfBase):
         verbose_name = _("modified Rodnan skin score")
         verbose_name_plural = _("modified Rodnan skin scores")
         constraints = [
-            *_one_per_visit("mrss"),
-            *(_range("mrss", area, 0, 3) for area in mrss.AREAS),
-            _range("mrss", "total", 0, mrss.MAX_TOTAL),
+            *_one_per_visit(),
+            *(_range(area, 0, 3) for area in mrss.AREAS),
+            _range("total", 0, mrss.MAX_TOTAL),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def missing_fields(self) -> list[str]:
         missing = super().missing_fields()
@@ -432,12 +412,9 @@ class Echocardiography(CrfBase):
         verbose_name = _("echocardiography")
         verbose_name_plural = _("echocardiographies")
         constraints = [
-            *_one_per_visit("echocardiography"),
-            _range("echocardiography", "lvef_pct", 10, 90),
+            *_one_per_visit(),
+            _range("lvef_pct", 10, 90),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
 
 # Analytes recorded with an upper normal limit, `<analyte>_uln` (studies.protocol.ULN_ANALYTES).
@@ -476,13 +453,10 @@ class SafetyLabs(CrfBase):
         verbose_name = _("safety laboratory tests")
         verbose_name_plural = _("safety laboratory tests")
         constraints = [
-            *_one_per_visit("safetylabs"),
-            *(_range("safetylabs", name, 0) for name in LAB_ANALYTES),
-            *(_range("safetylabs", f"{name}_uln", MIN_ULN) for name in ULN_ANALYTES),
+            *_one_per_visit(),
+            *(_range(name, 0) for name in LAB_ANALYTES),
+            *(_range(f"{name}_uln", MIN_ULN) for name in ULN_ANALYTES),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def missing_fields(self) -> list[str]:
         # A value is judged against its ULN, so a value without one cannot be checked.
@@ -524,13 +498,10 @@ class PregnancyTest(CrfBase):
         verbose_name = _("pregnancy test")
         verbose_name_plural = _("pregnancy tests")
         constraints = [
-            *_one_per_visit("pregnancytest"),
-            _one_of("pregnancytest", "test_type", TestType.choices),
-            _one_of("pregnancytest", "result", TestResult.choices),
+            *_one_per_visit(),
+            _one_of("test_type", TestType.choices),
+            _one_of("result", TestResult.choices),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
 
 @pghistory.track()
@@ -559,12 +530,9 @@ class SkinBiopsy(CrfBase):
         verbose_name = _("skin biopsy")
         verbose_name_plural = _("skin biopsies")
         constraints = [
-            *_one_per_visit("skinbiopsy"),
-            _range("skinbiopsy", "dermal_thickness_um", 1),
+            *_one_per_visit(),
+            _range("dermal_thickness_um", 1),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
 
 # The answer encodings are those ecrf.scoring.dlqi accepts, so answers go to it unchanged.
@@ -661,19 +629,16 @@ class Dlqi(CrfBase):
         verbose_name = _("Dermatology Life Quality Index")
         verbose_name_plural = _("Dermatology Life Quality Indexes")
         constraints = [
-            *_one_per_visit("dlqi"),
-            *(_one_of("dlqi", field, answers.choices) for field, answers in DLQI_QUESTIONS.items()),
+            *_one_per_visit(),
+            *(_one_of(field, answers.choices) for field, answers in DLQI_QUESTIONS.items()),
             models.CheckConstraint(
                 condition=Q(q7b="") | Q(q7a=DlqiQ7a.NO),
-                name="dlqi_q7b_only_after_q7a_no",
+                name="%(class)s_q7b_only_after_q7a_no",
                 violation_error_message=_('Question 7b is answered only when 7a is "no".'),
             ),
-            _range("dlqi", "total", 0, 30),
-            _range("dlqi", "imputed_items", 0, dlqi.MAX_IMPUTED),
+            _range("total", 0, 30),
+            _range("imputed_items", 0, dlqi.MAX_IMPUTED),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def clean(self) -> None:
         # Attached to the field, where the constraint's message would be a form-wide error.
@@ -826,15 +791,12 @@ class Haq(CrfBase):
         verbose_name = _("Health Assessment Questionnaire (with SHAQ)")
         verbose_name_plural = _("Health Assessment Questionnaires (with SHAQ)")
         constraints = [
-            *_one_per_visit("haq"),
-            *(_range("haq", item, 0, 3) for item in haq.ITEMS),
-            *(_range("haq", scale, 0, 100) for scale in haq.VAS_SCALES),
-            _range("haq", "di", 0, 3),
-            _range("haq", "di_without_aids", 0, 3),
+            *_one_per_visit(),
+            *(_range(item, 0, 3) for item in haq.ITEMS),
+            *(_range(scale, 0, 100) for scale in haq.VAS_SCALES),
+            _range("di", 0, 3),
+            _range("di_without_aids", 0, 3),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def compute_derived(self) -> None:
         answers = {key: getattr(self, key) for key in haq.KEYS}
@@ -883,12 +845,12 @@ class DrugDispensing(CrfBase):
         verbose_name = _("drug dispensing")
         verbose_name_plural = _("drug dispensings")
         constraints = [
-            *_one_per_visit("drugdispensing"),
-            _range("drugdispensing", "expected_units_per_day", 1),
+            *_one_per_visit(),
+            _range("expected_units_per_day", 1),
         ]
 
-    def __str__(self) -> str:
-        return _str(self, f" kit {self.kit_number}" if self.kit_number else "")
+    def name_detail(self) -> str:
+        return f" kit {self.kit_number}" if self.kit_number else ""
 
     @classmethod
     def initial_values(cls, patient) -> dict:
@@ -998,17 +960,17 @@ class DrugAccountability(CrfBase):
         verbose_name = _("drug accountability")
         verbose_name_plural = _("drug accountabilities")
         constraints = [
-            *_one_per_visit("drugaccountability"),
+            *_one_per_visit(),
             models.CheckConstraint(
                 condition=Q(units_returned__lte=models.F("units_dispensed")),
-                name="drugaccountability_units_returned_range",
+                name="%(class)s_units_returned_range",
                 violation_error_message=_("More units returned than dispensed."),
             ),
-            _range("drugaccountability", "compliance_pct", 0),
+            _range("compliance_pct", 0),
         ]
 
-    def __str__(self) -> str:
-        return _str(self, f" kit {self.kit_number}" if self.kit_number else "")
+    def name_detail(self) -> str:
+        return f" kit {self.kit_number}" if self.kit_number else ""
 
     def clean(self) -> None:
         if (
@@ -1146,15 +1108,12 @@ class ClinicalCharacteristics(CrfBase):
         verbose_name = _("clinical characteristics")
         verbose_name_plural = _("clinical characteristics")
         constraints = [
-            *_one_per_visit("clinicalcharacteristics"),
-            _one_of("clinicalcharacteristics", "ssc_subset", SscSubset.choices),
-            _range("clinicalcharacteristics", "mrss_total", 0, 51),
-            _one_of("clinicalcharacteristics", "digital_ulcers", DigitalUlcers.choices),
-            _range("clinicalcharacteristics", "disease_duration_years", 0, 99),
+            *_one_per_visit(),
+            _one_of("ssc_subset", SscSubset.choices),
+            _range("mrss_total", 0, 51),
+            _one_of("digital_ulcers", DigitalUlcers.choices),
+            _range("disease_duration_years", 0, 99),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
 
 class SscStatus(models.TextChoices):
@@ -1208,12 +1167,9 @@ class SscClassification(CrfBase):
         verbose_name = _("ACR/EULAR 2013 classification of systemic sclerosis")
         verbose_name_plural = _("ACR/EULAR 2013 classifications of systemic sclerosis")
         constraints = [
-            *_one_per_visit("sscclassification"),
-            _range("sscclassification", "points", 0, ssc2013.MAX_POINTS),
+            *_one_per_visit(),
+            _range("points", 0, ssc2013.MAX_POINTS),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     @property
     def classified(self) -> bool | None:
@@ -1291,12 +1247,9 @@ class SleClassification(CrfBase):
         verbose_name = _("EULAR/ACR 2019 classification of systemic lupus")
         verbose_name_plural = _("EULAR/ACR 2019 classifications of systemic lupus")
         constraints = [
-            *_one_per_visit("sleclassification"),
-            _range("sleclassification", "points", 0, sle2019.MAX_POINTS),
+            *_one_per_visit(),
+            _range("points", 0, sle2019.MAX_POINTS),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     @property
     def classified(self) -> bool:
@@ -1334,10 +1287,7 @@ class BloodSample(CrfBase):
     class Meta:
         verbose_name = _("blood sample")
         verbose_name_plural = _("blood samples")
-        constraints = [*_one_per_visit("bloodsample")]
-
-    def __str__(self) -> str:
-        return _str(self)
+        constraints = [*_one_per_visit()]
 
 
 class CultureCondition(models.TextChoices):
@@ -1369,18 +1319,18 @@ def _serum_donor() -> models.ForeignKey:
     )
 
 
-def _culture_constraints(model: str) -> list[models.BaseConstraint]:
+def _culture_constraints() -> list[models.BaseConstraint]:
     return [
-        *_one_per_visit(model, "condition"),
-        _one_of(model, "condition", CultureCondition.choices, blank=False),
+        *_one_per_visit("condition"),
+        _one_of("condition", CultureCondition.choices, blank=False),
         models.CheckConstraint(
             condition=Q(condition__in=SERUM_CONDITIONS) | Q(serum_donor__isnull=True),
-            name=f"{model}_serum_donor_hd_only",
+            name="%(class)s_serum_donor_hd_only",
             violation_error_message=_("A serum donor is named for healthy donor conditions only."),
         ),
         models.CheckConstraint(
             condition=~Q(serum_donor=models.F("patient")),
-            name=f"{model}_serum_donor_not_self",
+            name="%(class)s_serum_donor_not_self",
             violation_error_message=_("The serum donor is another participant."),
         ),
     ]
@@ -1461,6 +1411,9 @@ class _CultureRules:
 
     def duplicate_message(self) -> str:
         return self.DUPLICATE_MESSAGE % {"condition": self.get_condition_display()}
+
+    def name_detail(self) -> str:
+        return f" {self.condition}"
 
     def unique_error_message(self, model_class, unique_check):
         # The database's refusal of a second instance of a condition (two saves racing).
@@ -1609,29 +1562,26 @@ class MdmCytokines(_CultureRules, CrfBase):
         verbose_name = _("MDM cytokines (ELISA)")
         verbose_name_plural = _("MDM cytokines (ELISA)")
         constraints = [
-            *_culture_constraints("mdmcytokines"),
-            _range("mdmcytokines", "ruxolitinib_nm", 0),
+            *_culture_constraints(),
+            _range("ruxolitinib_nm", 0),
             models.CheckConstraint(
                 condition=Q(condition__in=RUXOLITINIB_CONDITIONS) | Q(ruxolitinib_nm__isnull=True),
-                name="mdmcytokines_ruxolitinib_nm_treated_only",
+                name="%(class)s_ruxolitinib_nm_treated_only",
                 violation_error_message=_("A ruxolitinib concentration is for treated conditions."),
             ),
-            *(_range("mdmcytokines", f"{name}_pg_ml", 0) for name in CYTOKINES),
-            *(_range("mdmcytokines", f"{name}_lod_pg_ml", 0) for name in CYTOKINES),
+            *(_range(f"{name}_pg_ml", 0) for name in CYTOKINES),
+            *(_range(f"{name}_lod_pg_ml", 0) for name in CYTOKINES),
             # Below the LOD is a result of its own, never a 0 or a number.
             *(
                 models.CheckConstraint(
                     condition=Q(**{f"{name}_below_lod": False})
                     | Q(**{f"{name}_pg_ml__isnull": True}),
-                    name=f"mdmcytokines_{name}_below_lod",
+                    name=f"%(class)s_{name}_below_lod",
                     violation_error_message=_("A value below the LOD is ticked, not entered."),
                 )
                 for name in CYTOKINES
             ),
         ]
-
-    def __str__(self) -> str:
-        return _str(self, f" {self.condition}")
 
     def missing_fields(self) -> list[str]:
         missing = super().missing_fields() + _culture_missing(self)
@@ -1690,13 +1640,10 @@ class MdmFlow(_CultureRules, CrfBase):
         verbose_name = _("MDM flow cytometry")
         verbose_name_plural = _("MDM flow cytometry")
         constraints = [
-            *_culture_constraints("mdmflow"),
-            *(_range("mdmflow", f"{marker}_pos_pct", 0, 100) for marker in FLOW_MARKERS),
-            *(_range("mdmflow", f"{marker}_mfi", 0) for marker in FLOW_MARKERS),
+            *_culture_constraints(),
+            *(_range(f"{marker}_pos_pct", 0, 100) for marker in FLOW_MARKERS),
+            *(_range(f"{marker}_mfi", 0) for marker in FLOW_MARKERS),
         ]
-
-    def __str__(self) -> str:
-        return _str(self, f" {self.condition}")
 
     def missing_fields(self) -> list[str]:
         return super().missing_fields() + _culture_missing(self)
