@@ -9,13 +9,19 @@ Derived values (scores, compliance) are computed in `compute_derived()` from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
+from django.utils.functional import lazy
+from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.access import scope
+from ecrf.scoring import ScoringInputError
 
 
 class CrfQuerySet(models.QuerySet):
@@ -35,6 +41,9 @@ class CrfBase(models.Model):
     REQUIRED_FIELDS: ClassVar[tuple[str, ...]] = ()
     # Dates of past events the form records (medical history); they may precede consent.
     HISTORY_DATES: ClassVar[tuple[str, ...]] = ()
+    # Answers that apply only under another answer: field -> (controlling field, the value
+    # that shows it). The page hides them otherwise, and a hidden answer is never kept.
+    SHOW_IF: ClassVar[Mapping[str, tuple[str, object]]] = {}
 
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
     visit = models.ForeignKey(
@@ -78,9 +87,6 @@ class CrfBase(models.Model):
     def unique_error_message(self, model_class, unique_check):
         # Django's "<Model> with this Visit already exists." names columns; say what to do.
         if tuple(unique_check) == ("visit",):
-            from django.core.exceptions import ValidationError
-            from django.utils.translation import gettext
-
             return ValidationError(
                 gettext("This visit already has its %(form)s form: open it to change it.")
                 % {"form": self._meta.verbose_name},
@@ -95,6 +101,52 @@ class CrfBase(models.Model):
     def missing_fields(self) -> list[str]:
         """Required fields still empty; the form is complete when there are none."""
         return [name for name in self.REQUIRED_FIELDS if getattr(self, name) in (None, "")]
+
+    @classmethod
+    def answer_fields(cls) -> list[str]:
+        """The fields a user fills in: neither the base's bookkeeping nor derived values."""
+        base = {f.name for f in CrfBase._meta.get_fields()} | {"id"}
+        return [
+            f.name
+            for f in cls._meta.concrete_fields
+            if f.editable and f.name not in base and not f.auto_created
+        ]
+
+    def without_hidden_answers(self, values: Mapping) -> dict:
+        """`values` with the answers their condition hides (SHOW_IF) blanked.
+
+        The controlling answer is read from `values`, else from the form as saved; a hidden
+        answer is stored as the field's blank ("" for a text column, which refuses NULL).
+        """
+        values = dict(values)
+        for name, (controller, shown) in self.SHOW_IF.items():
+            if values.get(controller, getattr(self, controller)) != shown:
+                values[name] = None if self._meta.get_field(name).null else ""
+        return values
+
+    def validate_answers(self) -> None:
+        """Every rule of the answers themselves, raised together as a ValidationError keyed
+        by field: the fields' validators and choices, clean() (rules across fields), then
+        the scoring package's own input checks.
+
+        The database constraints are not queried here one by one (validate_constraints()
+        costs a query and a savepoint each): the database enforces them when the row is
+        saved, and crf_save turns a refusal into a message on its field.
+        """
+        exclude = {f.name for f in self._meta.concrete_fields} - set(self.answer_fields())
+        self.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+        try:
+            self.score()
+        except ScoringInputError as exc:
+            raise ValidationError({NON_FIELD_ERRORS: [str(exc)]}) from None
+
+    def score(self):
+        """The scoring package's result for these answers (None: the form has no score).
+
+        Raises ScoringInputError for answers the score cannot take: validate_answers()
+        reports it, compute_derived() leaves the derived values blank.
+        """
+        return None
 
     def compute_derived(self) -> None:
         """Fill derived fields from the raw answers; forms without any keep this no-op."""
@@ -113,3 +165,25 @@ class CrfBase(models.Model):
         if cls.objects.filter(visit=visit, status=cls.Status.COMPLETE).exists():
             return []
         return [str(cls._meta.verbose_name)]
+
+
+def _or_list(items: list[str]) -> str:
+    if len(items) < 2:
+        return "".join(items)
+    return gettext("%(first)s or %(last)s") % {"first": ", ".join(items[:-1]), "last": items[-1]}
+
+
+def _choice_message(field: models.Field) -> str:
+    numeric = all(isinstance(value, int) for value, _label in field.choices)
+    allowed = [str(value if numeric else label) for value, label in field.choices]
+    return gettext("%(field)s: %(value)s is not allowed; choose %(allowed)s.") % {
+        "field": capfirst(str(field.verbose_name)).replace("%", "%%"),
+        "value": "%(value)s",
+        "allowed": _or_list(allowed).replace("%", "%%"),
+    }
+
+
+# "Not one of the choices", naming the field and what it takes, in the language of the
+# moment it is shown: numbers (mRSS, HAQ) as the numbers the form shows, answers with
+# words (DLQI) by their labels. `%(value)s` is left for the ValidationError to fill in.
+choice_message = lazy(_choice_message, str)

@@ -1,24 +1,25 @@
-"""Django forms for the CRF models, built from the models so field rules live in one place.
+"""Django forms for the CRF models: they render the page and parse what it posts.
 
-The model's validators give the hard errors (impossible values, with the field and the
-allowed range); the scoring package's own input checks become form errors too, so a
-value the score cannot take is refused before anything is saved. Fields that apply
-only under a condition (DLQI q7b after "no"; childbearing potential for women) carry
-`data-show-if` for the page script and are cleared server-side when they do not apply.
+The rules live on the models and crf_save runs them for every caller: the field
+validators (impossible values, with the field and the allowed range), clean() across
+fields, the scoring package's own input checks and the database constraints. A form shows
+the model's field and clean() errors with its own, as a ModelForm does, but never queries
+the constraints one by one. Fields that apply only under a condition (the model's
+SHOW_IF: DLQI q7b after "no"; childbearing potential for women) carry `data-show-if` for
+the page script, and a hidden answer is not an answer: it is blanked before the rules.
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.db import models
-from django.forms.models import construct_instance, modelform_factory
+from django.forms.models import modelform_factory
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.core.widgets import DateInput
-from ecrf.crfs.base import CrfBase
-from ecrf.scoring import ScoringInputError
+from ecrf.crfs.base import choice_message
 from ecrf.scoring.mrss import AREAS as MRSS_AREAS
 
 # The mRSS grid, top to bottom as on the paper form: area, right side, left side (the
@@ -35,20 +36,10 @@ MRSS_ROWS = (
     (_("Lower leg"), "lower_leg_r", "lower_leg_l"),
     (_("Foot (dorsum)"), "foot_r", "foot_l"),
 )
-BASE_FIELDS = {f.name for f in CrfBase._meta.get_fields()} | {"id"}
-# field -> (controlling field, value that shows it)
-SHOW_IF = {
-    "dlqi": {"q7b": ("q7a", "no")},
-    "demographics": {"childbearing_potential": ("sex", "F")},
-}
 
 
 def editable_fields(model) -> list[str]:
-    return [
-        f.name
-        for f in model._meta.concrete_fields
-        if f.editable and f.name not in BASE_FIELDS and not f.auto_created
-    ]
+    return model.answer_fields()
 
 
 class CrfFormMixin:
@@ -68,7 +59,7 @@ class CrfFormMixin:
             self.fields[f"confirm_{warning.code}"] = forms.BooleanField(
                 label=_("I confirm: %s") % warning.message, required=True
             )
-        for name, (controller, value) in SHOW_IF.get(form_code, {}).items():
+        for name, (controller, value) in self._show_if().items():
             if name in self.fields:
                 self.fields[name].widget.attrs["data-show-if"] = f"{controller}={value}"
         if form_code == "mrss":
@@ -96,21 +87,22 @@ class CrfFormMixin:
             if name not in grid and name not in ("exam_date", "assessor")
         ]
 
+    def _show_if(self):
+        model = getattr(getattr(self, "_meta", None), "model", None)
+        return model.SHOW_IF if model is not None else {}
+
     def clean(self):
         cleaned = super().clean()
-        for name, (controller, value) in SHOW_IF.get(self.form_code, {}).items():
-            if name in cleaned and cleaned.get(controller) != value:
-                # A hidden, inapplicable answer is not kept: stored as the field's blank
-                # ("" for a text column, which refuses NULL).
-                model_field = self._meta.model._meta.get_field(name)
-                cleaned[name] = None if model_field.null else ""
-        if not self.errors:
-            probe = construct_instance(self, self._meta.model())
-            try:
-                probe.compute_derived()
-            except ScoringInputError as exc:
-                self.add_error(None, str(exc))
+        if self._show_if():
+            # Blanked before the model's clean() reads them, as crf_save does.
+            shown = self.instance.without_hidden_answers(cleaned)
+            cleaned.update({name: shown[name] for name in self._show_if() if name in cleaned})
         return cleaned
+
+    def validate_constraints(self):
+        # Not one query and savepoint per check constraint: the database enforces them on
+        # save, and crf_save puts a refusal on its field.
+        pass
 
     def confirmed_warnings(self) -> frozenset[str]:
         # Read from the POST, not from the fields: the confirmation boxes exist only on the
@@ -146,7 +138,7 @@ def _formfield(field: models.Field, **kwargs):
         return TriStateField(label=field.verbose_name, help_text=field.help_text)
     formfield = field.formfield(**kwargs)
     if isinstance(formfield, forms.ChoiceField) and field.choices:
-        formfield.error_messages["invalid_choice"] = _choice_message(field)
+        formfield.error_messages["invalid_choice"] = choice_message(field)
     if field.name in MRSS_AREAS and isinstance(formfield, forms.ChoiceField):
         # Scored as on the paper form: one click per area, the blank "not assessable".
         formfield.model_choices = list(field.choices)
@@ -154,27 +146,6 @@ def _formfield(field: models.Field, **kwargs):
         formfield.choices.append(("", _("n/a")))
         formfield.widget = forms.RadioSelect(choices=formfield.choices)
     return formfield
-
-
-def _or_list(items: list[str]) -> str:
-    if len(items) < 2:
-        return "".join(items)
-    return _("%(first)s or %(last)s") % {"first": ", ".join(items[:-1]), "last": items[-1]}
-
-
-def _choice_message(field: models.Field) -> str:
-    """The form's own "not one of the choices", naming the field and what it takes.
-
-    Numbers (mRSS, HAQ) are listed as the numbers the form shows; answers with words
-    (DLQI) by their labels. `%(value)s` is left for the ChoiceField to fill in.
-    """
-    numeric = all(isinstance(value, int) for value, _label in field.choices)
-    allowed = [str(value if numeric else label) for value, label in field.choices]
-    return (_("%(field)s: %(value)s is not allowed; choose %(allowed)s.")) % {
-        "field": capfirst(str(field.verbose_name)).replace("%", "%%"),
-        "value": "%(value)s",
-        "allowed": _or_list(allowed).replace("%", "%%"),
-    }
 
 
 class TriStateRadioSelect(forms.RadioSelect):

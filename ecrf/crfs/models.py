@@ -38,7 +38,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ecrf.crfs.base import CrfBase
+from ecrf.crfs.base import CrfBase, choice_message
 from ecrf.scoring import ScoringInputError, dlqi, haq, mrss, sle2019, ssc2013
 
 # -- small builders for the repeated field and constraint shapes ---------------------------
@@ -118,6 +118,7 @@ class Sex(models.TextChoices):
 class Demographics(CrfBase):
     FORM_CODE = "demographics"
     REQUIRED_FIELDS = ("birth_year", "sex")
+    SHOW_IF: ClassVar[Mapping[str, tuple[str, str]]] = {"childbearing_potential": ("sex", "F")}
     LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     # Year (and month) of birth only: the subject code is the only identifier stored.
@@ -388,9 +389,12 @@ class Mrss(CrfBase):
             missing = [name for name in missing if name not in mrss.AREAS]
         return missing
 
+    def score(self) -> mrss.MrssResult:
+        return mrss.score({area: getattr(self, area) for area in mrss.AREAS})
+
     def compute_derived(self) -> None:
         try:
-            self.total = mrss.score({area: getattr(self, area) for area in mrss.AREAS}).total
+            self.total = self.score().total
         except ScoringInputError:
             # Only a value that bypassed the form gets here; the database check refuses
             # the row, so leave the score blank rather than fail before it does.
@@ -595,6 +599,7 @@ DLQI_QUESTIONS: Mapping[str, type[models.TextChoices]] = {
 class Dlqi(CrfBase):
     FORM_CODE = "dlqi"
     REQUIRED_FIELDS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7a", "q8", "q9", "q10")
+    SHOW_IF: ClassVar[Mapping[str, tuple[str, str]]] = {"q7b": ("q7a", "no")}
     LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("total", "band")
 
     q1 = _dlqi(_("1. itchy, sore, painful or stinging skin"), DlqiAnswer.choices)
@@ -651,10 +656,12 @@ class Dlqi(CrfBase):
             missing.append("q7b")
         return missing
 
+    def score(self) -> dlqi.DlqiResult:
+        return dlqi.score({field: getattr(self, field) or None for field in DLQI_QUESTIONS})
+
     def compute_derived(self) -> None:
-        answers = {field: getattr(self, field) or None for field in DLQI_QUESTIONS}
         try:
-            result = dlqi.score(answers)
+            result = self.score()
         except ScoringInputError:
             # Refused by clean() and the database checks; do not fail before they report.
             self.total, self.band, self.imputed_items = None, "", 0
@@ -798,11 +805,14 @@ class Haq(CrfBase):
             _range("di_without_aids", 0, 3),
         ]
 
-    def compute_derived(self) -> None:
+    def score(self) -> haq.HaqResult:
         answers = {key: getattr(self, key) for key in haq.KEYS}
         answers[haq.AID_OTHER] = self.aid_other or None
+        return haq.score(answers)
+
+    def compute_derived(self) -> None:
         try:
-            result = haq.score(answers)
+            result = self.score()
         except ScoringInputError:
             # Refused by the field validators and the database checks; let them report.
             self.di = self.di_without_aids = None
@@ -973,11 +983,9 @@ class DrugAccountability(CrfBase):
         return f" kit {self.kit_number}" if self.kit_number else ""
 
     def clean(self) -> None:
-        if (
-            self.units_returned is not None
-            and self.units_dispensed is not None
-            and self.units_returned > self.units_dispensed
-        ):
+        counts = (self.units_returned, self.units_dispensed)
+        # A count the field refused (clean_fields) is not compared: its own error says it.
+        if all(isinstance(n, int) for n in counts) and self.units_returned > self.units_dispensed:
             raise ValidationError(
                 {
                     "units_returned": _("At most the %(n)s units dispensed.")
@@ -1178,9 +1186,12 @@ class SscClassification(CrfBase):
             return None
         return self.classification == SscStatus.CLASSIFIED
 
+    def score(self) -> ssc2013.Ssc2013Result:
+        return ssc2013.score({key: getattr(self, key) for key in ssc2013.KEYS})
+
     def compute_derived(self) -> None:
         try:
-            result = ssc2013.score({key: getattr(self, key) for key in ssc2013.KEYS})
+            result = self.score()
         except ScoringInputError:
             # Only a non-boolean that bypassed the form; saving stores it as the database
             # casts it, and the next save scores it.
@@ -1260,9 +1271,12 @@ class SleClassification(CrfBase):
             return []  # without the entry criterion the other findings do not matter
         return super().missing_fields()
 
+    def score(self) -> sle2019.Sle2019Result:
+        return sle2019.score({key: getattr(self, key) for key in sle2019.KEYS})
+
     def compute_derived(self) -> None:
         try:
-            result = sle2019.score({key: getattr(self, key) for key in sle2019.KEYS})
+            result = self.score()
         except ScoringInputError:
             # As for the SSc criteria: only a non-boolean that bypassed the form.
             self.points, self.has_clinical, self.classification = None, None, ""
@@ -1678,6 +1692,14 @@ FORM_MODELS: Mapping[str, type[CrfBase]] = MappingProxyType(
         )
     }
 )
+
+
+for _model in FORM_MODELS.values():
+    for _field in _model._meta.concrete_fields:
+        if _field.choices:
+            # Django's "Value 4 is not a valid choice." names neither the field nor what it
+            # takes: the form's sentence, for whoever calls crf_save.
+            _field.error_messages["invalid_choice"] = choice_message(_field)
 
 
 def form_model(code: str) -> type[CrfBase]:

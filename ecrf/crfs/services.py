@@ -3,7 +3,9 @@
 `crf_save` is the only way form data are written. It checks that the form belongs to
 the visit under the patient's protocol version, that consent came first, that the
 visit has started; it refuses a save based on a stale version, asks for a reason for
-any change after the first save, holds back plausible-but-unusual values until the
+any change after the first save, runs the model's own rules on the answers (field
+validators, clean(), the score's input checks, hidden answers blanked: the same messages
+whoever calls it, the screens or not), holds back plausible-but-unusual values until the
 user confirms them, and records everything in the audit trail in one transaction.
 """
 
@@ -231,6 +233,11 @@ def crf_save(
             raise ValidationError(_("Record the signed consent before any other form."))
 
         model = form_model(form_code)
+        if unknown := sorted(set(values) - set(model.answer_fields())):
+            # The patient, the status, a score...: set by the service or derived, never given.
+            raise ValidationError(
+                {NON_FIELD_ERRORS: _("Not fields of this form: %s.") % ", ".join(unknown)}
+            )
         instance = crf_for_visit(visit=visit, form_code=form_code, instance_id=instance_id)
         if instance is not None:
             instance = model.objects.select_for_update().get(pk=instance.pk)
@@ -243,21 +250,27 @@ def crf_save(
                 protocol_version=patient.protocol_version,
                 entered_by=by,
             )
-        else:
-            if expected_version != instance.version:
-                raise StaleVersion(str(model._meta.verbose_name))
+        elif expected_version != instance.version:
+            raise StaleVersion(str(model._meta.verbose_name))
+        values = instance.without_hidden_answers(values)
+        errors = {}
+        if instance.pk is not None:
             if all(getattr(instance, name) == value for name, value in values.items()):
                 # Saved again as shown: nothing to audit, no new version, no reason needed.
                 return instance
             if not reason:
-                raise ValidationError(
-                    {"reason": _("Give the reason for change: the form was already saved.")}
-                )
-            if problem := reason_problem(reason, label=_("Reason for change")):
-                raise ValidationError({"reason": problem})
+                errors["reason"] = [_("Give the reason for change: the form was already saved.")]
+            elif problem := reason_problem(reason, label=_("Reason for change")):
+                errors["reason"] = [problem]
             instance.version += 1
         for name, value in values.items():
             setattr(instance, name, value)
+        try:
+            instance.validate_answers()
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
         problems = {**instance.context_problems(), **_date_problems(instance, patient, consented)}
         if problems:
             raise ValidationError(problems)
