@@ -41,6 +41,9 @@ class CrfBase(models.Model):
     REQUIRED_FIELDS: ClassVar[tuple[str, ...]] = ()
     # Dates of past events the form records (medical history); they may precede consent.
     HISTORY_DATES: ClassVar[tuple[str, ...]] = ()
+    # The protocol's form conditions (patients.visits.conditions_met) are read from this
+    # form's answers: saving it can change which forms a visit takes.
+    DECIDES_CONDITIONS: ClassVar[bool] = False
     # Answers that apply only under another answer: field -> (controlling field, the value
     # that shows it). The page hides them otherwise, and a hidden answer is never kept.
     SHOW_IF: ClassVar[Mapping[str, tuple[str, object]]] = {}

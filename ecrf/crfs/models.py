@@ -119,6 +119,7 @@ class Demographics(CrfBase):
     FORM_CODE = "demographics"
     REQUIRED_FIELDS = ("birth_year", "sex")
     SHOW_IF: ClassVar[Mapping[str, tuple[str, str]]] = {"childbearing_potential": ("sex", "F")}
+    DECIDES_CONDITIONS = True  # female_childbearing_potential
     LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     # Year (and month) of birth only: the subject code is the only identifier stored.

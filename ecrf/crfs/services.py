@@ -63,16 +63,26 @@ def is_repeatable(visit: Visit, form_code: str) -> bool:
     return visit.patient.protocol_version.protocol.form(form_code).repeatable
 
 
-def crf_for_visit(*, visit: Visit, form_code: str, instance_id: int | None = None):
+def crf_for_visit(
+    *,
+    visit: Visit,
+    form_code: str,
+    instance_id: int | None = None,
+    forms: list[str] | None = None,
+    for_update: bool = False,
+):
     """The saved instance of a form at a visit, or None for a new one.
 
     A repeatable form (one per culture condition) is addressed by its id; an id that is
     not one of this visit's instances, like a form the visit does not take, raises
-    FormNotInVisit.
+    FormNotInVisit. `forms` is visit_forms(visit) when the caller has it already;
+    `for_update` locks the row until the end of the transaction.
     """
-    if form_code not in visit_forms(visit):
+    if form_code not in (visit_forms(visit) if forms is None else forms):
         raise FormNotInVisit(form_code)
     rows = form_model(form_code).objects.filter(visit=visit)
+    if for_update:
+        rows = rows.select_for_update()
     if is_repeatable(visit, form_code):
         if instance_id is None:
             return None
@@ -208,9 +218,18 @@ def crf_save(
     """Create or change the form of a visit; returns the saved instance."""
     reason = reason.strip()
     with transaction.atomic():
-        visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
+        # The visit and its patient are locked; the protocol version comes along, unlocked.
+        visit = (
+            Visit.objects.select_for_update(of=("self", "patient"))
+            .select_related("patient__protocol_version")
+            .get(pk=visit.pk)
+        )
         patient = visit.patient
-        if form_code not in visit_forms(visit):
+        # Read once for the whole save: which forms the visit takes under the conditions
+        # that hold (the protocol's "if female of childbearing potential").
+        conditions = conditions_met(patient)
+        forms = [f.form for f in patient_visit_forms(patient, visit.code, conditions)]
+        if form_code not in forms:
             raise FormNotInVisit(form_code)
         # The patient first: after withdrawal every open visit is closed, and "date the
         # visit first" would send the user the wrong way.
@@ -238,9 +257,9 @@ def crf_save(
             raise ValidationError(
                 {NON_FIELD_ERRORS: _("Not fields of this form: %s.") % ", ".join(unknown)}
             )
-        instance = crf_for_visit(visit=visit, form_code=form_code, instance_id=instance_id)
-        if instance is not None:
-            instance = model.objects.select_for_update().get(pk=instance.pk)
+        instance = crf_for_visit(
+            visit=visit, form_code=form_code, instance_id=instance_id, forms=forms, for_update=True
+        )
         if instance is None:
             if expected_version not in (None, 0):
                 raise StaleVersion(model._meta.verbose_name)
@@ -252,6 +271,8 @@ def crf_save(
             )
         elif expected_version != instance.version:
             raise StaleVersion(str(model._meta.verbose_name))
+        else:
+            instance.patient, instance.visit = patient, visit  # already read, and locked
         values = instance.without_hidden_answers(values)
         errors = {}
         if instance.pk is not None:
@@ -275,12 +296,11 @@ def crf_save(
         if problems:
             raise ValidationError(problems)
         instance.compute_derived()
-        pending = [w for w in crf_warnings(instance) if w.code not in confirmed]
+        warnings = crf_warnings(instance)
+        pending = [w for w in warnings if w.code not in confirmed]
         if pending:
             raise WarningsPending(pending)
-        instance.confirmed_warnings = [
-            {"code": w.code, "message": w.message} for w in crf_warnings(instance)
-        ]
+        instance.confirmed_warnings = [{"code": w.code, "message": w.message} for w in warnings]
         instance.status = (
             model.Status.IN_PROGRESS if instance.missing_fields() else model.Status.COMPLETE
         )
@@ -297,5 +317,10 @@ def crf_save(
                 from ecrf.safety.services import lab_alerts_refresh
 
                 lab_alerts_refresh(labs=instance, by=by)
-            visit_refresh_status(visit=visit, by=by)
+            if model.DECIDES_CONDITIONS:
+                conditions = conditions_met(patient)  # this save may have changed them
+            required = [
+                f.form for f in patient_visit_forms(patient, visit.code, conditions) if f.required
+            ]
+            visit_refresh_status(visit=visit, by=by, required=required)
     return instance

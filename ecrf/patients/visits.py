@@ -414,14 +414,19 @@ def incomplete_forms(visit: Visit) -> str:
     )
 
 
-def visit_refresh_status(*, visit: Visit, by) -> Visit:
-    """A dated visit is complete when every form it requires is complete (and back if not)."""
+def visit_refresh_status(*, visit: Visit, by, required: list[str] | None = None) -> Visit:
+    """A dated visit is complete when every form it requires is complete (and back if not).
+
+    `required` is visit_required_forms(visit) when the caller has it already.
+    """
     from ecrf.crfs.models import form_model
 
     if visit.status not in (Visit.Status.IN_PROGRESS, Visit.Status.COMPLETE):
         return visit
+    if required is None:
+        required = visit_required_forms(visit)
     # The model says what "complete" takes: one complete form, or one per culture condition.
-    complete = not any(form_model(code).visit_lacks(visit) for code in visit_required_forms(visit))
+    complete = not any(form_model(code).visit_lacks(visit) for code in required)
     status = Visit.Status.COMPLETE if complete else Visit.Status.IN_PROGRESS
     if status != visit.status:
         with audited(by=by, reason="visit forms complete" if complete else "visit form reopened"):
