@@ -5,11 +5,18 @@ status grows with review later (SDV, lock); `version` is the optimistic lock: a 
 names the version it started from and is refused when somebody saved in between.
 Derived values (scores, compliance) are computed in `compute_derived()` from
 `ecrf.scoring`, never typed in.
+
+What makes a form different from the others is declared on its model, so that a new
+form is one model and one line in the protocol file: the class attributes below (live
+totals, hidden answers, a grid layout...) and the methods a model overrides
+(soft_warnings(), context_problems(), visit_lacks()...). The service, the form and the
+views read them; none of them tests a form code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 from django.conf import settings
@@ -22,6 +29,29 @@ from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.access import scope
 from ecrf.scoring import ScoringInputError
+
+
+@dataclass(frozen=True)
+class SoftWarning:
+    """A plausible but unusual value that the user saves only after confirming it."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class AreaGrid:
+    """A form laid out as its paper sheet: one row per body area, the right and the left
+    side side by side (no left field: a midline area with one score), the fields before
+    the grid, and a note beside it."""
+
+    rows: tuple[tuple[str, str, str | None], ...]  # label, right field, left field
+    head: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return frozenset(name for _label, *sides in self.rows for name in sides if name)
 
 
 class CrfQuerySet(models.QuerySet):
@@ -47,6 +77,16 @@ class CrfBase(models.Model):
     # Answers that apply only under another answer: field -> (controlling field, the value
     # that shows it). The page hides them otherwise, and a hidden answer is never kept.
     SHOW_IF: ClassVar[Mapping[str, tuple[str, object]]] = {}
+    # Derived values the page shows live as the answers are typed (crfs:preview).
+    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
+    # The paper sheet's grid, for a form entered area by area (mRSS); None: a plain form.
+    AREA_GRID: ClassVar[AreaGrid | None] = None
+    # The form records the consent itself: it comes first, and its dates are not checked
+    # against a consent date.
+    RECORDS_CONSENT: ClassVar[bool] = False
+    # The form is the protocol's eligibility checklist: its questions are the criteria of
+    # the patient's group, not the model's fields.
+    PROTOCOL_CHECKLIST: ClassVar[bool] = False
 
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
     visit = models.ForeignKey(
@@ -153,6 +193,15 @@ class CrfBase(models.Model):
 
     def compute_derived(self) -> None:
         """Fill derived fields from the raw answers; forms without any keep this no-op."""
+
+    @classmethod
+    def initial_values(cls, patient) -> dict:
+        """Answers a new form starts with for this patient (none unless a model says)."""
+        return {}
+
+    def soft_warnings(self) -> list[SoftWarning]:
+        """Plausible but unusual values that need the user's explicit confirmation."""
+        return []
 
     def context_problems(self) -> dict[str, str]:
         """Answers that disagree with the patient's other data (field name -> message).

@@ -19,23 +19,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.core.widgets import DateInput
-from ecrf.crfs.base import choice_message
-from ecrf.scoring.mrss import AREAS as MRSS_AREAS
-
-# The mRSS grid, top to bottom as on the paper form: area, right side, left side (the
-# midline areas have one score).
-MRSS_ROWS = (
-    (_("Face"), "face", None),
-    (_("Anterior chest"), "anterior_chest", None),
-    (_("Abdomen"), "abdomen", None),
-    (_("Fingers"), "fingers_r", "fingers_l"),
-    (_("Hand (dorsum)"), "hand_r", "hand_l"),
-    (_("Forearm"), "forearm_r", "forearm_l"),
-    (_("Upper arm"), "upper_arm_r", "upper_arm_l"),
-    (_("Thigh"), "thigh_r", "thigh_l"),
-    (_("Lower leg"), "lower_leg_r", "lower_leg_l"),
-    (_("Foot (dorsum)"), "foot_r", "foot_l"),
-)
+from ecrf.crfs.base import AreaGrid, choice_message
 
 
 def editable_fields(model) -> list[str]:
@@ -62,33 +46,33 @@ class CrfFormMixin:
         for name, (controller, value) in self._show_if().items():
             if name in self.fields:
                 self.fields[name].widget.attrs["data-show-if"] = f"{controller}={value}"
-        if form_code == "mrss":
-            self._mrss_layout()
+        model = self._model()
+        if model is not None and model.AREA_GRID is not None:
+            self._grid_layout(model.AREA_GRID)
         for field in self.fields.values():
             if isinstance(field.widget, forms.Textarea):
                 field.widget.attrs.setdefault("rows", 3)
             if isinstance(field.widget, forms.DateInput):
                 field.widget = DateInput(attrs=field.widget.attrs)
 
-    def _mrss_layout(self):
-        """The paper form's grid: one row per area, right and left side by side."""
-        grid = {name for _label, *sides in MRSS_ROWS for name in sides if name}
-        grid.add("not_assessable_reason")
-        self.mrss_rows = [
+    def _grid_layout(self, grid: AreaGrid):
+        """The paper form's grid (templates/crfs/_area_grid.html): one row per area, right
+        and left side by side, the head fields above and the note beside it."""
+        self.grid_rows = [
             (label, *(self[name] if name else None for name in sides))
-            for label, *sides in MRSS_ROWS
+            for label, *sides in grid.rows
         ]
-        self.fields["not_assessable_reason"].widget.attrs["rows"] = 2  # beside the grid
-        self.mrss_reason = self["not_assessable_reason"]
-        self.mrss_head = [self[name] for name in ("exam_date", "assessor")]
-        self.mrss_tail = [
-            self[name]
-            for name in self.fields
-            if name not in grid and name not in ("exam_date", "assessor")
-        ]
+        self.fields[grid.note].widget.attrs["rows"] = 2  # beside the grid
+        self.grid_note = self[grid.note]
+        self.grid_head = [self[name] for name in grid.head]
+        placed = grid.fields | {grid.note, *grid.head}
+        self.grid_tail = [self[name] for name in self.fields if name not in placed]
+
+    def _model(self):
+        return getattr(getattr(self, "_meta", None), "model", None)
 
     def _show_if(self):
-        model = getattr(getattr(self, "_meta", None), "model", None)
+        model = self._model()
         return model.SHOW_IF if model is not None else {}
 
     def clean(self):
@@ -123,6 +107,15 @@ class CrfFormMixin:
         }
 
 
+def crf_form(model, data=None, *, instance=None, patient=None):
+    """The form of a CRF model, unbound without data: built from the model's fields, or
+    from the protocol's criteria for the patient's group for the eligibility checklist."""
+    if model.PROTOCOL_CHECKLIST:
+        criteria = patient.protocol_version.protocol.eligibility_for(patient.group or None)
+        return EligibilityForm(data, criteria=criteria, instance=instance)
+    return crf_form_class(model)(data, instance=instance)
+
+
 def crf_form_class(model) -> type[forms.ModelForm]:
     return modelform_factory(
         model,
@@ -139,7 +132,8 @@ def _formfield(field: models.Field, **kwargs):
     formfield = field.formfield(**kwargs)
     if isinstance(formfield, forms.ChoiceField) and field.choices:
         formfield.error_messages["invalid_choice"] = choice_message(field)
-    if field.name in MRSS_AREAS and isinstance(formfield, forms.ChoiceField):
+    grid = getattr(field.model, "AREA_GRID", None)
+    if grid is not None and field.name in grid.fields and isinstance(formfield, forms.ChoiceField):
         # Scored as on the paper form: one click per area, the blank "not assessable".
         formfield.model_choices = list(field.choices)
         formfield.choices = [(value, str(value)) for value, _label in field.choices]

@@ -38,7 +38,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ecrf.crfs.base import CrfBase, choice_message
+from ecrf.crfs.base import AreaGrid, CrfBase, SoftWarning, choice_message
 from ecrf.scoring import ScoringInputError, dlqi, haq, mrss, sle2019, ssc2013
 
 # -- small builders for the repeated field and constraint shapes ---------------------------
@@ -120,7 +120,6 @@ class Demographics(CrfBase):
     REQUIRED_FIELDS = ("birth_year", "sex")
     SHOW_IF: ClassVar[Mapping[str, tuple[str, str]]] = {"childbearing_potential": ("sex", "F")}
     DECIDES_CONDITIONS = True  # female_childbearing_potential
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     # Year (and month) of birth only: the subject code is the only identifier stored.
     birth_year = _int(_("year of birth"), 1900, 2100)
@@ -174,7 +173,7 @@ class Demographics(CrfBase):
 class Consent(CrfBase):
     FORM_CODE = "consent"
     REQUIRED_FIELDS = ("consent_date", "consent_version", "signed_by_investigator")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
+    RECORDS_CONSENT = True
 
     consent_date = models.DateField(
         _("date of consent"), null=True, blank=True, help_text=_("Date the patient signed.")
@@ -191,6 +190,26 @@ class Consent(CrfBase):
         verbose_name = _("informed consent")
         verbose_name_plural = _("informed consents")
         constraints = [*_one_per_visit()]
+
+    def context_problems(self) -> dict[str, str]:
+        if self.consent_date is None:
+            return {}
+        # A visit dated before the consent was recorded cannot be checked when it is dated:
+        # the consent then refuses a date after it.
+        earlier = (
+            self.patient.visits.filter(visit_date__lt=self.consent_date)
+            .order_by("visit_date", "sequence")
+            .first()
+        )
+        if earlier is None:
+            return {}
+        return {
+            "consent_date": _(
+                "Visit %(code)s took place on %(date)s, before this consent date: "
+                "nothing happens before consent."
+            )
+            % {"code": earlier.code, "date": earlier.visit_date.isoformat()}
+        }
 
 
 class SscType(models.TextChoices):
@@ -217,7 +236,6 @@ class MedicalHistory(CrfBase):
         "chronic_hepatitis",
         "hiv_infection",
     )
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     ssc_type = models.CharField(
         _("type of scleroderma"), max_length=10, choices=SscType.choices, blank=True
@@ -287,9 +305,9 @@ class MedicalHistory(CrfBase):
 @pghistory.track()
 class Eligibility(CrfBase):
     FORM_CODE = "eligibility"
+    PROTOCOL_CHECKLIST = True
     # The criteria come from the protocol file, so completeness is in missing_fields().
     REQUIRED_FIELDS = ()
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     answers = models.JSONField(
         _("checklist answers"),
@@ -314,6 +332,26 @@ class Eligibility(CrfBase):
         return [f"answers.{c.id}" for c in criteria if not isinstance(answers.get(c.id), bool)]
 
 
+# Soft limits [D]: values a reviewer would query, which the investigator confirms.
+MRSS_DROP_WARNING = 0.5  # a fall of more than 50 % since the previous visit
+LVEF_LOW_WARNING_PCT = 30
+
+# The mRSS grid, top to bottom as on the paper form: area, right side, left side (the
+# midline areas have one score).
+MRSS_ROWS = (
+    (_("Face"), "face", None),
+    (_("Anterior chest"), "anterior_chest", None),
+    (_("Abdomen"), "abdomen", None),
+    (_("Fingers"), "fingers_r", "fingers_l"),
+    (_("Hand (dorsum)"), "hand_r", "hand_l"),
+    (_("Forearm"), "forearm_r", "forearm_l"),
+    (_("Upper arm"), "upper_arm_r", "upper_arm_l"),
+    (_("Thigh"), "thigh_r", "thigh_l"),
+    (_("Lower leg"), "lower_leg_r", "lower_leg_l"),
+    (_("Foot (dorsum)"), "foot_r", "foot_l"),
+)
+
+
 class MrssScore(models.IntegerChoices):
     NORMAL = 0, _("0 normal")
     MILD = 1, _("1 mild")
@@ -335,7 +373,10 @@ def _area(label) -> models.PositiveSmallIntegerField:
 class Mrss(CrfBase):
     FORM_CODE = "mrss"
     REQUIRED_FIELDS = ("exam_date", "assessor", *mrss.AREAS)
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("total",)
+    LIVE_TOTAL = ("total",)
+    AREA_GRID = AreaGrid(
+        rows=MRSS_ROWS, head=("exam_date", "assessor"), note="not_assessable_reason"
+    )
 
     exam_date = models.DateField(_("date of examination"), null=True, blank=True)
     assessor = models.CharField(
@@ -393,6 +434,30 @@ class Mrss(CrfBase):
     def score(self) -> mrss.MrssResult:
         return mrss.score({area: getattr(self, area) for area in mrss.AREAS})
 
+    def soft_warnings(self) -> list[SoftWarning]:
+        if self.total is None:
+            return []
+        previous = (
+            Mrss.objects.filter(
+                patient=self.patient,
+                total__isnull=False,
+                visit__visit_date__lt=self.visit.visit_date,
+            )
+            .select_related("visit")
+            .order_by("-visit__visit_date")
+            .first()
+        )
+        if not (previous and previous.total):
+            return []
+        if (previous.total - self.total) / previous.total <= MRSS_DROP_WARNING:
+            return []
+        message = _("The mRSS falls from %(before)d at %(visit)s to %(now)d (more than 50 %%).") % {
+            "before": previous.total,
+            "visit": previous.visit.code,
+            "now": self.total,
+        }
+        return [SoftWarning("mrss_drop", message)]
+
     def compute_derived(self) -> None:
         try:
             self.total = self.score().total
@@ -406,7 +471,6 @@ class Mrss(CrfBase):
 class Echocardiography(CrfBase):
     FORM_CODE = "echocardiography"
     REQUIRED_FIELDS = ("exam_date", "lvef_pct")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     exam_date = models.DateField(_("date of examination"), null=True, blank=True)
     lvef_pct = _int(
@@ -420,6 +484,15 @@ class Echocardiography(CrfBase):
             *_one_per_visit(),
             _range("lvef_pct", 10, 90),
         ]
+
+    def soft_warnings(self) -> list[SoftWarning]:
+        if self.lvef_pct is None or self.lvef_pct >= LVEF_LOW_WARNING_PCT:
+            return []
+        message = _("LVEF %(value)s %% is under %(limit)d %%.") % {
+            "value": self.lvef_pct,
+            "limit": LVEF_LOW_WARNING_PCT,
+        }
+        return [SoftWarning("lvef_low", message)]
 
 
 # Analytes recorded with an upper normal limit, `<analyte>_uln` (studies.protocol.ULN_ANALYTES).
@@ -439,7 +512,6 @@ class SafetyLabs(CrfBase):
     # Which analytes a visit needs is the protocol's business (its checks and alerts name
     # them); hemoglobin is the one both studies need at every sample.
     REQUIRED_FIELDS = ("sample_date", "hemoglobin_g_dl")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     sample_date = models.DateField(_("date of sample"), null=True, blank=True)
     hemoglobin_g_dl = _measure(_("hemoglobin (g/dL)"), 4, 1)
@@ -486,7 +558,6 @@ class TestResult(models.TextChoices):
 class PregnancyTest(CrfBase):
     FORM_CODE = "pregnancy_test"
     REQUIRED_FIELDS = ("test_date", "test_type", "result")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     test_date = models.DateField(
         _("date of test"),
@@ -513,7 +584,6 @@ class PregnancyTest(CrfBase):
 class SkinBiopsy(CrfBase):
     FORM_CODE = "skin_biopsy"
     REQUIRED_FIELDS = ("biopsy_date", "body_site")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     biopsy_date = models.DateField(_("date of biopsy"), null=True, blank=True)
     body_site = models.CharField(
@@ -601,7 +671,7 @@ class Dlqi(CrfBase):
     FORM_CODE = "dlqi"
     REQUIRED_FIELDS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7a", "q8", "q9", "q10")
     SHOW_IF: ClassVar[Mapping[str, tuple[str, str]]] = {"q7b": ("q7a", "no")}
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("total", "band")
+    LIVE_TOTAL = ("total", "band")
 
     q1 = _dlqi(_("1. itchy, sore, painful or stinging skin"), DlqiAnswer.choices)
     q2 = _dlqi(_("2. embarrassed or self-conscious"), DlqiAnswer.choices)
@@ -708,7 +778,7 @@ class Haq(CrfBase):
 
     FORM_CODE = "haq"
     REQUIRED_FIELDS = (*haq.ITEMS, *haq.VAS_SCALES)
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("di", "di_without_aids")
+    LIVE_TOTAL = ("di", "di_without_aids")
 
     # Dressing and grooming
     dress = _haq_item(_("dress yourself, including tying shoelaces and doing buttons"))
@@ -831,7 +901,6 @@ class Haq(CrfBase):
 class DrugDispensing(CrfBase):
     FORM_CODE = "drug_dispensing"
     REQUIRED_FIELDS = ("kit_number", "dispensing_date", "units_dispensed", "expected_units_per_day")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     kit_number = models.CharField(
         _("kit number"), max_length=32, blank=True, help_text=_("As printed on the kit.")
@@ -939,7 +1008,6 @@ def compute_compliance_pct(
 class DrugAccountability(CrfBase):
     FORM_CODE = "drug_accountability"
     REQUIRED_FIELDS = ("kit_number", "accountability_date", "units_dispensed", "units_returned")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     kit_number = models.CharField(
         _("kit number"), max_length=32, blank=True, help_text=_("As printed on the kit.")
@@ -1084,7 +1152,6 @@ class ClinicalCharacteristics(CrfBase):
         "pah_on_echo",
         "disease_duration_years",
     )
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     ssc_subset = models.CharField(
         _("SSc subset"),
@@ -1136,7 +1203,7 @@ class SscClassification(CrfBase):
     FORM_CODE = "ssc_classification"
     # Every finding answered yes or no: "not recorded" would silently count as absent.
     REQUIRED_FIELDS = ssc2013.KEYS
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "classification")
+    LIVE_TOTAL = ("points", "classification")
 
     skin_thickening_proximal_mcp = _yes_no(
         _("skin thickening of the fingers of both hands extending proximal to the MCP joints"),
@@ -1213,7 +1280,7 @@ class SleStatus(models.TextChoices):
 class SleClassification(CrfBase):
     FORM_CODE = "sle_classification"
     REQUIRED_FIELDS = sle2019.KEYS
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "classification")
+    LIVE_TOTAL = ("points", "classification")
 
     ana_positive = _yes_no(
         _("ANA at a titre of at least 1:80 on HEp-2 cells (or equivalent), at least once"),
@@ -1291,7 +1358,6 @@ class SleClassification(CrfBase):
 class BloodSample(CrfBase):
     FORM_CODE = "blood_sample"
     REQUIRED_FIELDS = ("sample_date", "serum_aliquots", "pbmc_isolated")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     sample_date = models.DateField(_("date of sample"), null=True, blank=True)
     serum_aliquots = models.PositiveSmallIntegerField(
@@ -1550,7 +1616,6 @@ class MdmCytokines(_CultureRules, CrfBase):
     )
     # Analytes are complete with a value or "below LOD": see missing_fields().
     REQUIRED_FIELDS = ("condition",)
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     condition = _condition()
     serum_donor = _serum_donor()
@@ -1634,7 +1699,6 @@ class MdmFlow(_CultureRules, CrfBase):
         "condition",
         *(f"{marker}_{measure}" for marker in FLOW_MARKERS for measure in ("pos_pct", "mfi")),
     )
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     condition = _condition()
     serum_donor = _serum_donor()

@@ -11,7 +11,6 @@ user confirms them, and records everything in the audit trail in one transaction
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -22,8 +21,9 @@ from django.utils.translation import gettext as _
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.core.reasons import reason_problem
-from ecrf.crfs.base import CrfBase
+from ecrf.crfs.base import CrfBase, SoftWarning
 from ecrf.crfs.models import form_model
+from ecrf.crfs.signals import crf_saved
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.visits import (
     conditions_met,
@@ -32,19 +32,9 @@ from ecrf.patients.visits import (
     visit_refresh_status,
 )
 
-# Soft limits [D]: values a reviewer would query, which the investigator confirms.
-MRSS_DROP_WARNING = 0.5  # a fall of more than 50 % since the previous visit
-LVEF_LOW_WARNING_PCT = 30
-
 
 class FormNotInVisit(Exception):
     """The protocol does not call for this form at this visit (a crafted URL or POST)."""
-
-
-@dataclass(frozen=True)
-class SoftWarning:
-    code: str
-    message: str
 
 
 class WarningsPending(Exception):
@@ -95,53 +85,7 @@ def crf_for_visit(
     return rows.first()
 
 
-def crf_warnings(instance) -> list[SoftWarning]:
-    """Plausible but unusual values that need the user's explicit confirmation."""
-    warnings = []
-    code = instance.FORM_CODE
-    if code == "mrss" and instance.total is not None:
-        previous = (
-            form_model("mrss")
-            .objects.filter(
-                patient=instance.patient,
-                total__isnull=False,
-                visit__visit_date__lt=instance.visit.visit_date,
-            )
-            .order_by("-visit__visit_date")
-            .first()
-        )
-        if (
-            previous
-            and previous.total
-            and (previous.total - instance.total) / previous.total > (MRSS_DROP_WARNING)
-        ):
-            warnings.append(
-                SoftWarning(
-                    "mrss_drop",
-                    _("The mRSS falls from %(before)d at %(visit)s to %(now)d (more than 50 %%).")
-                    % {
-                        "before": previous.total,
-                        "visit": previous.visit.code,
-                        "now": instance.total,
-                    },
-                )
-            )
-    if (
-        code == "echocardiography"
-        and instance.lvef_pct is not None
-        and instance.lvef_pct < LVEF_LOW_WARNING_PCT
-    ):
-        warnings.append(
-            SoftWarning(
-                "lvef_low",
-                _("LVEF %(value)s %% is under %(limit)d %%.")
-                % {"value": instance.lvef_pct, "limit": LVEF_LOW_WARNING_PCT},
-            )
-        )
-    return warnings
-
-
-def _date_problems(instance, patient: Patient, consented: date | None) -> dict[str, str]:
+def _date_problems(instance, consented: date | None) -> dict[str, str]:
     today = timezone.localdate()
     problems = {}
     for field in instance._meta.concrete_fields:
@@ -157,25 +101,13 @@ def _date_problems(instance, patient: Patient, consented: date | None) -> dict[s
         elif (
             consented
             and value < consented
-            and instance.FORM_CODE != "consent"
+            and not instance.RECORDS_CONSENT
             and field.name not in instance.HISTORY_DATES
         ):
             problems[field.name] = _(
                 "%(field)s is before the consent date (%(consent)s): "
                 "nothing happens before consent."
             ) % {"field": field.verbose_name, "consent": consented.isoformat()}
-    signed = getattr(instance, "consent_date", None) if instance.FORM_CODE == "consent" else None
-    if signed and "consent_date" not in problems:
-        # A visit dated before the consent was recorded cannot be checked when it is dated:
-        # the consent then refuses a date after it.
-        earlier = (
-            patient.visits.filter(visit_date__lt=signed).order_by("visit_date", "sequence").first()
-        )
-        if earlier:
-            problems["consent_date"] = _(
-                "Visit %(code)s took place on %(date)s, before this consent date: "
-                "nothing happens before consent."
-            ) % {"code": earlier.code, "date": earlier.visit_date.isoformat()}
     return problems
 
 
@@ -247,11 +179,11 @@ def crf_save(
             Visit.Status.COMPLETE,
         ):
             raise ValidationError(_("Date visit %s before entering its forms.") % visit.code)
+        model = form_model(form_code)
         consented = consent_date(patient)
-        if form_code != "consent" and consented is None:
+        if not model.RECORDS_CONSENT and consented is None:
             raise ValidationError(_("Record the signed consent before any other form."))
 
-        model = form_model(form_code)
         if unknown := sorted(set(values) - set(model.answer_fields())):
             # The patient, the status, a score...: set by the service or derived, never given.
             raise ValidationError(
@@ -292,11 +224,11 @@ def crf_save(
             errors = exc.update_error_dict(errors)
         if errors:
             raise ValidationError(errors)
-        problems = {**instance.context_problems(), **_date_problems(instance, patient, consented)}
+        problems = {**instance.context_problems(), **_date_problems(instance, consented)}
         if problems:
             raise ValidationError(problems)
         instance.compute_derived()
-        warnings = crf_warnings(instance)
+        warnings = instance.soft_warnings()
         pending = [w for w in warnings if w.code not in confirmed]
         if pending:
             raise WarningsPending(pending)
@@ -313,10 +245,9 @@ def crf_save(
                 if error is None:
                     raise
                 raise error from None
-            if form_code == "safety_labs":
-                from ecrf.safety.services import lab_alerts_refresh
-
-                lab_alerts_refresh(labs=instance, by=by)
+            # Within the transaction and its audit context: what the other apps do about
+            # this form (a safety_labs form's lab alerts) commits or fails with it.
+            crf_saved.send(sender=model, instance=instance, by=by)
             if model.DECIDES_CONDITIONS:
                 conditions = conditions_met(patient)  # this save may have changed them
             required = [
