@@ -1728,38 +1728,29 @@ class MdmFlow(_CultureRules, CrfBase):
         return super().missing_fields() + _culture_missing(self)
 
 
-# -- lookup by form code ---------------------------------------------------------------------
+# -- the registry: one model per form code ----------------------------------------------------
 
-# Built once from the classes: a constant, not a registry anyone can add to at run time.
+
+def _crf_models(base: type[CrfBase] = CrfBase) -> list[type[CrfBase]]:
+    """The concrete CRF models, in the order they are defined."""
+    found = []
+    for model in base.__subclasses__():
+        if not model._meta.abstract:
+            found.append(model)
+        found += _crf_models(model)
+    return found
+
+
+# Every CRF model, found from the classes: a new form is one model here and one line in a
+# protocol file. crfs/checks.py checks at startup that each code is one model's and that
+# the protocol files name no form without a model, nor a model no protocol uses.
+CRF_MODELS: tuple[type[CrfBase], ...] = tuple(_crf_models())
+# Built once: a constant, not a registry anyone can add to at run time.
 FORM_MODELS: Mapping[str, type[CrfBase]] = MappingProxyType(
-    {
-        model.FORM_CODE: model
-        for model in (
-            Demographics,
-            Consent,
-            MedicalHistory,
-            Eligibility,
-            Mrss,
-            Echocardiography,
-            SafetyLabs,
-            PregnancyTest,
-            SkinBiopsy,
-            Dlqi,
-            Haq,
-            DrugDispensing,
-            DrugAccountability,
-            ClinicalCharacteristics,
-            SscClassification,
-            SleClassification,
-            BloodSample,
-            MdmCytokines,
-            MdmFlow,
-        )
-    }
+    {model.FORM_CODE: model for model in CRF_MODELS}
 )
 
-
-for _model in FORM_MODELS.values():
+for _model in CRF_MODELS:
     for _field in _model._meta.concrete_fields:
         if _field.choices:
             # Django's "Value 4 is not a valid choice." names neither the field nor what it
