@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from ecrf.core.reasons import change_reason_missing
 from ecrf.core.widgets import DateInput
 from ecrf.crfs.base import AreaGrid, choice_message
 
@@ -38,6 +39,7 @@ class CrfFormMixin:
             max_length=500,
             help_text=_("Required for any change after the first save; kept in the audit trail."),
             widget=forms.TextInput if needs_reason else forms.HiddenInput,
+            error_messages={"required": change_reason_missing()},
         )
         for warning in warnings:
             self.fields[f"confirm_{warning.code}"] = forms.BooleanField(

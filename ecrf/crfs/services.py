@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
-from ecrf.core.reasons import reason_problem
+from ecrf.core.reasons import change_reason_missing, reason_problem
 from ecrf.crfs.base import CrfBase, SoftWarning
 from ecrf.crfs.models import form_model
 from ecrf.crfs.signals import crf_saved
@@ -212,7 +212,7 @@ def crf_save(
                 # Saved again as shown: nothing to audit, no new version, no reason needed.
                 return instance
             if not reason:
-                errors["reason"] = [_("Give the reason for change: the form was already saved.")]
+                errors["reason"] = [change_reason_missing()]
             elif problem := reason_problem(reason, label=_("Reason for change")):
                 errors["reason"] = [problem]
             instance.version += 1

@@ -244,7 +244,11 @@ def visit_record_date(
             problem = (
                 reason_problem(change_reason, label=_("Reason for change"))
                 if change_reason
-                else _("Give the reason for changing the date (it was %s).") % _fmt(previous_date)
+                else _(
+                    "Give the reason for changing the date (it was %s): every change to a "
+                    "dated visit is kept in the audit trail with its reason."
+                )
+                % _fmt(previous_date)
             )
             if problem:
                 errors["change_reason"] = [problem]

@@ -119,7 +119,10 @@ def test_every_problem_of_a_correction_comes_at_once(patient):
         crf_save(visit=scr, form_code="echocardiography", values={"lvef_pct": 5},
                  by=patient.created_by, expected_version=1)  # fmt: skip
     assert refused.value.message_dict == {
-        "reason": ["Give the reason for change: the form was already saved."],
+        "reason": [
+            "Give the reason for change: the form was already saved, and every change to "
+            "saved data is kept in the audit trail with its reason."
+        ],
         "lvef_pct": ["Ensure this value is greater than or equal to 10."],
     }
 
