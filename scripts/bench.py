@@ -37,9 +37,9 @@ PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 
 
-def timed(label: str, func, repeat: int = REPEAT) -> None:
+def timed(label: str, func, repeat: int = REPEAT, status: int = 200) -> None:
     response = func()  # warm-up
-    if response.status_code != 200:  # an error page is no figure for the page
+    if response.status_code != status:  # an error page is no figure for the page
         raise SystemExit(f"{label}: HTTP {response.status_code}")
     samples, queries = [], 0
     for _ in range(repeat):
@@ -140,6 +140,48 @@ def main() -> None:
               lambda: client.get(filtered))  # fmt: skip
         timed("serious adverse events with their clocks, page 1",
               lambda: client.get(safety + "sae/"))  # fmt: skip
+        client.force_login(investigator)
+        timed("CRF save (mRSS): a correction posted, with its reason", mrss_correction(client),
+              status=302)  # fmt: skip
+
+
+def mrss_correction(client):
+    """POSTs the M1 mRSS of an enrolled Bordeaux patient of the demo, one correction each
+    (one area goes 1, 2, 1...), as the investigator does through the form."""
+    from django.urls import reverse
+
+    from ecrf.crfs.models import Mrss
+    from ecrf.scoring.mrss import AREAS
+
+    form = (
+        Mrss.objects.select_related("patient__study", "visit")
+        .filter(patient__site__code="BXP", patient__status=Patient.Status.ENROLLED)
+        .filter(visit__code="M1")
+        .first()
+    )
+    url = reverse(
+        "crfs:form",
+        args=[form.patient.study.code, form.patient.subject_code, "M1", 1, "mrss"],
+    )
+    data = {
+        "exam_date": form.exam_date.isoformat(),
+        "assessor": form.assessor,
+        "not_assessable_reason": form.not_assessable_reason,
+        **{area: "" if getattr(form, area) is None else getattr(form, area) for area in AREAS},
+    }
+    state = {"version": form.version, "face": form.face}
+
+    def post():
+        state["face"] = 2 if state["face"] == 1 else 1
+        response = client.post(
+            url,
+            {**data, "face": state["face"], "version": state["version"],
+             "reason": "Re-read the paper sheet"},
+        )  # fmt: skip
+        state["version"] += 1
+        return response
+
+    return post
 
 
 def adverse_events_bulk(study, investigator) -> None:

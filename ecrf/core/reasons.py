@@ -7,6 +7,7 @@ A reason is read years later by a monitor or an inspector who was not there: "ty
 
 from __future__ import annotations
 
+from django.utils.functional import lazy
 from django.utils.translation import gettext as _
 
 MIN_REASON_LENGTH = 10
@@ -23,3 +24,15 @@ def reason_problem(reason: str, *, label) -> str | None:
         "field": label,
         "count": MIN_REASON_LENGTH,
     }
+
+
+def _change_reason_missing() -> str:
+    return _(
+        "Give the reason for change: the form was already saved, and every change to saved "
+        "data is kept in the audit trail with its reason."
+    )
+
+
+# Why a change to a saved form needs a reason: the form's required reason and crf_save say
+# the same, in the language of the moment it is shown.
+change_reason_missing = lazy(_change_reason_missing, str)

@@ -1,54 +1,30 @@
-"""Django forms for the CRF models, built from the models so field rules live in one place.
+"""Django forms for the CRF models: they render the page and parse what it posts.
 
-The model's validators give the hard errors (impossible values, with the field and the
-allowed range); the scoring package's own input checks become form errors too, so a
-value the score cannot take is refused before anything is saved. Fields that apply
-only under a condition (DLQI q7b after "no"; childbearing potential for women) carry
-`data-show-if` for the page script and are cleared server-side when they do not apply.
+The rules live on the models and crf_save runs them for every caller: the field
+validators (impossible values, with the field and the allowed range), clean() across
+fields, the scoring package's own input checks and the database constraints. A form shows
+the model's field and clean() errors with its own, as a ModelForm does, but never queries
+the constraints one by one. Fields that apply only under a condition (the model's
+SHOW_IF: DLQI q7b after "no"; childbearing potential for women) carry `data-show-if` for
+the page script, and a hidden answer is not an answer: it is blanked before the rules.
 """
 
 from __future__ import annotations
 
 from django import forms
 from django.db import models
-from django.forms.models import construct_instance, modelform_factory
+from django.forms.models import modelform_factory
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
+from ecrf.core.reasons import change_reason_missing
 from ecrf.core.widgets import DateInput
-from ecrf.crfs.base import CrfBase
-from ecrf.scoring import ScoringInputError
-from ecrf.scoring.mrss import AREAS as MRSS_AREAS
-
-# The mRSS grid, top to bottom as on the paper form: area, right side, left side (the
-# midline areas have one score).
-MRSS_ROWS = (
-    (_("Face"), "face", None),
-    (_("Anterior chest"), "anterior_chest", None),
-    (_("Abdomen"), "abdomen", None),
-    (_("Fingers"), "fingers_r", "fingers_l"),
-    (_("Hand (dorsum)"), "hand_r", "hand_l"),
-    (_("Forearm"), "forearm_r", "forearm_l"),
-    (_("Upper arm"), "upper_arm_r", "upper_arm_l"),
-    (_("Thigh"), "thigh_r", "thigh_l"),
-    (_("Lower leg"), "lower_leg_r", "lower_leg_l"),
-    (_("Foot (dorsum)"), "foot_r", "foot_l"),
-)
-BASE_FIELDS = {f.name for f in CrfBase._meta.get_fields()} | {"id"}
-# field -> (controlling field, value that shows it)
-SHOW_IF = {
-    "dlqi": {"q7b": ("q7a", "no")},
-    "demographics": {"childbearing_potential": ("sex", "F")},
-}
+from ecrf.crfs.base import AreaGrid, choice_message
 
 
 def editable_fields(model) -> list[str]:
-    return [
-        f.name
-        for f in model._meta.concrete_fields
-        if f.editable and f.name not in BASE_FIELDS and not f.auto_created
-    ]
+    return model.answer_fields()
 
 
 class CrfFormMixin:
@@ -63,54 +39,56 @@ class CrfFormMixin:
             max_length=500,
             help_text=_("Required for any change after the first save; kept in the audit trail."),
             widget=forms.TextInput if needs_reason else forms.HiddenInput,
+            error_messages={"required": change_reason_missing()},
         )
         for warning in warnings:
             self.fields[f"confirm_{warning.code}"] = forms.BooleanField(
                 label=_("I confirm: %s") % warning.message, required=True
             )
-        for name, (controller, value) in SHOW_IF.get(form_code, {}).items():
+        for name, (controller, value) in self._show_if().items():
             if name in self.fields:
                 self.fields[name].widget.attrs["data-show-if"] = f"{controller}={value}"
-        if form_code == "mrss":
-            self._mrss_layout()
+        model = self._model()
+        if model is not None and model.AREA_GRID is not None:
+            self._grid_layout(model.AREA_GRID)
         for field in self.fields.values():
             if isinstance(field.widget, forms.Textarea):
                 field.widget.attrs.setdefault("rows", 3)
             if isinstance(field.widget, forms.DateInput):
                 field.widget = DateInput(attrs=field.widget.attrs)
 
-    def _mrss_layout(self):
-        """The paper form's grid: one row per area, right and left side by side."""
-        grid = {name for _label, *sides in MRSS_ROWS for name in sides if name}
-        grid.add("not_assessable_reason")
-        self.mrss_rows = [
+    def _grid_layout(self, grid: AreaGrid):
+        """The paper form's grid (templates/crfs/_area_grid.html): one row per area, right
+        and left side by side, the head fields above and the note beside it."""
+        self.grid_rows = [
             (label, *(self[name] if name else None for name in sides))
-            for label, *sides in MRSS_ROWS
+            for label, *sides in grid.rows
         ]
-        self.fields["not_assessable_reason"].widget.attrs["rows"] = 2  # beside the grid
-        self.mrss_reason = self["not_assessable_reason"]
-        self.mrss_head = [self[name] for name in ("exam_date", "assessor")]
-        self.mrss_tail = [
-            self[name]
-            for name in self.fields
-            if name not in grid and name not in ("exam_date", "assessor")
-        ]
+        self.fields[grid.note].widget.attrs["rows"] = 2  # beside the grid
+        self.grid_note = self[grid.note]
+        self.grid_head = [self[name] for name in grid.head]
+        placed = grid.fields | {grid.note, *grid.head}
+        self.grid_tail = [self[name] for name in self.fields if name not in placed]
+
+    def _model(self):
+        return getattr(getattr(self, "_meta", None), "model", None)
+
+    def _show_if(self):
+        model = self._model()
+        return model.SHOW_IF if model is not None else {}
 
     def clean(self):
         cleaned = super().clean()
-        for name, (controller, value) in SHOW_IF.get(self.form_code, {}).items():
-            if name in cleaned and cleaned.get(controller) != value:
-                # A hidden, inapplicable answer is not kept: stored as the field's blank
-                # ("" for a text column, which refuses NULL).
-                model_field = self._meta.model._meta.get_field(name)
-                cleaned[name] = None if model_field.null else ""
-        if not self.errors:
-            probe = construct_instance(self, self._meta.model())
-            try:
-                probe.compute_derived()
-            except ScoringInputError as exc:
-                self.add_error(None, str(exc))
+        if self._show_if():
+            # Blanked before the model's clean() reads them, as crf_save does.
+            shown = self.instance.without_hidden_answers(cleaned)
+            cleaned.update({name: shown[name] for name in self._show_if() if name in cleaned})
         return cleaned
+
+    def validate_constraints(self):
+        # Not one query and savepoint per check constraint: the database enforces them on
+        # save, and crf_save puts a refusal on its field.
+        pass
 
     def confirmed_warnings(self) -> frozenset[str]:
         # Read from the POST, not from the fields: the confirmation boxes exist only on the
@@ -131,6 +109,15 @@ class CrfFormMixin:
         }
 
 
+def crf_form(model, data=None, *, instance=None, patient=None):
+    """The form of a CRF model, unbound without data: built from the model's fields, or
+    from the protocol's criteria for the patient's group for the eligibility checklist."""
+    if model.PROTOCOL_CHECKLIST:
+        criteria = patient.protocol_version.protocol.eligibility_for(patient.group or None)
+        return EligibilityForm(data, criteria=criteria, instance=instance)
+    return crf_form_class(model)(data, instance=instance)
+
+
 def crf_form_class(model) -> type[forms.ModelForm]:
     return modelform_factory(
         model,
@@ -146,35 +133,15 @@ def _formfield(field: models.Field, **kwargs):
         return TriStateField(label=field.verbose_name, help_text=field.help_text)
     formfield = field.formfield(**kwargs)
     if isinstance(formfield, forms.ChoiceField) and field.choices:
-        formfield.error_messages["invalid_choice"] = _choice_message(field)
-    if field.name in MRSS_AREAS and isinstance(formfield, forms.ChoiceField):
+        formfield.error_messages["invalid_choice"] = choice_message(field)
+    grid = getattr(field.model, "AREA_GRID", None)
+    if grid is not None and field.name in grid.fields and isinstance(formfield, forms.ChoiceField):
         # Scored as on the paper form: one click per area, the blank "not assessable".
         formfield.model_choices = list(field.choices)
         formfield.choices = [(value, str(value)) for value, _label in field.choices]
         formfield.choices.append(("", _("n/a")))
         formfield.widget = forms.RadioSelect(choices=formfield.choices)
     return formfield
-
-
-def _or_list(items: list[str]) -> str:
-    if len(items) < 2:
-        return "".join(items)
-    return _("%(first)s or %(last)s") % {"first": ", ".join(items[:-1]), "last": items[-1]}
-
-
-def _choice_message(field: models.Field) -> str:
-    """The form's own "not one of the choices", naming the field and what it takes.
-
-    Numbers (mRSS, HAQ) are listed as the numbers the form shows; answers with words
-    (DLQI) by their labels. `%(value)s` is left for the ChoiceField to fill in.
-    """
-    numeric = all(isinstance(value, int) for value, _label in field.choices)
-    allowed = [str(value if numeric else label) for value, label in field.choices]
-    return (_("%(field)s: %(value)s is not allowed; choose %(allowed)s.")) % {
-        "field": capfirst(str(field.verbose_name)).replace("%", "%%"),
-        "value": "%(value)s",
-        "allowed": _or_list(allowed).replace("%", "%%"),
-    }
 
 
 class TriStateRadioSelect(forms.RadioSelect):

@@ -10,8 +10,6 @@ from __future__ import annotations
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from ecrf.scoring import mrss
-
 # How many labels the visit page shows before "and N more": a row, not a report.
 BRIEF = 3
 
@@ -26,8 +24,9 @@ def missing_labels(instance) -> list[str]:
             labels.append(name.removeprefix("answers."))  # the criterion id, as on the checklist
         else:
             labels.append(str(capfirst(model._meta.get_field(name).verbose_name)))
-    areas = [i for i, name in enumerate(names) if name in mrss.AREAS]
-    if instance.FORM_CODE == "mrss" and areas:
+    grid = model.AREA_GRID
+    areas = [i for i, name in enumerate(names) if grid is not None and name in grid.fields]
+    if areas:
         # A blank area is also an answer once its reason is given: say so after the areas.
         labels[areas[-1]] += " " + _("(or give the not-assessable reason)")
     return labels

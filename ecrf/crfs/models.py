@@ -11,8 +11,9 @@ Conventions:
   a form can be saved half-filled (status ``in_progress``); ``REQUIRED_FIELDS`` lists what
   must be filled for ``complete``, and ``missing_fields()`` adds the conditional ones.
 - Every range has two guards: field validators (or choices), so a form names the field and
-  the allowed range, and a database ``CheckConstraint`` named ``<model>_<field>_range``, so a
-  value that bypasses the form (``update()``, raw SQL, a future API) is still refused.
+  the allowed range, and a database ``CheckConstraint`` named ``%(class)s_<field>_range``
+  (``mrss_face_range``), so a value that bypasses the form (``update()``, raw SQL) is still
+  refused; ``crf_save`` reads the field back from the name to put the refusal on it.
   A NULL passes a CHECK in SQL, which keeps blanks allowed without spelling it out.
 - Derived values (scores, classification, compliance) are ``editable=False`` and computed in
   ``compute_derived()`` from ``ecrf.scoring``, which ``CrfBase.save()`` calls on every save.
@@ -37,35 +38,35 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from ecrf.crfs.base import CrfBase
+from ecrf.crfs.base import AreaGrid, CrfBase, SoftWarning, choice_message
 from ecrf.patients.models import Allocation, Patient
 from ecrf.scoring import ScoringInputError, dlqi, haq, mrss, sle2019, ssc2013
 
 # -- small builders for the repeated field and constraint shapes ---------------------------
 
 
-def _range(model: str, field: str, low=None, high=None) -> models.CheckConstraint:
+def _range(field: str, low=None, high=None) -> models.CheckConstraint:
     bounds = {}
     if low is not None:
         bounds[f"{field}__gte"] = low
     if high is not None:
         bounds[f"{field}__lte"] = high
-    return models.CheckConstraint(condition=Q(**bounds), name=f"{model}_{field}_range")
+    return models.CheckConstraint(condition=Q(**bounds), name=f"%(class)s_{field}_range")
 
 
-def _one_of(model: str, field: str, choices, *, blank: bool = True) -> models.CheckConstraint:
+def _one_of(field: str, choices, *, blank: bool = True) -> models.CheckConstraint:
     allowed = [value for value, _label in choices] + ([""] if blank else [])
     return models.CheckConstraint(
-        condition=Q(**{f"{field}__in": allowed}), name=f"{model}_{field}_range"
+        condition=Q(**{f"{field}__in": allowed}), name=f"%(class)s_{field}_range"
     )
 
 
-def _one_per_visit(model: str, *also: str) -> list[models.BaseConstraint]:
+def _one_per_visit(*also: str) -> list[models.BaseConstraint]:
     """Visit forms: exactly one instance per visit (per ``also`` for repeatable ones)."""
     return [
-        models.UniqueConstraint(fields=["visit", *also], name=f"{model}_one_per_visit"),
+        models.UniqueConstraint(fields=["visit", *also], name="%(class)s_one_per_visit"),
         # CrfBase allows a null visit for per-patient logs; none of these forms is one.
-        models.CheckConstraint(condition=Q(visit__isnull=False), name=f"{model}_visit_required"),
+        models.CheckConstraint(condition=Q(visit__isnull=False), name="%(class)s_visit_required"),
     ]
 
 
@@ -106,12 +107,6 @@ def _label(model: type[CrfBase], field: str) -> str:
     return capfirst(model._meta.get_field(field).verbose_name)
 
 
-def _str(crf: CrfBase, extra: object = "") -> str:
-    # Unsaved probes (live preview) may have neither yet.
-    where = crf.visit if crf.visit_id else crf.patient if crf.patient_id else ""
-    return f"{crf._meta.verbose_name} {where}{extra}"
-
-
 # -- study 1 (NCT00479934) and shared forms -------------------------------------------------
 
 
@@ -124,7 +119,8 @@ class Sex(models.TextChoices):
 class Demographics(CrfBase):
     FORM_CODE = "demographics"
     REQUIRED_FIELDS = ("birth_year", "sex")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
+    SHOW_IF: ClassVar[Mapping[str, tuple[str, str]]] = {"childbearing_potential": ("sex", "F")}
+    DECIDES_CONDITIONS = True  # female_childbearing_potential
 
     # Year (and month) of birth only: the subject code is the only identifier stored.
     birth_year = _int(_("year of birth"), 1900, 2100)
@@ -148,22 +144,19 @@ class Demographics(CrfBase):
         verbose_name = _("demographics")
         verbose_name_plural = _("demographics")
         constraints = [
-            *_one_per_visit("demographics"),
-            _range("demographics", "birth_year", 1900, 2100),
-            _range("demographics", "birth_month", 1, 12),
-            _one_of("demographics", "sex", Sex.choices),
+            *_one_per_visit(),
+            _range("birth_year", 1900, 2100),
+            _range("birth_month", 1, 12),
+            _one_of("sex", Sex.choices),
             models.CheckConstraint(
                 condition=~Q(sex="M") | Q(childbearing_potential__isnull=True),
-                name="demographics_childbearing_potential_female_only",
+                name="%(class)s_childbearing_potential_female_only",
                 violation_error_message=_("Childbearing potential is recorded for women only."),
             ),
             models.CheckConstraint(
-                condition=Q(initials__regex=r"^[A-Za-z]{0,3}$"), name="demographics_initials_range"
+                condition=Q(initials__regex=r"^[A-Za-z]{0,3}$"), name="%(class)s_initials_range"
             ),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def clean(self) -> None:
         # On the field, where the constraint's message would be a form-wide error.
@@ -186,7 +179,7 @@ class Demographics(CrfBase):
 class Consent(CrfBase):
     FORM_CODE = "consent"
     REQUIRED_FIELDS = ("consent_date", "consent_version", "signed_by_investigator")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
+    RECORDS_CONSENT = True
 
     consent_date = models.DateField(
         _("date of consent"), null=True, blank=True, help_text=_("Date the patient signed.")
@@ -202,10 +195,27 @@ class Consent(CrfBase):
     class Meta:
         verbose_name = _("informed consent")
         verbose_name_plural = _("informed consents")
-        constraints = [*_one_per_visit("consent")]
+        constraints = [*_one_per_visit()]
 
-    def __str__(self) -> str:
-        return _str(self)
+    def context_problems(self) -> dict[str, str]:
+        if self.consent_date is None:
+            return {}
+        # A visit dated before the consent was recorded cannot be checked when it is dated:
+        # the consent then refuses a date after it.
+        earlier = (
+            self.patient.visits.filter(visit_date__lt=self.consent_date)
+            .order_by("visit_date", "sequence")
+            .first()
+        )
+        if earlier is None:
+            return {}
+        return {
+            "consent_date": _(
+                "Visit %(code)s took place on %(date)s, before this consent date: "
+                "nothing happens before consent."
+            )
+            % {"code": earlier.code, "date": earlier.visit_date.isoformat()}
+        }
 
     def patient_facts(self) -> dict[str, object]:
         return {"consent_date": self.consent_date}
@@ -235,7 +245,6 @@ class MedicalHistory(CrfBase):
         "chronic_hepatitis",
         "hiv_infection",
     )
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     ssc_type = models.CharField(
         _("type of scleroderma"), max_length=10, choices=SscType.choices, blank=True
@@ -283,20 +292,17 @@ class MedicalHistory(CrfBase):
         verbose_name = _("medical history")
         verbose_name_plural = _("medical histories")
         constraints = [
-            *_one_per_visit("medicalhistory"),
-            _one_of("medicalhistory", "ssc_type", SscType.choices),
-            _range("medicalhistory", "diagnosis_year", 1900, 2100),
+            *_one_per_visit(),
+            _one_of("ssc_type", SscType.choices),
+            _range("diagnosis_year", 1900, 2100),
             models.CheckConstraint(
                 condition=Q(
                     interfering_treatment_end_date__gte=models.F("interfering_treatment_start_date")
                 ),
-                name="medicalhistory_interfering_treatment_end_date_range",
+                name="%(class)s_interfering_treatment_end_date_range",
                 violation_error_message=_("The treatment cannot end before it started."),
             ),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def missing_fields(self) -> list[str]:
         missing = super().missing_fields()
@@ -308,9 +314,9 @@ class MedicalHistory(CrfBase):
 @pghistory.track()
 class Eligibility(CrfBase):
     FORM_CODE = "eligibility"
+    PROTOCOL_CHECKLIST = True
     # The criteria come from the protocol file, so completeness is in missing_fields().
     REQUIRED_FIELDS = ()
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     answers = models.JSONField(
         _("checklist answers"),
@@ -325,10 +331,7 @@ class Eligibility(CrfBase):
     class Meta:
         verbose_name = _("eligibility checklist")
         verbose_name_plural = _("eligibility checklists")
-        constraints = [*_one_per_visit("eligibility")]
-
-    def __str__(self) -> str:
-        return _str(self)
+        constraints = [*_one_per_visit()]
 
     def missing_fields(self) -> list[str]:
         """The protocol's criteria for the patient's group not answered yes or no, as
@@ -336,6 +339,26 @@ class Eligibility(CrfBase):
         criteria = self.protocol_version.protocol.eligibility_for(self.patient.group or None)
         answers = self.answers or {}
         return [f"answers.{c.id}" for c in criteria if not isinstance(answers.get(c.id), bool)]
+
+
+# Soft limits [D]: values a reviewer would query, which the investigator confirms.
+MRSS_DROP_WARNING = 0.5  # a fall of more than 50 % since the previous visit
+LVEF_LOW_WARNING_PCT = 30
+
+# The mRSS grid, top to bottom as on the paper form: area, right side, left side (the
+# midline areas have one score).
+MRSS_ROWS = (
+    (_("Face"), "face", None),
+    (_("Anterior chest"), "anterior_chest", None),
+    (_("Abdomen"), "abdomen", None),
+    (_("Fingers"), "fingers_r", "fingers_l"),
+    (_("Hand (dorsum)"), "hand_r", "hand_l"),
+    (_("Forearm"), "forearm_r", "forearm_l"),
+    (_("Upper arm"), "upper_arm_r", "upper_arm_l"),
+    (_("Thigh"), "thigh_r", "thigh_l"),
+    (_("Lower leg"), "lower_leg_r", "lower_leg_l"),
+    (_("Foot (dorsum)"), "foot_r", "foot_l"),
+)
 
 
 class MrssScore(models.IntegerChoices):
@@ -359,7 +382,10 @@ def _area(label) -> models.PositiveSmallIntegerField:
 class Mrss(CrfBase):
     FORM_CODE = "mrss"
     REQUIRED_FIELDS = ("exam_date", "assessor", *mrss.AREAS)
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("total",)
+    LIVE_TOTAL = ("total",)
+    AREA_GRID = AreaGrid(
+        rows=MRSS_ROWS, head=("exam_date", "assessor"), note="not_assessable_reason"
+    )
 
     exam_date = models.DateField(_("date of examination"), null=True, blank=True)
     assessor = models.CharField(
@@ -402,13 +428,10 @@ class Mrss(CrfBase):
         verbose_name = _("modified Rodnan skin score")
         verbose_name_plural = _("modified Rodnan skin scores")
         constraints = [
-            *_one_per_visit("mrss"),
-            *(_range("mrss", area, 0, 3) for area in mrss.AREAS),
-            _range("mrss", "total", 0, mrss.MAX_TOTAL),
+            *_one_per_visit(),
+            *(_range(area, 0, 3) for area in mrss.AREAS),
+            _range("total", 0, mrss.MAX_TOTAL),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def missing_fields(self) -> list[str]:
         missing = super().missing_fields()
@@ -417,9 +440,36 @@ class Mrss(CrfBase):
             missing = [name for name in missing if name not in mrss.AREAS]
         return missing
 
+    def score(self) -> mrss.MrssResult:
+        return mrss.score({area: getattr(self, area) for area in mrss.AREAS})
+
+    def soft_warnings(self) -> list[SoftWarning]:
+        if self.total is None:
+            return []
+        previous = (
+            Mrss.objects.filter(
+                patient=self.patient,
+                total__isnull=False,
+                visit__visit_date__lt=self.visit.visit_date,
+            )
+            .select_related("visit")
+            .order_by("-visit__visit_date")
+            .first()
+        )
+        if not (previous and previous.total):
+            return []
+        if (previous.total - self.total) / previous.total <= MRSS_DROP_WARNING:
+            return []
+        message = _("The mRSS falls from %(before)d at %(visit)s to %(now)d (more than 50 %%).") % {
+            "before": previous.total,
+            "visit": previous.visit.code,
+            "now": self.total,
+        }
+        return [SoftWarning("mrss_drop", message)]
+
     def compute_derived(self) -> None:
         try:
-            self.total = mrss.score({area: getattr(self, area) for area in mrss.AREAS}).total
+            self.total = self.score().total
         except ScoringInputError:
             # Only a value that bypassed the form gets here; the database check refuses
             # the row, so leave the score blank rather than fail before it does.
@@ -430,7 +480,6 @@ class Mrss(CrfBase):
 class Echocardiography(CrfBase):
     FORM_CODE = "echocardiography"
     REQUIRED_FIELDS = ("exam_date", "lvef_pct")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     exam_date = models.DateField(_("date of examination"), null=True, blank=True)
     lvef_pct = _int(
@@ -441,12 +490,18 @@ class Echocardiography(CrfBase):
         verbose_name = _("echocardiography")
         verbose_name_plural = _("echocardiographies")
         constraints = [
-            *_one_per_visit("echocardiography"),
-            _range("echocardiography", "lvef_pct", 10, 90),
+            *_one_per_visit(),
+            _range("lvef_pct", 10, 90),
         ]
 
-    def __str__(self) -> str:
-        return _str(self)
+    def soft_warnings(self) -> list[SoftWarning]:
+        if self.lvef_pct is None or self.lvef_pct >= LVEF_LOW_WARNING_PCT:
+            return []
+        message = _("LVEF %(value)s %% is under %(limit)d %%.") % {
+            "value": self.lvef_pct,
+            "limit": LVEF_LOW_WARNING_PCT,
+        }
+        return [SoftWarning("lvef_low", message)]
 
 
 # Analytes recorded with an upper normal limit, `<analyte>_uln` (studies.protocol.ULN_ANALYTES).
@@ -466,7 +521,6 @@ class SafetyLabs(CrfBase):
     # Which analytes a visit needs is the protocol's business (its checks and alerts name
     # them); hemoglobin is the one both studies need at every sample.
     REQUIRED_FIELDS = ("sample_date", "hemoglobin_g_dl")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     sample_date = models.DateField(_("date of sample"), null=True, blank=True)
     hemoglobin_g_dl = _measure(_("hemoglobin (g/dL)"), 4, 1)
@@ -485,13 +539,10 @@ class SafetyLabs(CrfBase):
         verbose_name = _("safety laboratory tests")
         verbose_name_plural = _("safety laboratory tests")
         constraints = [
-            *_one_per_visit("safetylabs"),
-            *(_range("safetylabs", name, 0) for name in LAB_ANALYTES),
-            *(_range("safetylabs", f"{name}_uln", MIN_ULN) for name in ULN_ANALYTES),
+            *_one_per_visit(),
+            *(_range(name, 0) for name in LAB_ANALYTES),
+            *(_range(f"{name}_uln", MIN_ULN) for name in ULN_ANALYTES),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def missing_fields(self) -> list[str]:
         # A value is judged against its ULN, so a value without one cannot be checked.
@@ -516,7 +567,6 @@ class TestResult(models.TextChoices):
 class PregnancyTest(CrfBase):
     FORM_CODE = "pregnancy_test"
     REQUIRED_FIELDS = ("test_date", "test_type", "result")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     test_date = models.DateField(
         _("date of test"),
@@ -533,20 +583,16 @@ class PregnancyTest(CrfBase):
         verbose_name = _("pregnancy test")
         verbose_name_plural = _("pregnancy tests")
         constraints = [
-            *_one_per_visit("pregnancytest"),
-            _one_of("pregnancytest", "test_type", TestType.choices),
-            _one_of("pregnancytest", "result", TestResult.choices),
+            *_one_per_visit(),
+            _one_of("test_type", TestType.choices),
+            _one_of("result", TestResult.choices),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
 
 @pghistory.track()
 class SkinBiopsy(CrfBase):
     FORM_CODE = "skin_biopsy"
     REQUIRED_FIELDS = ("biopsy_date", "body_site")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     biopsy_date = models.DateField(_("date of biopsy"), null=True, blank=True)
     body_site = models.CharField(
@@ -568,12 +614,9 @@ class SkinBiopsy(CrfBase):
         verbose_name = _("skin biopsy")
         verbose_name_plural = _("skin biopsies")
         constraints = [
-            *_one_per_visit("skinbiopsy"),
-            _range("skinbiopsy", "dermal_thickness_um", 1),
+            *_one_per_visit(),
+            _range("dermal_thickness_um", 1),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
 
 # The answer encodings are those ecrf.scoring.dlqi accepts, so answers go to it unchanged.
@@ -636,7 +679,8 @@ DLQI_QUESTIONS: Mapping[str, type[models.TextChoices]] = {
 class Dlqi(CrfBase):
     FORM_CODE = "dlqi"
     REQUIRED_FIELDS = ("q1", "q2", "q3", "q4", "q5", "q6", "q7a", "q8", "q9", "q10")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("total", "band")
+    SHOW_IF: ClassVar[Mapping[str, tuple[str, str]]] = {"q7b": ("q7a", "no")}
+    LIVE_TOTAL = ("total", "band")
 
     q1 = _dlqi(_("1. itchy, sore, painful or stinging skin"), DlqiAnswer.choices)
     q2 = _dlqi(_("2. embarrassed or self-conscious"), DlqiAnswer.choices)
@@ -670,19 +714,16 @@ class Dlqi(CrfBase):
         verbose_name = _("Dermatology Life Quality Index")
         verbose_name_plural = _("Dermatology Life Quality Indexes")
         constraints = [
-            *_one_per_visit("dlqi"),
-            *(_one_of("dlqi", field, answers.choices) for field, answers in DLQI_QUESTIONS.items()),
+            *_one_per_visit(),
+            *(_one_of(field, answers.choices) for field, answers in DLQI_QUESTIONS.items()),
             models.CheckConstraint(
                 condition=Q(q7b="") | Q(q7a=DlqiQ7a.NO),
-                name="dlqi_q7b_only_after_q7a_no",
+                name="%(class)s_q7b_only_after_q7a_no",
                 violation_error_message=_('Question 7b is answered only when 7a is "no".'),
             ),
-            _range("dlqi", "total", 0, 30),
-            _range("dlqi", "imputed_items", 0, dlqi.MAX_IMPUTED),
+            _range("total", 0, 30),
+            _range("imputed_items", 0, dlqi.MAX_IMPUTED),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     def clean(self) -> None:
         # Attached to the field, where the constraint's message would be a form-wide error.
@@ -695,10 +736,12 @@ class Dlqi(CrfBase):
             missing.append("q7b")
         return missing
 
+    def score(self) -> dlqi.DlqiResult:
+        return dlqi.score({field: getattr(self, field) or None for field in DLQI_QUESTIONS})
+
     def compute_derived(self) -> None:
-        answers = {field: getattr(self, field) or None for field in DLQI_QUESTIONS}
         try:
-            result = dlqi.score(answers)
+            result = self.score()
         except ScoringInputError:
             # Refused by clean() and the database checks; do not fail before they report.
             self.total, self.band, self.imputed_items = None, "", 0
@@ -744,7 +787,7 @@ class Haq(CrfBase):
 
     FORM_CODE = "haq"
     REQUIRED_FIELDS = (*haq.ITEMS, *haq.VAS_SCALES)
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("di", "di_without_aids")
+    LIVE_TOTAL = ("di", "di_without_aids")
 
     # Dressing and grooming
     dress = _haq_item(_("dress yourself, including tying shoelaces and doing buttons"))
@@ -835,21 +878,21 @@ class Haq(CrfBase):
         verbose_name = _("Health Assessment Questionnaire (with SHAQ)")
         verbose_name_plural = _("Health Assessment Questionnaires (with SHAQ)")
         constraints = [
-            *_one_per_visit("haq"),
-            *(_range("haq", item, 0, 3) for item in haq.ITEMS),
-            *(_range("haq", scale, 0, 100) for scale in haq.VAS_SCALES),
-            _range("haq", "di", 0, 3),
-            _range("haq", "di_without_aids", 0, 3),
+            *_one_per_visit(),
+            *(_range(item, 0, 3) for item in haq.ITEMS),
+            *(_range(scale, 0, 100) for scale in haq.VAS_SCALES),
+            _range("di", 0, 3),
+            _range("di_without_aids", 0, 3),
         ]
 
-    def __str__(self) -> str:
-        return _str(self)
-
-    def compute_derived(self) -> None:
+    def score(self) -> haq.HaqResult:
         answers = {key: getattr(self, key) for key in haq.KEYS}
         answers[haq.AID_OTHER] = self.aid_other or None
+        return haq.score(answers)
+
+    def compute_derived(self) -> None:
         try:
-            result = haq.score(answers)
+            result = self.score()
         except ScoringInputError:
             # Refused by the field validators and the database checks; let them report.
             self.di = self.di_without_aids = None
@@ -867,7 +910,6 @@ class Haq(CrfBase):
 class DrugDispensing(CrfBase):
     FORM_CODE = "drug_dispensing"
     REQUIRED_FIELDS = ("kit_number", "dispensing_date", "units_dispensed", "expected_units_per_day")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     kit_number = models.CharField(
         _("kit number"), max_length=32, blank=True, help_text=_("As printed on the kit.")
@@ -892,12 +934,12 @@ class DrugDispensing(CrfBase):
         verbose_name = _("drug dispensing")
         verbose_name_plural = _("drug dispensings")
         constraints = [
-            *_one_per_visit("drugdispensing"),
-            _range("drugdispensing", "expected_units_per_day", 1),
+            *_one_per_visit(),
+            _range("expected_units_per_day", 1),
         ]
 
-    def __str__(self) -> str:
-        return _str(self, f" kit {self.kit_number}" if self.kit_number else "")
+    def name_detail(self) -> str:
+        return f" kit {self.kit_number}" if self.kit_number else ""
 
     @classmethod
     def initial_values(cls, patient) -> dict:
@@ -973,7 +1015,6 @@ def compute_compliance_pct(
 class DrugAccountability(CrfBase):
     FORM_CODE = "drug_accountability"
     REQUIRED_FIELDS = ("kit_number", "accountability_date", "units_dispensed", "units_returned")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     kit_number = models.CharField(
         _("kit number"), max_length=32, blank=True, help_text=_("As printed on the kit.")
@@ -1005,24 +1046,22 @@ class DrugAccountability(CrfBase):
         verbose_name = _("drug accountability")
         verbose_name_plural = _("drug accountabilities")
         constraints = [
-            *_one_per_visit("drugaccountability"),
+            *_one_per_visit(),
             models.CheckConstraint(
                 condition=Q(units_returned__lte=models.F("units_dispensed")),
-                name="drugaccountability_units_returned_range",
+                name="%(class)s_units_returned_range",
                 violation_error_message=_("More units returned than dispensed."),
             ),
-            _range("drugaccountability", "compliance_pct", 0),
+            _range("compliance_pct", 0),
         ]
 
-    def __str__(self) -> str:
-        return _str(self, f" kit {self.kit_number}" if self.kit_number else "")
+    def name_detail(self) -> str:
+        return f" kit {self.kit_number}" if self.kit_number else ""
 
     def clean(self) -> None:
-        if (
-            self.units_returned is not None
-            and self.units_dispensed is not None
-            and self.units_returned > self.units_dispensed
-        ):
+        counts = (self.units_returned, self.units_dispensed)
+        # A count the field refused (clean_fields) is not compared: its own error says it.
+        if all(isinstance(n, int) for n in counts) and self.units_returned > self.units_dispensed:
             raise ValidationError(
                 {
                     "units_returned": _("At most the %(n)s units dispensed.")
@@ -1120,7 +1159,6 @@ class ClinicalCharacteristics(CrfBase):
         "pah_on_echo",
         "disease_duration_years",
     )
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     ssc_subset = models.CharField(
         _("SSc subset"),
@@ -1153,15 +1191,12 @@ class ClinicalCharacteristics(CrfBase):
         verbose_name = _("clinical characteristics")
         verbose_name_plural = _("clinical characteristics")
         constraints = [
-            *_one_per_visit("clinicalcharacteristics"),
-            _one_of("clinicalcharacteristics", "ssc_subset", SscSubset.choices),
-            _range("clinicalcharacteristics", "mrss_total", 0, 51),
-            _one_of("clinicalcharacteristics", "digital_ulcers", DigitalUlcers.choices),
-            _range("clinicalcharacteristics", "disease_duration_years", 0, 99),
+            *_one_per_visit(),
+            _one_of("ssc_subset", SscSubset.choices),
+            _range("mrss_total", 0, 51),
+            _one_of("digital_ulcers", DigitalUlcers.choices),
+            _range("disease_duration_years", 0, 99),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
 
 class SscStatus(models.TextChoices):
@@ -1175,7 +1210,7 @@ class SscClassification(CrfBase):
     FORM_CODE = "ssc_classification"
     # Every finding answered yes or no: "not recorded" would silently count as absent.
     REQUIRED_FIELDS = ssc2013.KEYS
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "classification")
+    LIVE_TOTAL = ("points", "classification")
 
     skin_thickening_proximal_mcp = _yes_no(
         _("skin thickening of the fingers of both hands extending proximal to the MCP joints"),
@@ -1215,12 +1250,9 @@ class SscClassification(CrfBase):
         verbose_name = _("ACR/EULAR 2013 classification of systemic sclerosis")
         verbose_name_plural = _("ACR/EULAR 2013 classifications of systemic sclerosis")
         constraints = [
-            *_one_per_visit("sscclassification"),
-            _range("sscclassification", "points", 0, ssc2013.MAX_POINTS),
+            *_one_per_visit(),
+            _range("points", 0, ssc2013.MAX_POINTS),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     @property
     def classified(self) -> bool | None:
@@ -1229,9 +1261,12 @@ class SscClassification(CrfBase):
             return None
         return self.classification == SscStatus.CLASSIFIED
 
+    def score(self) -> ssc2013.Ssc2013Result:
+        return ssc2013.score({key: getattr(self, key) for key in ssc2013.KEYS})
+
     def compute_derived(self) -> None:
         try:
-            result = ssc2013.score({key: getattr(self, key) for key in ssc2013.KEYS})
+            result = self.score()
         except ScoringInputError:
             # Only a non-boolean that bypassed the form; saving stores it as the database
             # casts it, and the next save scores it.
@@ -1252,7 +1287,7 @@ class SleStatus(models.TextChoices):
 class SleClassification(CrfBase):
     FORM_CODE = "sle_classification"
     REQUIRED_FIELDS = sle2019.KEYS
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ("points", "classification")
+    LIVE_TOTAL = ("points", "classification")
 
     ana_positive = _yes_no(
         _("ANA at a titre of at least 1:80 on HEp-2 cells (or equivalent), at least once"),
@@ -1298,12 +1333,9 @@ class SleClassification(CrfBase):
         verbose_name = _("EULAR/ACR 2019 classification of systemic lupus")
         verbose_name_plural = _("EULAR/ACR 2019 classifications of systemic lupus")
         constraints = [
-            *_one_per_visit("sleclassification"),
-            _range("sleclassification", "points", 0, sle2019.MAX_POINTS),
+            *_one_per_visit(),
+            _range("points", 0, sle2019.MAX_POINTS),
         ]
-
-    def __str__(self) -> str:
-        return _str(self)
 
     @property
     def classified(self) -> bool:
@@ -1314,9 +1346,12 @@ class SleClassification(CrfBase):
             return []  # without the entry criterion the other findings do not matter
         return super().missing_fields()
 
+    def score(self) -> sle2019.Sle2019Result:
+        return sle2019.score({key: getattr(self, key) for key in sle2019.KEYS})
+
     def compute_derived(self) -> None:
         try:
-            result = sle2019.score({key: getattr(self, key) for key in sle2019.KEYS})
+            result = self.score()
         except ScoringInputError:
             # As for the SSc criteria: only a non-boolean that bypassed the form.
             self.points, self.has_clinical, self.classification = None, None, ""
@@ -1330,7 +1365,6 @@ class SleClassification(CrfBase):
 class BloodSample(CrfBase):
     FORM_CODE = "blood_sample"
     REQUIRED_FIELDS = ("sample_date", "serum_aliquots", "pbmc_isolated")
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     sample_date = models.DateField(_("date of sample"), null=True, blank=True)
     serum_aliquots = models.PositiveSmallIntegerField(
@@ -1341,10 +1375,7 @@ class BloodSample(CrfBase):
     class Meta:
         verbose_name = _("blood sample")
         verbose_name_plural = _("blood samples")
-        constraints = [*_one_per_visit("bloodsample")]
-
-    def __str__(self) -> str:
-        return _str(self)
+        constraints = [*_one_per_visit()]
 
 
 class CultureCondition(models.TextChoices):
@@ -1376,18 +1407,18 @@ def _serum_donor() -> models.ForeignKey:
     )
 
 
-def _culture_constraints(model: str) -> list[models.BaseConstraint]:
+def _culture_constraints() -> list[models.BaseConstraint]:
     return [
-        *_one_per_visit(model, "condition"),
-        _one_of(model, "condition", CultureCondition.choices, blank=False),
+        *_one_per_visit("condition"),
+        _one_of("condition", CultureCondition.choices, blank=False),
         models.CheckConstraint(
             condition=Q(condition__in=SERUM_CONDITIONS) | Q(serum_donor__isnull=True),
-            name=f"{model}_serum_donor_hd_only",
+            name="%(class)s_serum_donor_hd_only",
             violation_error_message=_("A serum donor is named for healthy donor conditions only."),
         ),
         models.CheckConstraint(
             condition=~Q(serum_donor=models.F("patient")),
-            name=f"{model}_serum_donor_not_self",
+            name="%(class)s_serum_donor_not_self",
             violation_error_message=_("The serum donor is another participant."),
         ),
     ]
@@ -1469,6 +1500,9 @@ class _CultureRules:
 
     def duplicate_message(self) -> str:
         return self.DUPLICATE_MESSAGE % {"condition": self.get_condition_display()}
+
+    def name_detail(self) -> str:
+        return f" {self.condition}"
 
     def unique_error_message(self, model_class, unique_check):
         # The database's refusal of a second instance of a condition (two saves racing).
@@ -1577,7 +1611,6 @@ class MdmCytokines(_CultureRules, CrfBase):
     )
     # Analytes are complete with a value or "below LOD": see missing_fields().
     REQUIRED_FIELDS = ("condition",)
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     condition = _condition()
     serum_donor = _serum_donor()
@@ -1604,29 +1637,26 @@ class MdmCytokines(_CultureRules, CrfBase):
         verbose_name = _("MDM cytokines (ELISA)")
         verbose_name_plural = _("MDM cytokines (ELISA)")
         constraints = [
-            *_culture_constraints("mdmcytokines"),
-            _range("mdmcytokines", "ruxolitinib_nm", 0),
+            *_culture_constraints(),
+            _range("ruxolitinib_nm", 0),
             models.CheckConstraint(
                 condition=Q(condition__in=RUXOLITINIB_CONDITIONS) | Q(ruxolitinib_nm__isnull=True),
-                name="mdmcytokines_ruxolitinib_nm_treated_only",
+                name="%(class)s_ruxolitinib_nm_treated_only",
                 violation_error_message=_("A ruxolitinib concentration is for treated conditions."),
             ),
-            *(_range("mdmcytokines", f"{name}_pg_ml", 0) for name in CYTOKINES),
-            *(_range("mdmcytokines", f"{name}_lod_pg_ml", 0) for name in CYTOKINES),
+            *(_range(f"{name}_pg_ml", 0) for name in CYTOKINES),
+            *(_range(f"{name}_lod_pg_ml", 0) for name in CYTOKINES),
             # Below the LOD is a result of its own, never a 0 or a number.
             *(
                 models.CheckConstraint(
                     condition=Q(**{f"{name}_below_lod": False})
                     | Q(**{f"{name}_pg_ml__isnull": True}),
-                    name=f"mdmcytokines_{name}_below_lod",
+                    name=f"%(class)s_{name}_below_lod",
                     violation_error_message=_("A value below the LOD is ticked, not entered."),
                 )
                 for name in CYTOKINES
             ),
         ]
-
-    def __str__(self) -> str:
-        return _str(self, f" {self.condition}")
 
     def missing_fields(self) -> list[str]:
         missing = super().missing_fields() + _culture_missing(self)
@@ -1664,7 +1694,6 @@ class MdmFlow(_CultureRules, CrfBase):
         "condition",
         *(f"{marker}_{measure}" for marker in FLOW_MARKERS for measure in ("pos_pct", "mfi")),
     )
-    LIVE_TOTAL: ClassVar[tuple[str, ...]] = ()
 
     condition = _condition()
     serum_donor = _serum_donor()
@@ -1685,47 +1714,43 @@ class MdmFlow(_CultureRules, CrfBase):
         verbose_name = _("MDM flow cytometry")
         verbose_name_plural = _("MDM flow cytometry")
         constraints = [
-            *_culture_constraints("mdmflow"),
-            *(_range("mdmflow", f"{marker}_pos_pct", 0, 100) for marker in FLOW_MARKERS),
-            *(_range("mdmflow", f"{marker}_mfi", 0) for marker in FLOW_MARKERS),
+            *_culture_constraints(),
+            *(_range(f"{marker}_pos_pct", 0, 100) for marker in FLOW_MARKERS),
+            *(_range(f"{marker}_mfi", 0) for marker in FLOW_MARKERS),
         ]
-
-    def __str__(self) -> str:
-        return _str(self, f" {self.condition}")
 
     def missing_fields(self) -> list[str]:
         return super().missing_fields() + _culture_missing(self)
 
 
-# -- lookup by form code ---------------------------------------------------------------------
+# -- the registry: one model per form code ----------------------------------------------------
 
-# Built once from the classes: a constant, not a registry anyone can add to at run time.
+
+def _crf_models(base: type[CrfBase] = CrfBase) -> list[type[CrfBase]]:
+    """The concrete CRF models, in the order they are defined."""
+    found = []
+    for model in base.__subclasses__():
+        if not model._meta.abstract:
+            found.append(model)
+        found += _crf_models(model)
+    return found
+
+
+# Every CRF model, found from the classes: a new form is one model here and one line in a
+# protocol file. crfs/checks.py checks at startup that each code is one model's and that
+# the protocol files name no form without a model, nor a model no protocol uses.
+CRF_MODELS: tuple[type[CrfBase], ...] = tuple(_crf_models())
+# Built once: a constant, not a registry anyone can add to at run time.
 FORM_MODELS: Mapping[str, type[CrfBase]] = MappingProxyType(
-    {
-        model.FORM_CODE: model
-        for model in (
-            Demographics,
-            Consent,
-            MedicalHistory,
-            Eligibility,
-            Mrss,
-            Echocardiography,
-            SafetyLabs,
-            PregnancyTest,
-            SkinBiopsy,
-            Dlqi,
-            Haq,
-            DrugDispensing,
-            DrugAccountability,
-            ClinicalCharacteristics,
-            SscClassification,
-            SleClassification,
-            BloodSample,
-            MdmCytokines,
-            MdmFlow,
-        )
-    }
+    {model.FORM_CODE: model for model in CRF_MODELS}
 )
+
+for _model in CRF_MODELS:
+    for _field in _model._meta.concrete_fields:
+        if _field.choices:
+            # Django's "Value 4 is not a valid choice." names neither the field nor what it
+            # takes: the form's sentence, for whoever calls crf_save.
+            _field.error_messages["invalid_choice"] = choice_message(_field)
 
 
 def form_model(code: str) -> type[CrfBase]:

@@ -3,13 +3,14 @@
 `crf_save` is the only way form data are written. It checks that the form belongs to
 the visit under the patient's protocol version, that consent came first, that the
 visit has started; it refuses a save based on a stale version, asks for a reason for
-any change after the first save, holds back plausible-but-unusual values until the
+any change after the first save, runs the model's own rules on the answers (field
+validators, clean(), the score's input checks, hidden answers blanked: the same messages
+whoever calls it, the screens or not), holds back plausible-but-unusual values until the
 user confirms them, and records everything in the audit trail in one transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -20,9 +21,10 @@ from django.utils.translation import gettext as _
 from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
-from ecrf.core.reasons import reason_problem
-from ecrf.crfs.base import CrfBase
+from ecrf.core.reasons import change_reason_missing, reason_problem
+from ecrf.crfs.base import CrfBase, SoftWarning
 from ecrf.crfs.models import form_model
+from ecrf.crfs.signals import crf_saved
 from ecrf.patients.form_index import form_index_sync
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.services import patient_facts_record
@@ -33,19 +35,9 @@ from ecrf.patients.visits import (
     visit_refresh_status,
 )
 
-# Soft limits [D]: values a reviewer would query, which the investigator confirms.
-MRSS_DROP_WARNING = 0.5  # a fall of more than 50 % since the previous visit
-LVEF_LOW_WARNING_PCT = 30
-
 
 class FormNotInVisit(Exception):
     """The protocol does not call for this form at this visit (a crafted URL or POST)."""
-
-
-@dataclass(frozen=True)
-class SoftWarning:
-    code: str
-    message: str
 
 
 class WarningsPending(Exception):
@@ -64,16 +56,26 @@ def is_repeatable(visit: Visit, form_code: str) -> bool:
     return visit.patient.protocol_version.protocol.form(form_code).repeatable
 
 
-def crf_for_visit(*, visit: Visit, form_code: str, instance_id: int | None = None):
+def crf_for_visit(
+    *,
+    visit: Visit,
+    form_code: str,
+    instance_id: int | None = None,
+    forms: list[str] | None = None,
+    for_update: bool = False,
+):
     """The saved instance of a form at a visit, or None for a new one.
 
     A repeatable form (one per culture condition) is addressed by its id; an id that is
     not one of this visit's instances, like a form the visit does not take, raises
-    FormNotInVisit.
+    FormNotInVisit. `forms` is visit_forms(visit) when the caller has it already;
+    `for_update` locks the row until the end of the transaction.
     """
-    if form_code not in visit_forms(visit):
+    if form_code not in (visit_forms(visit) if forms is None else forms):
         raise FormNotInVisit(form_code)
     rows = form_model(form_code).objects.filter(visit=visit)
+    if for_update:
+        rows = rows.select_for_update()
     if is_repeatable(visit, form_code):
         if instance_id is None:
             return None
@@ -86,53 +88,7 @@ def crf_for_visit(*, visit: Visit, form_code: str, instance_id: int | None = Non
     return rows.first()
 
 
-def crf_warnings(instance) -> list[SoftWarning]:
-    """Plausible but unusual values that need the user's explicit confirmation."""
-    warnings = []
-    code = instance.FORM_CODE
-    if code == "mrss" and instance.total is not None:
-        previous = (
-            form_model("mrss")
-            .objects.filter(
-                patient=instance.patient,
-                total__isnull=False,
-                visit__visit_date__lt=instance.visit.visit_date,
-            )
-            .order_by("-visit__visit_date")
-            .first()
-        )
-        if (
-            previous
-            and previous.total
-            and (previous.total - instance.total) / previous.total > (MRSS_DROP_WARNING)
-        ):
-            warnings.append(
-                SoftWarning(
-                    "mrss_drop",
-                    _("The mRSS falls from %(before)d at %(visit)s to %(now)d (more than 50 %%).")
-                    % {
-                        "before": previous.total,
-                        "visit": previous.visit.code,
-                        "now": instance.total,
-                    },
-                )
-            )
-    if (
-        code == "echocardiography"
-        and instance.lvef_pct is not None
-        and instance.lvef_pct < LVEF_LOW_WARNING_PCT
-    ):
-        warnings.append(
-            SoftWarning(
-                "lvef_low",
-                _("LVEF %(value)s %% is under %(limit)d %%.")
-                % {"value": instance.lvef_pct, "limit": LVEF_LOW_WARNING_PCT},
-            )
-        )
-    return warnings
-
-
-def _date_problems(instance, patient: Patient, consented: date | None) -> dict[str, str]:
+def _date_problems(instance, consented: date | None) -> dict[str, str]:
     today = timezone.localdate()
     problems = {}
     for field in instance._meta.concrete_fields:
@@ -148,25 +104,13 @@ def _date_problems(instance, patient: Patient, consented: date | None) -> dict[s
         elif (
             consented
             and value < consented
-            and instance.FORM_CODE != "consent"
+            and not instance.RECORDS_CONSENT
             and field.name not in instance.HISTORY_DATES
         ):
             problems[field.name] = _(
                 "%(field)s is before the consent date (%(consent)s): "
                 "nothing happens before consent."
             ) % {"field": field.verbose_name, "consent": consented.isoformat()}
-    signed = getattr(instance, "consent_date", None) if instance.FORM_CODE == "consent" else None
-    if signed and "consent_date" not in problems:
-        # A visit dated before the consent was recorded cannot be checked when it is dated:
-        # the consent then refuses a date after it.
-        earlier = (
-            patient.visits.filter(visit_date__lt=signed).order_by("visit_date", "sequence").first()
-        )
-        if earlier:
-            problems["consent_date"] = _(
-                "Visit %(code)s took place on %(date)s, before this consent date: "
-                "nothing happens before consent."
-            ) % {"code": earlier.code, "date": earlier.visit_date.isoformat()}
     return problems
 
 
@@ -211,9 +155,18 @@ def crf_save(
     require(by, Action.CORRECT if expected_version else Action.ENTER, patient=visit.patient)
     reason = reason.strip()
     with transaction.atomic():
-        visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
+        # The visit and its patient are locked; the protocol version comes along, unlocked.
+        visit = (
+            Visit.objects.select_for_update(of=("self", "patient"))
+            .select_related("patient__protocol_version")
+            .get(pk=visit.pk)
+        )
         patient = visit.patient
-        if form_code not in visit_forms(visit):
+        # Read once for the whole save: which forms the visit takes under the conditions
+        # that hold (the protocol's "if female of childbearing potential").
+        conditions = conditions_met(patient)
+        forms = [f.form for f in patient_visit_forms(patient, visit.code, conditions)]
+        if form_code not in forms:
             raise FormNotInVisit(form_code)
         # The patient first: after withdrawal every open visit is closed, and "date the
         # visit first" would send the user the wrong way.
@@ -231,14 +184,19 @@ def crf_save(
             Visit.Status.COMPLETE,
         ):
             raise ValidationError(_("Date visit %s before entering its forms.") % visit.code)
+        model = form_model(form_code)
         consented = consent_date(patient)
-        if form_code != "consent" and consented is None:
+        if not model.RECORDS_CONSENT and consented is None:
             raise ValidationError(_("Record the signed consent before any other form."))
 
-        model = form_model(form_code)
-        instance = crf_for_visit(visit=visit, form_code=form_code, instance_id=instance_id)
-        if instance is not None:
-            instance = model.objects.select_for_update().get(pk=instance.pk)
+        if unknown := sorted(set(values) - set(model.answer_fields())):
+            # The patient, the status, a score...: set by the service or derived, never given.
+            raise ValidationError(
+                {NON_FIELD_ERRORS: _("Not fields of this form: %s.") % ", ".join(unknown)}
+            )
+        instance = crf_for_visit(
+            visit=visit, form_code=form_code, instance_id=instance_id, forms=forms, for_update=True
+        )
         if instance is None:
             if expected_version not in (None, 0):
                 raise StaleVersion(model._meta.verbose_name)
@@ -248,31 +206,38 @@ def crf_save(
                 protocol_version=patient.protocol_version,
                 entered_by=by,
             )
+        elif expected_version != instance.version:
+            raise StaleVersion(str(model._meta.verbose_name))
         else:
-            if expected_version != instance.version:
-                raise StaleVersion(str(model._meta.verbose_name))
+            instance.patient, instance.visit = patient, visit  # already read, and locked
+        values = instance.without_hidden_answers(values)
+        errors = {}
+        if instance.pk is not None:
             if all(getattr(instance, name) == value for name, value in values.items()):
                 # Saved again as shown: nothing to audit, no new version, no reason needed.
                 return instance
             if not reason:
-                raise ValidationError(
-                    {"reason": _("Give the reason for change: the form was already saved.")}
-                )
-            if problem := reason_problem(reason, label=_("Reason for change")):
-                raise ValidationError({"reason": problem})
+                errors["reason"] = [change_reason_missing()]
+            elif problem := reason_problem(reason, label=_("Reason for change")):
+                errors["reason"] = [problem]
             instance.version += 1
         for name, value in values.items():
             setattr(instance, name, value)
-        problems = {**instance.context_problems(), **_date_problems(instance, patient, consented)}
+        try:
+            instance.validate_answers()
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+        problems = {**instance.context_problems(), **_date_problems(instance, consented)}
         if problems:
             raise ValidationError(problems)
         instance.compute_derived()
-        pending = [w for w in crf_warnings(instance) if w.code not in confirmed]
+        warnings = instance.soft_warnings()
+        pending = [w for w in warnings if w.code not in confirmed]
         if pending:
             raise WarningsPending(pending)
-        instance.confirmed_warnings = [
-            {"code": w.code, "message": w.message} for w in crf_warnings(instance)
-        ]
+        instance.confirmed_warnings = [{"code": w.code, "message": w.message} for w in warnings]
         instance.status = (
             model.Status.IN_PROGRESS if instance.missing_fields() else model.Status.COMPLETE
         )
@@ -287,9 +252,13 @@ def crf_save(
                 raise error from None
             form_index_sync(instance)
             patient_facts_record(patient=patient, facts=instance.patient_facts())
-            if form_code == "safety_labs":
-                from ecrf.safety.services import lab_alerts_refresh
-
-                lab_alerts_refresh(labs=instance, by=by)
-            visit_refresh_status(visit=visit, by=by)
+            # Within the transaction and its audit context: what the other apps do about
+            # this form (a safety_labs form's lab alerts) commits or fails with it.
+            crf_saved.send(sender=model, instance=instance, by=by)
+            if model.DECIDES_CONDITIONS:
+                conditions = conditions_met(patient)  # this save may have changed them
+            required = [
+                f.form for f in patient_visit_forms(patient, visit.code, conditions) if f.required
+            ]
+            visit_refresh_status(visit=visit, by=by, required=required)
     return instance

@@ -23,7 +23,7 @@ from ecrf.accounts.access import studies_visible_to
 from ecrf.accounts.permissions import Action, actions_for, can
 from ecrf.core.errors import StaleVersion
 from ecrf.core.widgets import DateInput
-from ecrf.crfs.forms import EligibilityForm, crf_form_class
+from ecrf.crfs.forms import crf_form, crf_form_class
 from ecrf.crfs.missing import baseline_warning, missing_text
 from ecrf.crfs.models import (
     SERUM_CONDITIONS,
@@ -347,11 +347,8 @@ def _crf_form(request, visit: Visit, form_code: str, instance, warnings=()):
     patient = visit.patient
     data = request.POST if request.method == "POST" else None
     needs_reason = instance is not None
-    if form_code == "eligibility":
-        criteria = patient.protocol_version.protocol.eligibility_for(patient.group or None)
-        form = EligibilityForm(data, criteria=criteria, instance=instance)
-    else:
-        form = crf_form_class(form_model(form_code))(data, instance=instance)
+    model = form_model(form_code)
+    form = crf_form(model, data, instance=instance, patient=patient)
     if "condition" in form.fields:
         # Only the conditions of the participant's group (the protocol's laboratory
         # section), and a refusal that names them; a stored one stays shown to be corrected.
@@ -373,9 +370,8 @@ def _crf_form(request, visit: Visit, form_code: str, instance, warnings=()):
                 .order_by("subject_code")
             )
             field.error_messages["invalid_choice"] = serum_donor_message(patient).replace("%", "%%")
-    model = form_model(form_code)
-    if instance is None and data is None and hasattr(model, "initial_values"):
-        # The kit the patient was allocated (the number only, never the arm).
+    if instance is None and data is None:
+        # E.g. the kit the patient was allocated (the number only, never the arm).
         form.initial.update(model.initial_values(patient))
     form.setup_crf(form_code=form_code, needs_reason=needs_reason, warnings=warnings)
     if data is None:
@@ -469,7 +465,7 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
                 else ""
             ),
             "can_enter": can_enter,
-            "live_fields": getattr(model, "LIVE_TOTAL", ()),
+            "live_fields": model.LIVE_TOTAL,
             # The saved form's totals from the first view, not only after a change.
             "live_values": live_values(instance) if instance is not None else None,
             "preview_url": reverse(
@@ -508,7 +504,7 @@ def live_values(instance) -> list[tuple[str, object]]:
     """The derived values the live box shows: label and value, a choice by its label."""
     model = type(instance)
     values = []
-    for name in getattr(model, "LIVE_TOTAL", ()):
+    for name in model.LIVE_TOTAL:
         field = model._meta.get_field(name)
         value = getattr(instance, name)
         if field.choices:

@@ -242,7 +242,11 @@ def visit_record_date(
             problem = (
                 reason_problem(change_reason, label=_("Reason for change"))
                 if change_reason
-                else _("Give the reason for changing the date (it was %s).") % _fmt(previous_date)
+                else _(
+                    "Give the reason for changing the date (it was %s): every change to a "
+                    "dated visit is kept in the audit trail with its reason."
+                )
+                % _fmt(previous_date)
             )
             if problem:
                 errors["change_reason"] = [problem]
@@ -408,16 +412,19 @@ def incomplete_forms(visit: Visit) -> str:
     )
 
 
-def visit_refresh_status(*, visit: Visit, by) -> Visit:
-    """A dated visit is complete when every form it requires is complete (and back if not)."""
+def visit_refresh_status(*, visit: Visit, by, required: list[str] | None = None) -> Visit:
+    """A dated visit is complete when every form it requires is complete (and back if not).
+
+    `required` is visit_required_forms(visit) when the caller has it already.
+    """
     if visit.status not in (Visit.Status.IN_PROGRESS, Visit.Status.COMPLETE):
         return visit
+    if required is None:
+        required = visit_required_forms(visit)
     # One complete instance of each required form, or one per culture condition of the
     # group: read from the form index, one query whatever the number of forms.
     entries = visit_entries(visit)
-    complete = not any(
-        visit_lacks(visit.patient, code, entries) for code in visit_required_forms(visit)
-    )
+    complete = not any(visit_lacks(visit.patient, code, entries) for code in required)
     status = Visit.Status.COMPLETE if complete else Visit.Status.IN_PROGRESS
     if status != visit.status:
         with audited(by=by, reason="visit forms complete" if complete else "visit form reopened"):

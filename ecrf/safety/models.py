@@ -78,6 +78,8 @@ class AdverseEvent(models.Model):
     Action = Action
     Outcome = Outcome
 
+    # The protocol form this model implements (studies.protocol.form_codes).
+    FORM_CODE = "adverse_event"
     # scoring.md §6 [D]: "related" for reporting means possible or stronger.
     RELATED = frozenset({"possible", "probable", "definite"})
 

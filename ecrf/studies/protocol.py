@@ -31,6 +31,7 @@ Conventions the files rely on:
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -38,6 +39,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from django.apps import apps
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -50,32 +52,21 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-# The forms the code implements. A protocol picks among them; it cannot invent one,
-# because each form is a Django model with its own fields and rules.
-FORM_CODES = frozenset(
-    {
-        "demographics",
-        "consent",
-        "medical_history",
-        "eligibility",
-        "mrss",
-        "echocardiography",
-        "safety_labs",
-        "pregnancy_test",
-        "skin_biopsy",
-        "dlqi",
-        "haq",
-        "drug_dispensing",
-        "drug_accountability",
-        "clinical_characteristics",
-        "ssc_classification",
-        "sle_classification",
-        "blood_sample",
-        "mdm_cytokines",
-        "mdm_flow",
-        "adverse_event",
-    }
-)
+
+@functools.cache
+def form_codes() -> frozenset[str]:
+    """The forms the code implements: the codes the installed models declare (FORM_CODE).
+
+    A protocol picks among them; it cannot invent one, because each form is a Django model
+    with its own fields and rules. Read from Django's app registry, so that studies needs
+    none of the apps that implement forms (crfs, safety), which all come after it; a new
+    form is one model and one line in a protocol file (crfs checks both ways at startup).
+    """
+    return frozenset(
+        code for model in apps.get_models() if (code := getattr(model, "FORM_CODE", ""))
+    )
+
+
 # Forms that record whether a participant meets a classification (scoring.md §4, §5).
 CLASSIFICATION_FORMS = frozenset({"ssc_classification", "sle_classification"})
 # The measurements of the safety_labs form that checks and alerts may name.
@@ -168,8 +159,8 @@ def _known(code: str, known: frozenset[str] | set[str], noun: str) -> str:
 
 
 def _form_code(code: str) -> str:
-    if code not in FORM_CODES:
-        raise PydanticCustomError("unknown_form", _known(code, FORM_CODES, "form"))
+    if code not in form_codes():
+        raise PydanticCustomError("unknown_form", _known(code, form_codes(), "form"))
     return code
 
 
@@ -851,7 +842,7 @@ class Protocol(_Spec):
                 loc = ("eligibility", i, "checks", k)
                 self._check_groups(problems, loc, check.groups, within=criterion.groups)
                 for form in check.needed_forms():
-                    if form in FORM_CODES and form not in catalogue:
+                    if form in form_codes() and form not in catalogue:
                         problems.add(
                             loc,
                             f"rule {check.rule} reads the {form!r} form, "
@@ -865,8 +856,8 @@ class Protocol(_Spec):
                     )
                 if isinstance(check, NoEventWithin):
                     form = check.field.partition(".")[0]
-                    if form not in FORM_CODES:
-                        problems.add((*loc, "field"), _known(form, FORM_CODES, "form"))
+                    if form not in form_codes():
+                        problems.add((*loc, "field"), _known(form, form_codes(), "form"))
                 if isinstance(check, MrssTotalGt):
                     if check.visit not in {v.code for v in self.visits}:
                         problems.add((*loc, "visit"), f"unknown visit {check.visit!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pghistory.models
 import pytest
+from django.utils import translation
 
 from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import (
@@ -25,7 +26,7 @@ from ecrf.crfs.models import (
     form_model,
 )
 from ecrf.scoring import dlqi, haq, mrss, sle2019, ssc2013
-from ecrf.studies.protocol import FORM_CODES, LAB_ANALYTES, ULN_ANALYTES
+from ecrf.studies.protocol import LAB_ANALYTES, ULN_ANALYTES, form_codes
 
 
 def field_names(model) -> set[str]:
@@ -33,7 +34,7 @@ def field_names(model) -> set[str]:
 
 
 def test_every_protocol_form_but_the_adverse_event_log_has_a_model():
-    assert set(FORM_MODELS) == FORM_CODES - {"adverse_event"}
+    assert set(FORM_MODELS) == form_codes() - {"adverse_event"}
     for code, model in FORM_MODELS.items():
         assert issubclass(model, CrfBase)
         assert code == model.FORM_CODE
@@ -209,3 +210,21 @@ def test_cytokines_below_the_limit_of_detection_need_the_limit(world, make):
     assert form.missing_fields() == ["ruxolitinib_nm", "il6_lod_pg_ml"]
     form.ruxolitinib_nm, form.il6_lod_pg_ml = 100, 3
     assert form.missing_fields() == []
+
+
+@pytest.mark.parametrize("model", FORM_MODELS.values(), ids=FORM_MODELS.keys())
+def test_constraint_names_start_with_the_model_name(model):
+    # Written "%(class)s_<field>_<rule>"; crf_save reads the field back from the name.
+    prefix = f"{model._meta.model_name}_"
+    assert all(c.name.startswith(prefix) for c in model._meta.constraints)
+    assert f"{prefix}visit_required" in {c.name for c in model._meta.constraints}
+
+
+@pytest.mark.django_db
+@translation.override("en")
+def test_a_form_is_named_by_its_label_visit_and_what_tells_it_apart(world, make, visit):
+    assert str(make(Mrss)) == f"modified Rodnan skin score {visit}"
+    assert str(make(DrugDispensing, kit_number="K-0042")) == f"drug dispensing {visit} kit K-0042"
+    assert str(Mrss()) == "modified Rodnan skin score "
+    culture = MdmFlow(patient=world.ren_patients[1], condition="untreated")
+    assert str(culture) == f"MDM flow cytometry {world.ren_patients[1]} untreated"

@@ -11,6 +11,8 @@ import pghistory.models
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import translation
+from django.utils.formats import date_format
 
 from ecrf.core.reasons import MIN_REASON_LENGTH, reason_problem
 from ecrf.crfs.models import Dlqi
@@ -165,7 +167,12 @@ def test_a_date_change_needs_a_reason_kept_in_the_audit_trail(client, world, enr
 
     day = M1_TARGET + timedelta(days=2)
     errors = errors_of(date_visit(client, enrolled, "M1", day))
-    assert "reason for changing the date" in errors["change_reason"]
+    with translation.override("en"):
+        was = date_format(M1_TARGET, "SHORT_DATE_FORMAT")
+    assert errors["change_reason"] == (
+        f"Give the reason for changing the date (it was {was}): every change to a dated "
+        "visit is kept in the audit trail with its reason."
+    )
     errors = errors_of(date_visit(client, enrolled, "M1", day, change_reason="typo"))
     assert errors["change_reason"] == (
         f"Reason for change: give at least {MIN_REASON_LENGTH} characters."

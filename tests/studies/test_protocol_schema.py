@@ -14,7 +14,7 @@ import pydantic
 import pytest
 import yaml
 
-from ecrf.studies.protocol import FORM_CODES, Protocol, ProtocolError, read_protocol
+from ecrf.studies.protocol import Protocol, ProtocolError, form_codes, read_protocol
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "ecrf" / "studies" / "protocols"
 RCT, COHORT = "NCT00479934", "NCT04206644"
@@ -226,7 +226,7 @@ def test_unknown_form_is_refused_with_its_place(broken):
 
     assert problems == [
         "bad.yaml: visits[1].forms[0].form: unknown form 'mrsss', did you mean 'mrss'? "
-        f"(known: {', '.join(sorted(FORM_CODES))})"
+        f"(known: {', '.join(sorted(form_codes()))})"
     ]
 
 
