@@ -9,8 +9,8 @@ Derived values (scores, compliance) are computed in `compute_derived()` from
 What makes a form different from the others is declared on its model, so that a new
 form is one model and one line in the protocol file: the class attributes below (live
 totals, hidden answers, a grid layout...) and the methods a model overrides
-(soft_warnings(), context_problems(), patient_facts(), index_entry()...). The service, the form and the
-views read them; none of them tests a form code.
+(soft_warnings(), context_problems(), patient_facts(), index_entry()...). The service,
+the form and the views read them; none of them tests a form code.
 """
 
 from __future__ import annotations

@@ -93,6 +93,7 @@ STEPS = {
     "visits_close_remaining": "patient_end, patient_screen_fail, a fatal adverse event",
     "lab_alerts_refresh": "crf_save of the safety_labs form",
     "patient_record_death": "ae_create and ae_update of a fatal adverse event",
+    "safety_labs_saved": "crf_save of the safety_labs form, through the crf_saved signal",
     "audited": "the audit context every service opens, not a write itself",
     # Not a site's data: the operator loads a protocol file from the command line.
     "load_protocol": "manage.py load_protocol, the study's configuration",
