@@ -9,13 +9,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import override_settings
 
 from ecrf.accounts.access import Role
@@ -78,22 +81,103 @@ def _parse_cached(data: bytes, *, source: str):
     return _parse_once(data, source)
 
 
+SEED_PROTOCOLS = (PROTOCOLS / "NCT00479934.yaml", PROTOCOLS / "NCT04206644.yaml")
+SEED_CODES = ("NCT00479934", "NCT04206644")
+
+# The seed protocols' rows are written once for the session, committed, not in each test:
+# every test then starts on a database holding both studies, as after `load_protocol` on
+# a fresh deployment. A transactional test flushes the database when it ends; the next
+# test finds the rows missing and writes them again (`pytest_runtest_setup` below).
+_seed = {"blocker": None, "tables": (), "real_clock": False}
+
+
+def _write_seed_protocols(*, real_clock: bool) -> None:
+    """Both seed protocols, loaded from their files as in production, committed.
+
+    On the tests' clock, a minute before every test starts (as if loaded just before);
+    for the real-worker tests, on the real clock, theirs.
+    """
+    travel = time_machine.travel(NOW_UTC - timedelta(minutes=1), tick=True)
+    with (
+        contextlib.nullcontext() if real_clock else travel,
+        mock.patch.object(loader, "parse_protocol", _parse_cached),
+    ):
+        for path in SEED_PROTOCOLS:
+            load_protocol(path)
+    _seed["real_clock"] = real_clock
+
+
+def _seed_protocols_present() -> bool:
+    return Study.objects.filter(code__in=SEED_CODES).count() == len(SEED_CODES)
+
+
+def _truncate_seed_tables() -> None:
+    """Empty the tables the seed protocols wrote to (studies, sites, versions, their audit
+    events and contexts). Inside a test's transaction this is rolled back with it."""
+    quoted = ", ".join(connection.ops.quote_name(table) for table in _seed["tables"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {quoted} CASCADE")
+
+
+def _row_counts() -> dict[str, int]:
+    with connection.cursor() as cursor:
+        counts = {}
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f"SELECT count(*) FROM {connection.ops.quote_name(table)}")
+            counts[table] = cursor.fetchone()[0]
+        return counts
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The default test database, then both seed protocols in it, once for the session."""
+    with django_db_blocker.unblock():
+        before = _row_counts()
+        _write_seed_protocols(real_clock=False)
+        after = _row_counts()
+    _seed["tables"] = tuple(sorted(t for t, n in after.items() if n != before.get(t, 0)))
+    _seed["blocker"] = django_db_blocker
+    yield
+    _seed["blocker"] = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before each test, once the test database exists: the seed protocols are there (a
+    transactional test before this one flushed them), on the clock this test runs on."""
+    blocker = _seed["blocker"]
+    uses_db = item.get_closest_marker("django_db") or "_django_db_helper" in getattr(
+        item, "fixturenames", ()
+    )
+    if blocker is None or not uses_db:
+        return
+    real_clock = item.get_closest_marker("worker") is not None
+    with blocker.unblock():
+        present = _seed_protocols_present()
+        if present and _seed["real_clock"] == real_clock:
+            return
+        if present:
+            # A real-worker test is transactional: its flush will empty these tables anyway.
+            _truncate_seed_tables()
+        _write_seed_protocols(real_clock=real_clock)
+
+
 @pytest.fixture
 def studies(db):
-    """Both seed protocols, loaded from their files as in production.
-
-    Each file is read and validated once per session, not once per test (the YAML and
-    pydantic validation are the same every time); its rows are written per test, inside
-    the test's transaction, by the loader itself, so transactional tests, which flush the
-    database, get them too.
-    """
-    with mock.patch.object(loader, "parse_protocol", _parse_cached):
-        load_protocol(PROTOCOLS / "NCT00479934.yaml")
-        load_protocol(PROTOCOLS / "NCT04206644.yaml")
+    """Both seed protocols' studies: their rows are loaded once per session (see
+    `django_db_setup` above), their files read and validated once per session too."""
     return {
         "rct": Study.objects.get(code="NCT00479934"),
         "cohort": Study.objects.get(code="NCT04206644"),
     }
+
+
+@pytest.fixture
+def no_protocols(db):
+    """A database without the seed protocols, for the tests of loading them: their rows are
+    removed inside the test's transaction, so they are back for the next test."""
+    _truncate_seed_tables()
+    assert not Study.objects.exists()
 
 
 @dataclass

@@ -126,6 +126,7 @@ def test_empty_french_label_is_refused_with_its_place(tmp_path):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("no_protocols")
 def test_translations_update_the_loaded_version_in_place_and_audited(tmp_path):
     before = load_protocol(write(tmp_path, untranslated(shipped()))).protocol_version
     patient = PatientFactory(study=before.study, site=before.study.sites.get(code="BXP"))
@@ -147,6 +148,7 @@ def test_translations_update_the_loaded_version_in_place_and_audited(tmp_path):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("no_protocols")
 def test_a_changed_english_label_under_the_same_version_is_still_refused(tmp_path):
     load_protocol(RCT_FILE)
     data = shipped()

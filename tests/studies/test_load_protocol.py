@@ -16,7 +16,8 @@ from ecrf.studies.models import ProtocolVersion, Site, Study, StudySite
 from ecrf.studies.protocol import ProtocolError, read_protocol
 from tests.factories import PatientFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# On an empty database: the session's seed protocols are removed for each test (rolled back).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_protocols")]
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "ecrf" / "studies" / "protocols"
 RCT_FILE = PROTOCOLS / "NCT00479934.yaml"
