@@ -9,18 +9,19 @@ inclusion tag: this app never imports safety.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from ecrf.accounts.access import can_see_allocation, studies_visible_to
+from ecrf.accounts.access import can_see_allocation
 from ecrf.accounts.permissions import Action, actions_for
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.selectors import mrss_series
 from ecrf.patients.casebook import casebook
 from ecrf.patients.forms import EndOfStudyForm, EnrolForm, ScreenFailForm
 from ecrf.patients.models import Allocation, Patient
+from ecrf.patients.selectors import patient_for, study_for
 from ecrf.patients.unblinding import is_unblinded
 from ecrf.patients.views import patient_action
 
@@ -28,12 +29,8 @@ from ecrf.patients.views import patient_action
 @login_required
 def patient_detail(request, study_code: str, subject_code: str):
     """The casebook: visits × forms with status and windows, deviations, the mRSS chart."""
-    study = get_object_or_404(studies_visible_to(request.user), code=study_code)
-    patient = get_object_or_404(
-        Patient.objects.visible_to(request.user).select_related("site", "protocol_version"),
-        study=study,
-        subject_code=subject_code,
-    )
+    study = study_for(request.user, study_code)
+    patient = patient_for(request.user, study, subject_code)
     protocol = patient.protocol_version.protocol
     actions = actions_for(request.user, patient=patient)
     allocation = None

@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -17,6 +17,7 @@ from ecrf.patients.filters import PatientFilter
 from ecrf.patients.forms import EndOfStudyForm, PatientCreateForm
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.randomisation import can_manage_allocation_lists
+from ecrf.patients.selectors import patient_for, study_for
 from ecrf.patients.services import patient_create as create_patient
 from ecrf.patients.services import patient_end
 from ecrf.patients.visits import visit_add_unscheduled, with_next_visit
@@ -49,18 +50,6 @@ def study_chooser(request):
     return render(request, "studies/chooser.html", {"rows": rows})
 
 
-def _study(request, study_code: str) -> Study:
-    return get_object_or_404(studies_visible_to(request.user), code=study_code)
-
-
-def _patient(request, study: Study, subject_code: str) -> Patient:
-    return get_object_or_404(
-        Patient.objects.visible_to(request.user).select_related("site", "protocol_version"),
-        study=study,
-        subject_code=subject_code,
-    )
-
-
 def _staff_sites(user, study: Study):
     """Sites where the user may screen patients in this study."""
     return Site.objects.filter(
@@ -72,7 +61,7 @@ def _staff_sites(user, study: Study):
 
 @login_required
 def patient_list(request, study_code: str):
-    study = _study(request, study_code)
+    study = study_for(request.user, study_code)
     sites = Site.objects.filter(
         study_sites__in=study_sites_visible_to(request.user).filter(study=study)
     )
@@ -103,7 +92,7 @@ def patient_list(request, study_code: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def patient_create(request, study_code: str):
-    study = _study(request, study_code)
+    study = study_for(request.user, study_code)
     sites = _staff_sites(request.user, study)
     if not sites.exists():
         raise PermissionDenied
@@ -135,8 +124,8 @@ def patient_action(request, study_code, subject_code, form_class, action, succes
 
     Also runs the enrolment and screen failure of `ecrf.crfs.views_patient`.
     """
-    study = _study(request, study_code)
-    patient = _patient(request, study, subject_code)
+    study = study_for(request.user, study_code)
+    patient = patient_for(request.user, study, subject_code)
     if not can(request.user, Action.ENROL, patient=patient):
         raise PermissionDenied
     form = form_class(request.POST)
@@ -171,8 +160,8 @@ def patient_end_view(request, study_code: str, subject_code: str):
 @login_required
 @require_POST
 def visit_add_unscheduled_view(request, study_code: str, subject_code: str):
-    study = _study(request, study_code)
-    patient = _patient(request, study, subject_code)
+    study = study_for(request.user, study_code)
+    patient = patient_for(request.user, study, subject_code)
     if not can(request.user, Action.ENTER, patient=patient):
         raise PermissionDenied
     try:
@@ -187,7 +176,7 @@ def visit_add_unscheduled_view(request, study_code: str, subject_code: str):
 @login_required
 def upcoming_visits(request, study_code: str):
     """Visits due soon or overdue at the user's sites, most urgent first."""
-    study = _study(request, study_code)
+    study = study_for(request.user, study_code)
     today = timezone.localdate()
     visits = (
         Visit.objects.visible_to(request.user)
