@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "ecrf.crfs",
     "ecrf.safety",
     "ecrf.review",
+    "ecrf.reminders",
     "ecrf.notifications",
     "ecrf.audit",
     "ecrf.demo",
@@ -197,7 +198,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
+# A static schedule, in the code: every deployment runs the same sweeps, reviewed with the
+# code, and no table can drift from it (django-celery-beat would put it in the database for
+# runtime edits nobody needs: the hour reminders go out is the protocol file's `send_at`).
 CELERY_BEAT_SCHEDULE = {
+    "sweep-reminders": {
+        "task": "ecrf.reminders.tasks.sweep_reminders",
+        "schedule": env_int("REMINDER_SWEEP_SECONDS", 15 * 60),
+    },
     "retry-pending-notifications": {
         "task": "ecrf.notifications.tasks.send_pending_emails",
         "schedule": 60.0,
@@ -227,6 +235,8 @@ else:
     _mail_options = {}
 MAILERS = {"default": {"BACKEND": EMAIL_BACKEND_PATH, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ecrf@localhost")
+# The address people reach the site at: the links in emails start with it.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 # --- Security headers --------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -4,6 +4,7 @@ from django.urls import include, path
 from ecrf.crfs import urls_patient
 from ecrf.patients import urls as patients_urls
 from ecrf.patients.views import study_chooser
+from ecrf.reminders import urls as reminders_urls
 from ecrf.review import urls as review_urls
 
 # URL names stay where the templates know them, and each view lives in the lowest app that
@@ -11,9 +12,14 @@ from ecrf.review import urls as review_urls
 # counts patients, so the patients app serves `studies:chooser`; the patient page,
 # enrolment and screen failure read the forms, so the crfs app serves those `patients:` URLs.
 studies_urls = ([path("", study_chooser, name="chooser")], "studies")
-# The patient's audit trail names every app's rows: the review app serves `patients:audit`.
+# The patient's audit trail names every app's rows: the review app serves `patients:audit`;
+# the upcoming visits show their reminders: the reminders app serves `patients:upcoming`
+# (first: "upcoming/" is not a subject code).
 patient_urls = (
-    patients_urls.urlpatterns + urls_patient.urlpatterns + review_urls.urlpatterns,
+    reminders_urls.patient_urlpatterns
+    + patients_urls.urlpatterns
+    + urls_patient.urlpatterns
+    + review_urls.urlpatterns,
     patients_urls.app_name,
 )
 
@@ -24,6 +30,7 @@ urlpatterns = [
     path("studies/<str:study_code>/patients/", include(patient_urls)),
     path("studies/<str:study_code>/patients/", include("ecrf.crfs.urls")),
     path("studies/<str:study_code>/", include("ecrf.safety.urls")),
+    path("", include("ecrf.reminders.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

@@ -1,6 +1,7 @@
 """The apps depend on each other one way only (DESIGN.md, "The direction of dependencies").
 
-    scoring <- studies <- accounts <- patients <- crfs <- safety <- (review, exports, api) <- demo
+    scoring <- studies <- accounts <- patients <- crfs <- safety <- (review, exports, api)
+        <- reminders <- demo
 
 with audit, notifications, core and formats as leaves that any app may use. Every name an
 app's Python files give of another app counts, wherever it is written: imports at module
@@ -27,6 +28,8 @@ LAYERS = [
     {"crfs"},
     {"safety"},
     {"review", "exports", "api"},
+    # Reminders read every app's deadlines, the review's open queries included.
+    {"reminders"},
     {"demo"},
 ]
 RANK = {app: rank for rank, layer in enumerate(LAYERS) for app in layer}

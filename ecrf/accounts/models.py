@@ -29,9 +29,25 @@ def account_id(user) -> int | None:
     return user.pk
 
 
+class Language(models.TextChoices):
+    # Each in its own language: the reader picks the one they read.
+    FRENCH = "fr", "Français"
+    ENGLISH = "en", "English"
+
+
 @pghistory.track(exclude=["password", "last_login"])
 class User(AbstractUser):
     """A person's own account (never shared). Roles come from memberships."""
+
+    language = models.CharField(
+        _("language"),
+        max_length=5,
+        choices=Language.choices,
+        default=Language.FRENCH,
+        help_text=_(
+            "The language of the emails you receive; saving it also switches your screens."
+        ),
+    )
 
     class Meta:
         verbose_name = _("user")

@@ -38,6 +38,8 @@ class Action(models.TextChoices):
     SUBMIT_SAE = "submit_sae", gettext_lazy("submit SAE reports")
     ACKNOWLEDGE_SAE = "acknowledge_sae", gettext_lazy("acknowledge SAE reports for the sponsor")
     MANAGE_ALLOCATION_LISTS = "manage_allocation_lists", gettext_lazy("manage allocation lists")
+    RECEIVE_REMINDERS = "receive_reminders", gettext_lazy("receive the site's visit reminders")
+    READ_REMINDER_LOG = "read_reminder_log", gettext_lazy("read the reminders sent")
     # Review and export: declared now, enforced by the services that will come.
     RAISE_QUERY = "raise_query", gettext_lazy("raise queries")
     ANSWER_QUERY = "answer_query", gettext_lazy("answer queries")
@@ -80,6 +82,8 @@ _TABLE = {
     Action.SUBMIT_SAE:               (X,           o,           o,       o,            o),
     Action.ACKNOWLEDGE_SAE:          (o,           o,           o,       X,            X),
     Action.MANAGE_ALLOCATION_LISTS:  (o,           o,           o,       X,            X),
+    Action.RECEIVE_REMINDERS:        (X,           X,           o,       o,            o),
+    Action.READ_REMINDER_LOG:        (o,           o,           o,       X,            X),
     Action.RAISE_QUERY:              (o,           o,           X,       X,            o),
     Action.ANSWER_QUERY:             (X,           X,           o,       o,            o),
     Action.CLOSE_QUERY:              (o,           o,           X,       X,            o),

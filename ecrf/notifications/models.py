@@ -18,6 +18,8 @@ class OutboundEmail(models.Model):
         SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+        # Withdrawn before a worker claimed it (a reminder whose visit took place meanwhile).
+        CANCELLED = "cancelled", _("Cancelled")
 
     dedupe_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=50)

@@ -34,7 +34,21 @@ def email_queue(
     return email
 
 
-def _dispatch(task, email_id: int) -> None:
+# Emails handed to one task: a sweep of thousands of reminders is a few broker messages.
+DISPATCH_BATCH = 50
+
+
+def emails_dispatch_on_commit(email_ids: Sequence[int]) -> None:
+    """Send these recorded emails once the transaction commits, a batch per task."""
+    from ecrf.notifications.tasks import send_emails
+
+    ids = list(email_ids)
+    for start in range(0, len(ids), DISPATCH_BATCH):
+        batch = ids[start : start + DISPATCH_BATCH]
+        transaction.on_commit(lambda batch=batch: _dispatch(send_emails, batch))
+
+
+def _dispatch(task, email_id) -> None:
     """Hand the email to the broker. The write it belongs to is committed by now: a broker
     that is down must not turn it into an error page. The row stays pending and the beat
     task `send_pending_emails` queues it again."""

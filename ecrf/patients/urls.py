@@ -3,13 +3,12 @@ from django.urls import path
 from ecrf.patients import views, views_randomisation
 
 # The patient page, enrolment and screen failure (they read the forms) are the crfs app's,
-# added to this namespace in ecrf/urls.py.
+# added to this namespace in ecrf/urls.py, as are the upcoming visits (the reminders app's).
 app_name = "patients"
 patient = "<str:subject_code>/"
 urlpatterns = [
     path("", views.patient_list, name="list"),
     path("new/", views.patient_create, name="create"),
-    path("upcoming/", views.upcoming_visits, name="upcoming"),
     path("allocation-lists/", views_randomisation.allocation_lists, name="allocation_lists"),
     path(
         "allocation-lists/<int:list_id>/",

@@ -1,31 +1,23 @@
-from datetime import timedelta
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ecrf.accounts.access import scope, studies_visible_to, study_sites_visible_to
 from ecrf.accounts.permissions import Action, can, roles_allowed
-from ecrf.patients.casebook import visit_timing
 from ecrf.patients.filters import PatientFilter
 from ecrf.patients.forms import EndOfStudyForm, PatientCreateForm
-from ecrf.patients.models import Patient, Visit
+from ecrf.patients.models import Patient
 from ecrf.patients.randomisation import can_manage_allocation_lists
 from ecrf.patients.selectors import patient_for, study_for
 from ecrf.patients.services import patient_create as create_patient
 from ecrf.patients.services import patient_end
 from ecrf.patients.visits import visit_add_unscheduled, with_next_visit
 from ecrf.studies.models import Site, Study
-
-UPCOMING_DAYS = 14
-# Most urgent first: a site with hundreds of visits due reads them a page at a time.
-UPCOMING_PAGE_SIZE = 50
 
 PAGE_SIZE = 25
 
@@ -171,37 +163,3 @@ def visit_add_unscheduled_view(request, study_code: str, subject_code: str):
             messages.error(request, message)
         return redirect("patients:detail", study.code, patient.subject_code)
     return redirect("crfs:visit", study.code, patient.subject_code, visit.code, visit.repeat)
-
-
-@login_required
-def upcoming_visits(request, study_code: str):
-    """Visits due soon or overdue at the user's sites, most urgent first."""
-    study = study_for(request.user, study_code)
-    today = timezone.localdate()
-    visits = (
-        Visit.objects.visible_to(request.user)
-        .filter(
-            patient__study=study,
-            patient__status=Patient.Status.ENROLLED,
-            status__in=[Visit.Status.PLANNED, Visit.Status.IN_PROGRESS],
-            earliest_date__isnull=False,
-            earliest_date__lte=today + timedelta(days=UPCOMING_DAYS),
-        )
-        .select_related("patient__site")
-        .order_by("latest_date", "patient__subject_code", "pk")
-    )
-    page = Paginator(visits, UPCOMING_PAGE_SIZE).get_page(request.GET.get("page"))
-    # (visit, days left in its window or None, days its data entry has been pending or None)
-    rows = [(visit, *visit_timing(visit, today)) for visit in page]
-    return render(
-        request,
-        "patients/upcoming.html",
-        {
-            "study": study,
-            "rows": rows,
-            "page": page,
-            "query": "",
-            "today": today,
-            "horizon": UPCOMING_DAYS,
-        },
-    )

@@ -25,7 +25,12 @@ PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
 class LoadResult:
     protocol_version: ProtocolVersion
     created: bool
-    translated: bool = False  # a loaded version given new or changed translations only
+    # A loaded version given new translations or reminder settings in place (see below).
+    updated: tuple[str, ...] = ()
+
+    @property
+    def translated(self) -> bool:
+        return "translations" in self.updated
 
 
 def protocol_files() -> list[Path]:
@@ -43,6 +48,8 @@ def load_protocol(path: Path | str, *, by=None) -> LoadResult:
     A file whose only changes are translations (`label_fr`, `name_fr`, `text_fr`) updates
     the loaded version in place, audited: the English wording, the protocol's own, is
     unchanged, and patients screened under that version read their screens in French too.
+    The `reminders:` section is updated in place the same way: it says when the sites'
+    staff are told, not what the protocol collects.
     """
     source = display_name(path)
     try:
@@ -58,11 +65,13 @@ def load_protocol(path: Path | str, *, by=None) -> LoadResult:
         if study is not None:
             loaded = _already_loaded(study, protocol, sha256, definition, source)
             if loaded is not None:
-                if _translations_differ(loaded.definition, definition):
-                    with audited(by=by, reason=f"translations of {source} v{protocol.version}"):
+                changed = _in_place_changes(loaded.definition, definition)
+                if changed:
+                    reason = f"{' and '.join(changed)} of {source} v{protocol.version}"
+                    with audited(by=by, reason=reason):
                         loaded.definition, loaded.sha256 = definition, sha256
                         loaded.save(update_fields=["definition", "sha256"])
-                    return LoadResult(loaded, created=False, translated=True)
+                    return LoadResult(loaded, created=False, updated=tuple(changed))
                 return LoadResult(loaded, created=False)
         with audited(by=by, reason=f"load protocol {source} v{protocol.version}"):
             study = _save_study(study, protocol)
@@ -88,7 +97,7 @@ def _already_loaded(
         return same_file
     same_label = next((v for v in versions if v.version == protocol.version), None)
     if same_label is not None:
-        if _untranslated(same_label.definition) == _untranslated(definition):
+        if _protocol_content(same_label.definition) == _protocol_content(definition):
             return same_label
         raise ProtocolError(
             source,
@@ -116,6 +125,20 @@ def _already_loaded(
 
 
 TRANSLATIONS = frozenset({"label_fr", "name_fr", "text_fr"})
+# Sections that change without an amendment: when people are reminded, not what is collected.
+OPERATIONAL = frozenset({"reminders"})
+
+
+def _protocol_content(definition: dict) -> dict:
+    """What an amendment must change: the definition without translations and settings."""
+    return _untranslated({k: v for k, v in definition.items() if k not in OPERATIONAL})
+
+
+def _in_place_changes(stored: dict, definition: dict) -> list[str]:
+    """What differs that a loaded version takes in place ("translations", "reminders")."""
+    changed = ["translations"] if _translations(stored) != _translations(definition) else []
+    changed += [k for k in sorted(OPERATIONAL) if stored.get(k) != definition.get(k)]
+    return changed
 
 
 def _untranslated(value):
@@ -141,10 +164,6 @@ def _translations(value, path=()) -> dict:
         for i, item in enumerate(value):
             found |= _translations(item, (*path, i))
     return found
-
-
-def _translations_differ(stored: dict, definition: dict) -> bool:
-    return _translations(stored) != _translations(definition)
 
 
 def _save_study(study: Study | None, protocol: Protocol) -> Study:

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections import Counter
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -581,18 +582,80 @@ class SafetySpec(_Spec):
     lab_alerts: dict[Analyte, LabAlert] = Field(default_factory=dict)
 
 
+Days = Annotated[int, Field(ge=0, le=366)]
+
+
+def _distinct_days(name: str, days: tuple[int, ...]) -> None:
+    repeated = sorted(d for d, n in Counter(days).items() if n > 1)
+    if repeated:
+        raise PydanticCustomError(
+            "repeated_reminder", f"{name}: day {repeated[0]} is listed more than once"
+        )
+
+
+def _local_hour(value: object) -> object:
+    # YAML reads an unquoted 10:00 as the number 600 (base 60): ask for quotes.
+    if not isinstance(value, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        raise PydanticCustomError(
+            "local_hour",
+            f'give a local time as "HH:MM" between "00:00" and "23:59", in quotes, not {value!r}',
+        )
+    return value
+
+
+class PregnancyTestReminder(_Spec):
+    """The test that must be dated within `days_before_inclusion` days before day 0: the site
+    is reminded when that period opens, and again `remind_days_before_inclusion` days before
+    the planned inclusion while no test is dated inside it."""
+
+    days_before_inclusion: Annotated[int, Field(ge=1, le=90)]
+    remind_days_before_inclusion: tuple[Days, ...] = ()
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PregnancyTestReminder:
+        _distinct_days("remind_days_before_inclusion", self.remind_days_before_inclusion)
+        return self
+
+
 class RemindersSpec(_Spec):
-    days_before_target: tuple[Annotated[int, Field(ge=0)], ...] = ()
-    overdue_after_days: Annotated[int, Field(ge=0)] = 0
+    """When the site's staff are reminded (calendar days in the site's time zone).
+
+    Reminders say when people are told, not what is collected: the loader updates them in
+    place for a loaded version, audited, like translations.
+    """
+
+    # The local hour reminders due on a day go out (the SAE ones go out as soon as due).
+    send_at: Annotated[str, BeforeValidator(_local_hour)] = "08:00"
+    # A visit's window opens in N days (0: the day it opens).
+    window_opens_in_days: tuple[Days, ...] = ()
+    # N days before the visit's target day (0 is the target day itself).
+    days_before_target: tuple[Days, ...] = ()
+    # The window closes in N days (0: its last day).
+    window_closes_in_days: tuple[Days, ...] = ()
+    # Overdue: first N days after the day following the window's end, then every
+    # `overdue_repeat_days` until the visit is done or declared missed.
+    overdue_after_days: Days = 0
+    overdue_repeat_days: Annotated[int, Field(ge=1, le=366)] = 7
+    pregnancy_test: PregnancyTestReminder | None = None
+    # The SAE initial report: a reminder this many hours before it is due, then one when
+    # it is overdue and every `sae_overdue_repeat_hours` after.
+    sae_due_within_hours: Annotated[int, Field(ge=1, le=168)] = 6
+    sae_overdue_repeat_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    # A SUSAR's clock: a reminder this many days before the authorities' deadline.
+    susar_days_before_deadline: Days = 2
+    # Queries open for more than this many days (the review app's queries).
+    query_reminder_days: Annotated[int, Field(ge=1, le=366)] = 7
 
     @model_validator(mode="after")
     def _distinct(self) -> RemindersSpec:
-        repeated = sorted(d for d, n in Counter(self.days_before_target).items() if n > 1)
-        if repeated:
-            raise PydanticCustomError(
-                "repeated_reminder", f"day {repeated[0]} is listed more than once"
-            )
+        for name in ("window_opens_in_days", "days_before_target", "window_closes_in_days"):
+            _distinct_days(name, getattr(self, name))
         return self
+
+    @property
+    def send_time(self) -> time:
+        hour, minute = self.send_at.split(":")
+        return time(int(hour), int(minute))
 
 
 # -- laboratory ------------------------------------------------------------------------------

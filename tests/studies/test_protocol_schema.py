@@ -114,7 +114,11 @@ def test_trial_protocol_declares_arms_randomisation_and_project_decisions():
     assert protocol.safety.sae_report_deadline_hours == 24
     assert protocol.safety.lab_alerts["platelets_x10e9_l"].below == 50
     assert protocol.safety.lab_alerts["alt_u_l"].above_uln_ratio == 1.5
-    assert protocol.reminders.days_before_target == (7, 1)
+    reminders = protocol.reminders
+    assert (reminders.window_opens_in_days, reminders.days_before_target) == ((7, 0), (0,))
+    assert (reminders.window_closes_in_days, reminders.overdue_repeat_days) == ((3,), 7)
+    assert reminders.pregnancy_test.days_before_inclusion == 7
+    assert reminders.send_time.isoformat() == "08:00:00"
 
 
 def test_trial_eligibility_is_verbatim_with_its_automatic_checks():

@@ -58,8 +58,9 @@ class Command(BaseCommand):
             label = f"{version.study.code} v{version.version}"
             if result.created:
                 self.stdout.write(self.style.SUCCESS(f"{label} loaded (new version)"))
-            elif result.translated:
-                self.stdout.write(self.style.SUCCESS(f"{label} translations updated"))
+            elif result.updated:
+                updated = " and ".join(result.updated)
+                self.stdout.write(self.style.SUCCESS(f"{label} {updated} updated"))
             else:
                 self.stdout.write(f"{label} already loaded, nothing to do")
         if errors:

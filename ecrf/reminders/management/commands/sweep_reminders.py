@@ -1,0 +1,55 @@
+"""`manage.py sweep_reminders [--at ISO-DATETIME] [--dry-run]`: the beat task's sweep, by hand."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from ecrf.reminders.services import reminders_sweep
+
+
+def parse_instant(value: str):
+    """An ISO 8601 date and time; without an offset, in the server's TIME_ZONE (Paris)."""
+    try:
+        parsed = parse_datetime(value.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise CommandError(
+            f"--at {value!r} is not a date and time: give ISO 8601, for example "
+            "2027-03-01T08:15 or 2027-03-01T08:15+01:00."
+        )
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Record and queue the reminders due at an instant (now by default)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--at", help="ISO 8601 date and time (default: now)")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="print what would be sent; write nothing"
+        )
+
+    def handle(self, *args, at=None, dry_run=False, **options):
+        instant = parse_instant(at) if at is not None else timezone.now()
+        result = reminders_sweep(at=instant, dry_run=dry_run)
+        if dry_run:
+            for due in result.due:
+                note = f" (skipped: {due.skipped})" if due.skipped else ""
+                self.stdout.write(
+                    f"{due.due_at:%Y-%m-%d %H:%M} UTC  {due.kind:<14} patient {due.patient_id} "
+                    f"{'visit ' + str(due.visit_id) if due.visit_id else ''} → user "
+                    f"{due.recipient_id} [{due.delivery}]{note}"
+                )
+            self.stdout.write(
+                f"{len(result.due)} reminders would be recorded at {instant:%Y-%m-%d %H:%M %Z}."
+            )
+            return
+        self.stdout.write(
+            f"{instant:%Y-%m-%d %H:%M %Z}: {len(result.due)} due, {result.recorded} new, "
+            f"{result.queued} queued in {result.emails} emails, {result.cancelled} cancelled."
+        )
