@@ -55,6 +55,15 @@ class Patient(models.Model):
         blank=True,
         help_text=_("Inclusion (randomisation) date; visit windows count from it."),
     )
+    planned_day0_date = models.DateField(
+        _("planned inclusion date"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When inclusion (day 0) is planned; reminders of what must be done before it "
+            "count from it."
+        ),
+    )
     end_date = models.DateField(
         _("end of study date"),
         null=True,
@@ -100,6 +109,11 @@ class Patient(models.Model):
                 condition=models.Q(day0_date__isnull=True)
                 | models.Q(day0_date__gte=models.F("screening_date")),
                 name="day0_not_before_screening",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(planned_day0_date__isnull=True)
+                | models.Q(planned_day0_date__gte=models.F("screening_date")),
+                name="planned_day0_not_before_screening",
             ),
         ]
         indexes = [models.Index(fields=["study", "site", "status"])]
