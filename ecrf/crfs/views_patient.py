@@ -19,7 +19,7 @@ from ecrf.accounts.permissions import Action, actions_for
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.selectors import mrss_series
 from ecrf.patients.casebook import casebook
-from ecrf.patients.forms import EndOfStudyForm, EnrolForm, ScreenFailForm
+from ecrf.patients.forms import EndOfStudyForm, EnrolForm, PlanInclusionForm, ScreenFailForm
 from ecrf.patients.models import Allocation, Patient
 from ecrf.patients.selectors import patient_for, study_for
 from ecrf.patients.unblinding import is_unblinded
@@ -37,6 +37,7 @@ def patient_detail(request, study_code: str, subject_code: str):
     if protocol.arms:
         allocation = Allocation.objects.visible_to(request.user).filter(patient=patient).first()
     manages = Action.ENROL in actions
+    screening = patient.status == Patient.Status.SCREENING
     book = casebook(patient)
     return render(
         request,
@@ -50,12 +51,13 @@ def patient_detail(request, study_code: str, subject_code: str):
             "can_read_audit": Action.READ_AUDIT in actions,
             "can_enter": Action.ENTER in actions,
             "deviations": patient.deviations.open().select_related("visit"),
+            "plan_form": PlanInclusionForm(initial={"planned_day0_date": patient.planned_day0_date})
+            if manages and screening
+            else None,
             "enrol_form": EnrolForm(initial={"day0_date": timezone.localdate()})
-            if manages and patient.status == Patient.Status.SCREENING
+            if manages and screening
             else None,
-            "screen_fail_form": ScreenFailForm()
-            if manages and patient.status == Patient.Status.SCREENING
-            else None,
+            "screen_fail_form": ScreenFailForm() if manages and screening else None,
             "end_form": EndOfStudyForm(initial={"end_date": timezone.localdate()})
             if manages and patient.status == Patient.Status.ENROLLED
             else None,

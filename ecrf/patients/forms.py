@@ -42,6 +42,17 @@ class EnrolForm(forms.Form):
     )
 
 
+class PlanInclusionForm(forms.Form):
+    """The planned inclusion date of a patient in screening; left empty, it clears the plan."""
+
+    planned_day0_date = forms.DateField(
+        label=_("Planned inclusion date"),
+        required=False,
+        widget=DateInput(),
+        help_text=_("Reminders of what must be done before inclusion count from this date."),
+    )
+
+
 class ScreenFailForm(forms.Form):
     reasons = forms.CharField(
         label=_("Reasons for the screen failure"), widget=forms.Textarea(attrs={"rows": 2})

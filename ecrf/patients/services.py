@@ -8,12 +8,15 @@ and a death recorded by the safety log come through here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
@@ -24,6 +27,7 @@ from ecrf.patients.visits import (
     visits_create,
 )
 from ecrf.studies.models import StudySite
+from ecrf.studies.protocol import VisitSpec
 
 
 def patient_create(*, study, site, by, screening_date: date, group: str = "") -> Patient:
@@ -110,6 +114,103 @@ def patient_locked(patient: Patient) -> Patient:
         .select_related("study", "site", "protocol_version")
         .get(pk=patient.pk)
     )
+
+
+def _latest_inclusion(patient: Patient) -> tuple[date, VisitSpec, int] | None:
+    """The latest day 0 the pre-inclusion visits' day ranges allow, from the protocol.
+
+    A visit with `day_range: {min: -28, ...}` takes place at most 28 days before day 0,
+    so day 0 falls at most 28 days after it: after the visit's date once recorded, after
+    the screening date until then (the visit is never dated before it). Returns (latest
+    day 0, the visit's spec, the days) for the visit that bounds it most, or None when no
+    pre-inclusion visit has a day range (inclusion on the screening visit itself).
+    """
+    specs = [
+        spec
+        for spec in screening_visit_specs(patient.protocol_version.protocol)
+        if spec.day_range is not None
+    ]
+    if not specs:
+        return None
+    dated = dict(
+        patient.visits.filter(
+            code__in=[spec.code for spec in specs], visit_date__isnull=False
+        ).values_list("code", "visit_date")
+    )
+    bounds = []
+    for spec in specs:
+        days = max(0, -spec.day_range.min)
+        start = dated.get(spec.code, patient.screening_date)
+        bounds.append((start + timedelta(days=days), spec, days))
+    return min(bounds, key=lambda bound: bound[0])
+
+
+def patient_plan_inclusion(
+    *, patient: Patient, by, planned_date: date | None, reason: str = ""
+) -> Patient:
+    """Record when inclusion (day 0) is planned for a patient in screening; None clears it.
+
+    Reminders of what must be done before inclusion (a pregnancy test within the 7 days
+    before it) count from this date. The date is a plan, not the inclusion: enrolment
+    records day 0 itself and leaves the plan as it was.
+    """
+    require(by, Action.ENROL, patient=patient)
+    reason = reason.strip()
+    with transaction.atomic():
+        patient = patient_locked(patient)
+        if patient.status != Patient.Status.SCREENING:
+            raise ValidationError(
+                _("Only a patient in screening has an inclusion to plan: %(code)s is %(status)s.")
+                % {"code": patient.subject_code, "status": patient.get_status_display()}
+            )
+        if planned_date is not None:
+            _check_planned_inclusion(patient, planned_date)
+        if patient.planned_day0_date == planned_date:
+            return patient
+        what = "inclusion planned" if planned_date is not None else "planned inclusion cleared"
+        with audited(by=by, reason=f"{what}: {reason}" if reason else what):
+            patient.planned_day0_date = planned_date
+            patient.save(update_fields=["planned_day0_date"])
+    return patient
+
+
+def _check_planned_inclusion(patient: Patient, planned_date: date) -> None:
+    label = Patient._meta.get_field("planned_day0_date").verbose_name
+    if planned_date < patient.screening_date:
+        # Also a database constraint: refused here with a message, not a server error.
+        raise ValidationError(
+            {
+                "planned_day0_date": _(
+                    "%(field)s: %(date)s is before the screening date (%(screening)s)."
+                )
+                % {
+                    "field": capfirst(label),
+                    "date": date_format(planned_date, "SHORT_DATE_FORMAT"),
+                    "screening": date_format(patient.screening_date, "SHORT_DATE_FORMAT"),
+                }
+            }
+        )
+    latest = _latest_inclusion(patient)
+    if latest is not None and planned_date > latest[0]:
+        latest_date, spec, days = latest
+        raise ValidationError(
+            {
+                "planned_day0_date": ngettext(
+                    "%(field)s: %(date)s is too late; visit %(visit)s must take place at most "
+                    "%(days)d day before inclusion, so inclusion is on %(latest)s at the latest.",
+                    "%(field)s: %(date)s is too late; visit %(visit)s must take place at most "
+                    "%(days)d days before inclusion, so inclusion is on %(latest)s at the latest.",
+                    days,
+                )
+                % {
+                    "field": capfirst(label),
+                    "date": date_format(planned_date, "SHORT_DATE_FORMAT"),
+                    "visit": spec.code,
+                    "days": days,
+                    "latest": date_format(latest_date, "SHORT_DATE_FORMAT"),
+                }
+            }
+        )
 
 
 def patient_end(*, patient: Patient, by, status: str, end_date: date, reason: str) -> Patient:

@@ -16,6 +16,7 @@ urlpatterns = [
         name="allocation_list_detail",
     ),
     path(patient + "end/", views.patient_end_view, name="end"),
+    path(patient + "plan-inclusion/", views.patient_plan_inclusion_view, name="plan_inclusion"),
     path(patient + "unscheduled/", views.visit_add_unscheduled_view, name="unscheduled"),
     path(patient + "unblind/", views_randomisation.patient_unblind, name="unblind"),
 ]

@@ -10,12 +10,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ecrf.accounts.access import scope, studies_visible_to, study_sites_visible_to
 from ecrf.accounts.permissions import Action, can, roles_allowed
 from ecrf.patients.filters import PatientFilter
-from ecrf.patients.forms import EndOfStudyForm, PatientCreateForm
+from ecrf.patients.forms import EndOfStudyForm, PatientCreateForm, PlanInclusionForm
 from ecrf.patients.models import Patient
 from ecrf.patients.randomisation import can_manage_allocation_lists
 from ecrf.patients.selectors import patient_for, study_for
 from ecrf.patients.services import patient_create as create_patient
-from ecrf.patients.services import patient_end
+from ecrf.patients.services import patient_end, patient_plan_inclusion
 from ecrf.patients.visits import visit_add_unscheduled, with_next_visit
 from ecrf.studies.models import Site, Study
 
@@ -146,6 +146,23 @@ def patient_end_view(request, study_code: str, subject_code: str):
         EndOfStudyForm,
         lambda patient, data: patient_end(patient=patient, by=request.user, **data),
         _("End of study of %(code)s recorded; the remaining visits are closed."),
+    )
+
+
+@login_required
+@require_POST
+def patient_plan_inclusion_view(request, study_code: str, subject_code: str):
+    return patient_action(
+        request,
+        study_code,
+        subject_code,
+        PlanInclusionForm,
+        lambda patient, data: patient_plan_inclusion(
+            patient=patient, by=request.user, planned_date=data["planned_day0_date"]
+        ),
+        _("Planned inclusion date of %(code)s saved.")
+        if request.POST.get("planned_day0_date", "").strip()
+        else _("Planned inclusion date of %(code)s cleared."),
     )
 
 

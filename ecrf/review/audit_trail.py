@@ -97,7 +97,9 @@ SYSTEM_REASONS = {
     "allocation list imported": gettext_lazy("allocation list imported"),
     "enrolment": gettext_lazy("enrolment"),
     "first entry": gettext_lazy("first entry"),
+    "inclusion planned": gettext_lazy("inclusion planned"),
     "patient screened": gettext_lazy("patient screened"),
+    "planned inclusion cleared": gettext_lazy("planned inclusion cleared"),
     "randomisation": gettext_lazy("randomisation"),
     "unscheduled visit added": gettext_lazy("unscheduled visit added"),
     "visit dated": gettext_lazy("visit dated"),
@@ -106,7 +108,9 @@ SYSTEM_REASONS = {
 }
 SYSTEM_REASON_PREFIXES = {
     "emergency unblinding: ": gettext_lazy("emergency unblinding: %s"),
+    "inclusion planned: ": gettext_lazy("inclusion planned: %s"),
     "lab prompt dismissed: ": gettext_lazy("lab prompt dismissed: %s"),
+    "planned inclusion cleared: ": gettext_lazy("planned inclusion cleared: %s"),
     "screen failure: ": gettext_lazy("screen failure: %s"),
 }
 

@@ -51,7 +51,7 @@ from ecrf.patients.randomisation import (
     allocation_take,
     can_manage_allocation_lists,
 )
-from ecrf.patients.services import patient_create, patient_end
+from ecrf.patients.services import patient_create, patient_end, patient_plan_inclusion
 from ecrf.patients.unblinding import emergency_unblind
 from ecrf.patients.visits import (
     visit_add_unscheduled,
@@ -306,6 +306,13 @@ SCENARIOS = {
             status=Patient.Status.WITHDRAWN,
             end_date=DAY0 + timedelta(days=20),
             reason="Consent withdrawn by the patient",
+        ),
+    ),
+    "patient_plan_inclusion": Scenario(
+        Action.ENROL,
+        _screened,
+        lambda patient, by, world: patient_plan_inclusion(
+            patient=fresh(patient), by=by, planned_date=CONSENT_DAY + timedelta(days=7)
         ),
     ),
     "visit_record_date": Scenario(
