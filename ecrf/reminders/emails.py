@@ -7,6 +7,7 @@ can reach a message. The study is named by its code (its title may name the drug
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -179,8 +180,8 @@ def detail_lines(row: Reminder, details: Details) -> list[str]:
 
 
 def _subject(text: str) -> str:
-    # One header line that fits the outbox row.
-    return " ".join(text.split())[:SUBJECT_MAX_LENGTH]
+    # One header line that fits the outbox row (French no-break spaces kept).
+    return re.sub(r"\s*[\r\n\t]+\s*", " ", text).strip()[:SUBJECT_MAX_LENGTH]
 
 
 def _footer(row: Reminder) -> list[str]:

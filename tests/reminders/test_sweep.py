@@ -140,7 +140,7 @@ def test_the_email_names_the_patient_visit_and_dates_in_the_recipients_language(
     assert f"http://127.0.0.1:8000/studies/NCT00479934/patients/{bxp.subject_code}/" in english.body
     assert french.subject == (
         f"[NCT00479934] {bxp.subject_code}\u00a0: la fenêtre de la visite M1 (Mois 1) "
-        "s’ouvre dans 7\u00a0jours."
+        "s'ouvre dans 7 jours."
     )
     assert "3 février 2027" in french.body and "27 janvier 2027" in french.body
 
