@@ -107,10 +107,10 @@ class _Recipient:
 
 
 def _reminded_memberships() -> Q:
-    """The memberships reminders go to: the site staff the table lets receive them (at
-    their site), and the sponsor's staff of the whole study who acknowledge SAE reports
-    (the SUSAR reminders)."""
-    return Q(role__in=sorted(roles_allowed(Action.RECEIVE_REMINDERS)), site__isnull=False) | Q(
+    """The memberships reminders go to: those whose role the permission table lets receive
+    the site's reminders (at their site, or at every site for a membership without one),
+    and the sponsor's staff of the whole study who acknowledge SAE reports (the SUSARs)."""
+    return Q(role__in=sorted(roles_allowed(Action.RECEIVE_REMINDERS))) | Q(
         role__in=sorted(roles_allowed(Action.ACKNOWLEDGE_SAE)), site__isnull=True
     )
 
@@ -121,6 +121,7 @@ class _Recipients:
 
     def __init__(self, study_ids: set[int]):
         site_roles = roles_allowed(Action.RECEIVE_REMINDERS)
+        sponsor_roles = roles_allowed(Action.ACKNOWLEDGE_SAE)
         rows = (
             Membership.objects.filter(study_id__in=study_ids, active=True, user__is_active=True)
             .filter(_reminded_memberships())
@@ -130,7 +131,7 @@ class _Recipients:
             (p.user_id, p.study_id): p
             for p in ReminderPreference.objects.filter(study_id__in=study_ids)
         }
-        self.site_staff: dict[tuple[int, int], dict[int, _Recipient]] = defaultdict(dict)
+        self.site_staff: dict[tuple[int, int | None], dict[int, _Recipient]] = defaultdict(dict)
         self.sponsor_staff: dict[int, dict[int, _Recipient]] = defaultdict(dict)
         for study_id, site_id, role, user_id, email in rows:
             chosen = settings.get((user_id, study_id))
@@ -140,13 +141,16 @@ class _Recipients:
                 chosen.delivery if chosen else Delivery.IMMEDIATE,
                 chosen.visit_reminders if chosen else True,
             )
-            if site_id is None:
-                self.sponsor_staff[study_id][user_id] = recipient
-            elif role in site_roles:
+            if role in site_roles:  # site None: every site of the study
                 self.site_staff[(study_id, site_id)][user_id] = recipient
+            if site_id is None and role in sponsor_roles:
+                self.sponsor_staff[study_id][user_id] = recipient
 
     def at_site(self, study_id: int, site_id: int, kind: Kind) -> list[_Recipient]:
-        staff = self.site_staff.get((study_id, site_id), {}).values()
+        staff = {
+            **self.site_staff.get((study_id, None), {}),
+            **self.site_staff.get((study_id, site_id), {}),
+        }.values()
         if kind in SAFETY_KINDS:
             return list(staff)
         return [r for r in staff if r.visit_reminders]
@@ -574,10 +578,13 @@ def reminders_received(user, studies) -> dict[int, set[str]]:
         Membership.objects.held_by(account_id(user))
         .filter(study__in=studies)
         .filter(_reminded_memberships())
-        .values_list("study_id", "site_id")
+        .values_list("study_id", "site_id", "role")
     )
-    for study_id, site_id in memberships:
-        received[study_id].add("sponsor" if site_id is None else "site")
+    for study_id, site_id, role in memberships:
+        if role in roles_allowed(Action.RECEIVE_REMINDERS):
+            received[study_id].add("site")
+        if site_id is None and role in roles_allowed(Action.ACKNOWLEDGE_SAE):
+            received[study_id].add("sponsor")
     return received
 
 
