@@ -144,7 +144,14 @@ class Reminder(models.Model):
 
     @property
     def delivery_status(self) -> str:
-        """Where the reminder stands for a reader: its email's status once queued."""
+        """Where the reminder stands for a reader, as the log's status filter says: sent,
+        pending (not yet queued, or its email not yet sent), failed, cancelled (itself, or
+        its email withdrawn) or skipped. A queued reminder stands where its email does."""
         if self.status == self.Status.QUEUED and self.email is not None:
-            return self.email.status
-        return self.status
+            status = self.email.status
+            if status in ("sent", "failed", "cancelled"):
+                return status
+            return "pending"  # pending or sending
+        if self.status in (self.Status.CANCELLED, self.Status.SKIPPED):
+            return self.status
+        return "pending"

@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from ecrf.accounts.models import Membership, account_id
 from ecrf.accounts.permissions import Action, roles_allowed
@@ -58,7 +59,9 @@ from ecrf.safety.clock import susar_clock
 from ecrf.safety.models import AdverseEvent, SaeReport
 from ecrf.studies.models import ProtocolVersion, Site
 
-NO_EMAIL = "The recipient has no email address."
+# Stored in English on the row; the screens translate them (gettext_noop marks them).
+NO_EMAIL = gettext_noop("The recipient has no email address.")
+NO_LONGER_NEEDED = gettext_noop("No longer needed: done before it was sent.")
 
 
 @dataclass(frozen=True)
@@ -103,28 +106,32 @@ class _Recipient:
     visit_reminders: bool
 
 
+def _reminded_memberships() -> Q:
+    """The memberships reminders go to: those whose role the permission table lets receive
+    the site's reminders (at their site, or at every site for a membership without one),
+    and the sponsor's staff of the whole study who acknowledge SAE reports (the SUSARs)."""
+    return Q(role__in=sorted(roles_allowed(Action.RECEIVE_REMINDERS))) | Q(
+        role__in=sorted(roles_allowed(Action.ACKNOWLEDGE_SAE)), site__isnull=True
+    )
+
+
 class _Recipients:
     """Who is reminded at each site, and how: one query for the memberships, one for the
     settings, whatever the number of patients."""
 
     def __init__(self, study_ids: set[int]):
-        site_roles, study_roles = (
-            roles_allowed(Action.RECEIVE_REMINDERS),
-            roles_allowed(Action.ACKNOWLEDGE_SAE),
-        )
+        site_roles = roles_allowed(Action.RECEIVE_REMINDERS)
+        sponsor_roles = roles_allowed(Action.ACKNOWLEDGE_SAE)
         rows = (
             Membership.objects.filter(study_id__in=study_ids, active=True, user__is_active=True)
-            .filter(
-                Q(role__in=sorted(site_roles), site__isnull=False)
-                | Q(role__in=sorted(study_roles), site__isnull=True)
-            )
+            .filter(_reminded_memberships())
             .values_list("study_id", "site_id", "role", "user_id", "user__email")
         )
         settings = {
             (p.user_id, p.study_id): p
             for p in ReminderPreference.objects.filter(study_id__in=study_ids)
         }
-        self.site_staff: dict[tuple[int, int], dict[int, _Recipient]] = defaultdict(dict)
+        self.site_staff: dict[tuple[int, int | None], dict[int, _Recipient]] = defaultdict(dict)
         self.sponsor_staff: dict[int, dict[int, _Recipient]] = defaultdict(dict)
         for study_id, site_id, role, user_id, email in rows:
             chosen = settings.get((user_id, study_id))
@@ -134,13 +141,16 @@ class _Recipients:
                 chosen.delivery if chosen else Delivery.IMMEDIATE,
                 chosen.visit_reminders if chosen else True,
             )
-            if site_id is None:
-                self.sponsor_staff[study_id][user_id] = recipient
-            elif role in site_roles:
+            if role in site_roles:  # site None: every site of the study
                 self.site_staff[(study_id, site_id)][user_id] = recipient
+            if site_id is None and role in sponsor_roles:
+                self.sponsor_staff[study_id][user_id] = recipient
 
     def at_site(self, study_id: int, site_id: int, kind: Kind) -> list[_Recipient]:
-        staff = self.site_staff.get((study_id, site_id), {}).values()
+        staff = {
+            **self.site_staff.get((study_id, None), {}),
+            **self.site_staff.get((study_id, site_id), {}),
+        }.values()
         if kind in SAFETY_KINDS:
             return list(staff)
         return [r for r in staff if r.visit_reminders]
@@ -534,7 +544,7 @@ def reminders_cancel_moot() -> int:
     if not moot:
         return 0
     Reminder.objects.filter(pk__in=[pk for pk, _email in moot]).update(
-        status=Reminder.Status.CANCELLED, note="No longer needed: done before it was sent."
+        status=Reminder.Status.CANCELLED, note=NO_LONGER_NEEDED
     )
     carrying = Reminder.objects.filter(email=OuterRef("pk")).exclude(
         status=Reminder.Status.CANCELLED
@@ -557,6 +567,25 @@ def reminder_settings_for(user, studies) -> dict[int, ReminderPreference]:
         study.pk: stored.get(study.pk) or ReminderPreference(user=user, study=study)
         for study in studies
     }
+
+
+def reminders_received(user, studies) -> dict[int, set[str]]:
+    """What each study's memberships of the user bring (one query): "site" for the visit,
+    pregnancy test and SAE reminders of their sites, "sponsor" for the SUSAR ones; an
+    empty set where their role receives none (a monitor)."""
+    received: dict[int, set[str]] = {study.pk: set() for study in studies}
+    memberships = (
+        Membership.objects.held_by(account_id(user))
+        .filter(study__in=studies)
+        .filter(_reminded_memberships())
+        .values_list("study_id", "site_id", "role")
+    )
+    for study_id, site_id, role in memberships:
+        if role in roles_allowed(Action.RECEIVE_REMINDERS):
+            received[study_id].add("site")
+        if site_id is None and role in roles_allowed(Action.ACKNOWLEDGE_SAE):
+            received[study_id].add("sponsor")
+    return received
 
 
 def reminder_settings_save(

@@ -14,7 +14,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from ecrf.accounts.access import studies_visible_to
@@ -27,7 +27,11 @@ from ecrf.reminders.filters import ReminderFilter
 from ecrf.reminders.forms import LanguageForm, ReminderSettingsForm
 from ecrf.reminders.models import Reminder
 from ecrf.reminders.rules import visit_next_due
-from ecrf.reminders.services import reminder_settings_for, reminder_settings_save
+from ecrf.reminders.services import (
+    reminder_settings_for,
+    reminder_settings_save,
+    reminders_received,
+)
 
 UPCOMING_DAYS = 14
 # Most urgent first: a site with hundreds of visits due reads them a page at a time.
@@ -57,7 +61,7 @@ def upcoming_visits(request, study_code: str):
     sent = defaultdict(list)
     for reminder in (
         Reminder.objects.filter(visit__in=list(page))
-        .select_related("email")
+        .select_related("email", "recipient")
         .order_by("visit_id", "due_at", "kind", "occurrence", "pk")
     ):
         sent[reminder.visit_id].append(reminder)
@@ -111,24 +115,35 @@ def _next_reminder(visit, spec, today, sent):
     return None
 
 
+# The order a visit's reminder statuses are shown in: what went, then what did not.
+_STATUS_ORDER = ["sent", "pending", "failed", "cancelled", "skipped"]
+
+
 def _sent_summary(reminders):
     """One line per reminder of the visit (kind, day, occurrence), with how many of its
-    recipients it went to and whether any is still on its way or failed."""
+    recipients each status has (sent, on its way, failed, cancelled, skipped) and who
+    they are."""
     grouped: dict[tuple, list[Reminder]] = {}
     for reminder in reminders:
         grouped.setdefault((reminder.kind, reminder.occurrence, reminder.due_on), []).append(
             reminder
         )
-    return [
-        {
-            "kind": group[0].kind,
-            "occurrence": group[0].occurrence,
-            "day": day,
-            "statuses": sorted({r.delivery_status for r in group}),
-            "recipients": len(group),
-        }
-        for (_kind, _occurrence, day), group in grouped.items()
-    ]
+    summary = []
+    for (kind, occurrence, day), group in grouped.items():
+        statuses: dict[str, int] = {}
+        for reminder in group:
+            statuses[reminder.delivery_status] = statuses.get(reminder.delivery_status, 0) + 1
+        summary.append(
+            {
+                "kind": kind,
+                "occurrence": occurrence,
+                "day": day,
+                "statuses": sorted(statuses.items(), key=lambda i: _STATUS_ORDER.index(i[0])),
+                "recipients": len(group),
+                "names": sorted(r.recipient.get_full_name() or r.recipient.username for r in group),
+            }
+        )
+    return summary
 
 
 @login_required
@@ -169,18 +184,23 @@ def reminder_settings(request):
             except (ValidationError, PermissionDenied) as exc:
                 messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
             else:
-                messages.success(request, _("Your reminder settings are saved."))
+                # In the language just chosen: the next page is shown in it.
+                with translation.override(request.user.language):
+                    messages.success(request, _("Your reminder settings are saved."))
                 response = redirect("reminders:settings")
                 response.set_cookie(
                     settings.LANGUAGE_COOKIE_NAME, request.user.language, samesite="Lax"
                 )
                 return response
+    received = reminders_received(request.user, studies)
     return render(
         request,
         "reminders/settings.html",
         {
             "language_form": language_form,
-            "studies": [(study, forms[study.pk]) for study in studies],
+            "studies": [(study, forms[study.pk], received[study.pk]) for study in studies],
+            "invalid": request.method == "POST"
+            and any(form.errors for form in [language_form, *forms.values()]),
         },
     )
 

@@ -19,9 +19,10 @@ import inspect
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from importlib import import_module
+from types import MappingProxyType
 
 import pytest
 from django.apps import apps
@@ -31,6 +32,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 import ecrf
+from ecrf.accounts import permissions
 from ecrf.accounts.access import can_see_allocation
 from ecrf.accounts.models import Membership, Role
 from ecrf.accounts.permissions import (
@@ -59,6 +61,7 @@ from ecrf.patients.visits import (
     visit_record_date,
     visits_schedule_from_day0,
 )
+from ecrf.reminders.models import Kind, Reminder
 from ecrf.safety.models import LabAlert, SaeReport
 from ecrf.safety.services import (
     ae_authority_reported,
@@ -70,6 +73,7 @@ from ecrf.safety.services import (
     sae_submit_initial,
 )
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.reminders.conftest import enrol, paris, sweep
 from tests.safety.conftest import CONSENT_DAY, DAY0, ae_values, consent, sae_values
 from tests.walks.helpers import rct_pre_inclusion, screen
 
@@ -84,8 +88,12 @@ ROLE_PERSONAS = {
 }
 # Members of the trial at another site, and of another study only: refused everything.
 OUTSIDERS = ("charlie", "rene")
-# Reads, checked against the read path (scoping and the audit page), not a service.
-READS = {Action.VIEW, Action.READ_AUDIT}
+# Reads, checked against the read path (scoping, the audit page and the reminders log),
+# not a service.
+READS = {Action.VIEW, Action.READ_AUDIT, Action.READ_REMINDER_LOG}
+# Who the reminder sweep writes to: checked against the sweep's recipients, not a service
+# (nobody calls it on anyone's behalf: beat runs it).
+RECEIVED = {Action.RECEIVE_REMINDERS}
 # Functions that take `by` and write, but only as steps of a service that has asked the
 # table already (never called by a view, a task or a command on their own).
 STEPS = {
@@ -496,12 +504,65 @@ def test_the_audit_page_opens_for_the_roles_the_table_names(client, world, peopl
         assert client.get(url).status_code == 404, name
 
 
+def test_the_reminders_log_opens_for_the_roles_the_table_names(client, world, people):
+    url = reverse("reminders:log", args=[world.rct.code])
+    for role, name in ROLE_PERSONAS.items():
+        client.force_login(people[name])
+        expected = 200 if role in PERMISSIONS[Action.READ_REMINDER_LOG] else 403
+        assert client.get(url).status_code == expected, name
+    # The log is the study's: an investigator of another site is refused it, a member of
+    # another study does not find the study at all.
+    client.force_login(people["charlie"])
+    assert client.get(url).status_code == 403
+    client.force_login(people["rene"])
+    assert client.get(url).status_code == 404
+
+
+# -- the reminders' recipients ------------------------------------------------------------------
+
+# The trial patient included on 4 January 2027: M1's window opens in 7 days on 20 January.
+REMINDED_AT = paris(date(2027, 1, 20))
+
+
+def _reminded(world) -> set[str]:
+    """Who the sweep reminds of a Bordeaux visit, by username."""
+    patient = enrol(world.bxp_patients[0])
+    sweep(REMINDED_AT)
+    return set(
+        Reminder.objects.filter(patient=patient, kind=Kind.WINDOW_OPENS).values_list(
+            "recipient__username", flat=True
+        )
+    )
+
+
+def test_the_sweep_reminds_exactly_the_roles_the_table_lets_receive_reminders(world, people):
+    reminded = _reminded(world)
+    patient = world.bxp_patients[0]
+    for role, name in ROLE_PERSONAS.items():
+        allowed = role in PERMISSIONS[Action.RECEIVE_REMINDERS]
+        assert (name in reminded) == allowed, name
+        assert can(people[name], Action.RECEIVE_REMINDERS, patient=patient) == allowed, name
+    assert reminded.isdisjoint(OUTSIDERS)
+    assert reminded == {"alice", "bob"}
+
+
+@pytest.mark.parametrize("role", list(ROLE_PERSONAS))
+def test_the_sweep_follows_the_table_not_a_role_list_of_its_own(world, people, monkeypatch, role):
+    """Give the action to one role only: the sweep reminds that role's persona and nobody
+    else, whether the role works at a site (investigators, coordinators, monitors) or at
+    all of them (data managers, administrators)."""
+    table = {**PERMISSIONS, Action.RECEIVE_REMINDERS: frozenset({role})}
+    monkeypatch.setattr(permissions, "PERMISSIONS", MappingProxyType(table))
+    assert roles_allowed(Action.RECEIVE_REMINDERS) == {role}
+    assert _reminded(world) == {ROLE_PERSONAS[role]}
+
+
 # -- the table itself ---------------------------------------------------------------------------
 
 
 def test_the_table_has_a_row_for_every_action_and_each_row_is_walked_or_planned():
     assert set(PERMISSIONS) == set(Action)
-    walked = {scenario.action for scenario in SCENARIOS.values()} | READS
+    walked = {scenario.action for scenario in SCENARIOS.values()} | READS | RECEIVED
     assert walked | PLANNED == set(Action)
     assert walked & PLANNED == set(), "a planned action has a service now: walk it here"
 

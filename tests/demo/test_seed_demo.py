@@ -3,6 +3,8 @@ the services; a second run changes nothing."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import timedelta
 from io import StringIO
 
@@ -12,16 +14,21 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
-from django.utils import timezone
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 
 from ecrf.accounts.models import Membership
 from ecrf.crfs.models import FORM_MODELS, DrugAccountability, Mrss
 from ecrf.demo.management.commands.seed_demo import DEFAULT_PASSWORD
+from ecrf.notifications.models import OutboundEmail
 from ecrf.patients.models import Allocation, AllocationList, Deviation, Patient, Visit
+from ecrf.reminders.models import Delivery, Kind, Reminder, ReminderPreference
 from ecrf.safety.models import AdverseEvent, LabAlert, SaeNotification
 from ecrf.safety.selectors import initial_reports_for, sae_rows
 from ecrf.studies.models import Study
-from tests.clock import NOW_UTC
+from tests.clock import NOW_UTC, TODAY
 
 RCT, COHORT = "NCT00479934", "NCT04206644"
 MEMBERSHIPS = {
@@ -59,20 +66,37 @@ def counts() -> dict[str, int]:
         "visits": Visit.objects.count(),
         "deviations": Deviation.objects.count(),
         "audit events": pghistory.models.Events.objects.count(),
+        "reminders": Reminder.objects.count(),
+        "reminder settings": ReminderPreference.objects.count(),
+        "emails": OutboundEmail.objects.count(),
+        "emails sent": OutboundEmail.objects.filter(status="sent").count(),
     }
     return tables | {code: model.objects.count() for code, model in FORM_MODELS.items()}
 
 
 @pytest.fixture(scope="module")
-def _seeded_once(django_db_setup, django_db_blocker):
+def mail_dir(tmp_path_factory):
+    """Where the seed's emails are written: the file backend of the demo, in a folder of
+    the test's own rather than ./var/mail."""
+    return tmp_path_factory.mktemp("mail")
+
+
+@pytest.fixture(scope="module")
+def _seeded_once(django_db_setup, django_db_blocker, mail_dir):
     """Seeded twice, once for the module (a few seconds), and rolled back afterwards.
 
     On the tests' clock, half an hour before each test reads it (tests/conftest.py starts
-    every test at NOW): a demo is seeded before anyone opens it.
+    every test at NOW): a demo is seeded before anyone opens it, at 09:30 in Paris, after
+    the day's reminders went out at 08:00.
     """
     seeded_at = NOW_UTC - timedelta(minutes=30)
+    mailer = {
+        "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "OPTIONS": {"file_path": str(mail_dir)},
+    }
     with (
         time_machine.travel(seeded_at, tick=True),
+        override_settings(MAILERS={"default": mailer}),
         django_db_blocker.unblock(),
         transaction.atomic(),
     ):
@@ -86,6 +110,17 @@ def _seeded_once(django_db_setup, django_db_blocker):
 @pytest.fixture
 def seeded(_seeded_once, db):
     return _seeded_once
+
+
+def mails(folder) -> list[email.message.EmailMessage]:
+    """The messages the file backend wrote, every file and every message of each."""
+    separator = b"\n" + b"-" * 79 + b"\n"
+    found = []
+    for path in sorted(folder.iterdir()):
+        for part in path.read_bytes().split(separator):
+            if part.strip():
+                found.append(email.message_from_bytes(part, policy=email.policy.default))
+    return found
 
 
 def test_a_second_run_changes_nothing(seeded):
@@ -252,3 +287,123 @@ def test_safety_lab_prompts_one_answered_by_an_ae_one_open(seeded):
     open_prompt = LabAlert.objects.get(patient__subject_code="STR-001")
     assert (open_prompt.analyte, open_prompt.status) == ("platelets_x10e9_l", "open")
     assert AdverseEvent.objects.filter(patient__study__code=COHORT).count() == 0
+
+
+# -- reminders ---------------------------------------------------------------------------------
+
+
+def reminder_rows(**filters) -> set[tuple]:
+    """(day, subject, visit, kind, occurrence, recipient) of the reminders recorded."""
+    return {
+        (
+            r.due_on,
+            r.patient.subject_code,
+            r.visit.code if r.visit else None,
+            r.kind,
+            r.occurrence,
+            r.recipient.username,
+        )
+        for r in Reminder.objects.filter(**filters).select_related("patient", "visit", "recipient")
+    }
+
+
+def days_ago(n: int):
+    return TODAY - timedelta(days=n)
+
+
+def test_a_week_of_visit_reminders_went_out_at_their_hour(seeded):
+    """BXP-004's M1: three days before its window closed, then overdue the day after; BXP-003's
+    M6: a week before its window opens, on that same day."""
+    sent = reminder_rows(status=Reminder.Status.QUEUED, email__status="sent")
+    bordeaux = ("investigator.bordeaux", "coordinator.bordeaux")
+    assert sent == {
+        *((days_ago(7), "BXP-004", "M1", Kind.WINDOW_CLOSES, 3, who) for who in bordeaux),
+        *((days_ago(3), "BXP-004", "M1", Kind.OVERDUE, 1, who) for who in bordeaux),
+        *((days_ago(3), "BXP-003", "M6", Kind.WINDOW_OPENS, 7, who) for who in bordeaux),
+    }
+    for reminder in Reminder.objects.filter(email__status="sent").select_related("email"):
+        # Sent at 08:00 in Paris on its day, as the beat's sweep would have.
+        assert reminder.email.sent_at == reminder.due_at
+        assert timezone.localtime(reminder.due_at).hour == 8
+
+
+def test_todays_reminders_wait_in_the_outbox_for_the_worker(seeded):
+    """Today's sweep ran (08:00 has passed): the pregnancy test before STR-002's planned
+    inclusion and STR-001's overdue SAE report, their emails pending."""
+    pending = reminder_rows(status=Reminder.Status.QUEUED, email__status="pending")
+    assert pending == {
+        (TODAY, "STR-002", None, Kind.PREGNANCY_TEST, 7, "investigator.strasbourg"),
+        (TODAY, "STR-001", None, Kind.SAE_OVERDUE, 1, "investigator.strasbourg"),
+    }
+    planned = Patient.objects.get(subject_code="STR-002").planned_day0_date
+    assert planned == TODAY + timedelta(days=7)
+    assert not Reminder.objects.exclude(status=Reminder.Status.QUEUED).exists()
+
+
+def test_the_digest_reader_and_the_english_reader(seeded):
+    users = get_user_model().objects.in_bulk(field_name="username")
+    assert {u.username for u in users.values() if u.language == "en"} == {"coordinator.bordeaux"}
+    (digest,) = ReminderPreference.objects.all()
+    assert (digest.user.username, digest.study.code, digest.delivery) == (
+        "investigator.bordeaux",
+        RCT,
+        Delivery.DIGEST,
+    )
+    investigator = OutboundEmail.objects.filter(recipients=["investigator.bordeaux@example.org"])
+    assert sorted((e.kind, e.reminders.count()) for e in investigator) == [
+        ("reminder_digest", 1),
+        ("reminder_digest", 2),
+    ]
+    # Dates in each reader's language: the target date of BXP-004's M1.
+    target = Visit.objects.get(patient__subject_code="BXP-004", code="M1").target_date
+    with translation.override("en"):
+        english = date_format(target, "DATE_FORMAT")
+    with translation.override("fr"):
+        french = date_format(target, "DATE_FORMAT")
+    coordinator = OutboundEmail.objects.filter(recipients=["coordinator.bordeaux@example.org"])
+    assert coordinator.count() == 3 and {e.kind for e in coordinator} == {"reminder"}
+    assert all(english in e.body for e in coordinator.filter(reminders__visit__code="M1"))
+    assert all(french in e.body for e in investigator)
+
+
+def test_the_sent_reminders_are_files_in_the_mail_folder(seeded, mail_dir):
+    written = mails(mail_dir)
+    sent = OutboundEmail.objects.filter(status="sent", kind__startswith="reminder")
+    assert sent.count() == 5
+    assert sorted((m["To"], m["Subject"].strip()) for m in written) == sorted(
+        (e.recipients[0], e.subject) for e in sent
+    )
+    digest = next(m for m in written if m["Subject"].strip().startswith(f"[{RCT}] 2 "))
+    body = digest.get_content()
+    assert "BXP-003" in body and "BXP-004" in body
+    assert "/profile/reminders/" in body
+
+
+def test_the_upcoming_page_shows_the_next_reminders_and_those_sent(seeded, client):
+    client.force_login(get_user_model().objects.get(username="investigator.bordeaux"))
+    response = client.get(reverse("patients:upcoming", args=[RCT]), HTTP_ACCEPT_LANGUAGE="en")
+    rows = {
+        (visit.patient.subject_code, visit.code): (next_reminder, sent)
+        for visit, _days, _pending, next_reminder, sent in response.context["rows"]
+    }
+    next_m1, sent_m1 = rows[("BXP-004", "M1")]
+    assert (next_m1.kind, next_m1.occurrence, next_m1.day) == (Kind.OVERDUE, 2, days_ago(-4))
+    assert [(s["kind"], s["statuses"]) for s in sent_m1] == [
+        (Kind.WINDOW_CLOSES, [("sent", 2)]),
+        (Kind.OVERDUE, [("sent", 2)]),
+    ]
+    next_m6, sent_m6 = rows[("BXP-003", "M6")]
+    assert (next_m6.kind, next_m6.occurrence, next_m6.day) == (Kind.WINDOW_OPENS, 0, days_ago(-4))
+    assert [(s["kind"], s["occurrence"]) for s in sent_m6] == [(Kind.WINDOW_OPENS, 7)]
+
+
+def test_the_reminders_log_shows_sent_and_pending(seeded, client):
+    client.force_login(get_user_model().objects.get(username="datamanager"))
+    response = client.get(reverse("reminders:log", args=[RCT]), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.context["counts"] == {
+        "sent": 6,
+        "pending": 2,
+        "failed": 0,
+        "cancelled": 0,
+        "skipped": 0,
+    }

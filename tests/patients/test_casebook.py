@@ -1,4 +1,6 @@
-"""Casebook and site lists: constant query counts, upcoming and overdue visits."""
+"""Casebook and site lists: constant query counts, the next visit and its window.
+
+The upcoming-visits page, with its reminders, is tested in tests/reminders/test_views.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from ecrf.patients import views as patient_views
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.visits import visits_schedule_from_day0
 from tests.factories import VisitFactory
@@ -46,43 +47,6 @@ def test_casebook_query_count_is_the_same_for_1_and_10_visits(
     with django_assert_num_queries(15):
         response = client.get(url)
     assert len(response.context["columns"]) == patient.visits.count()
-
-
-def test_upcoming_lists_due_and_overdue_visits_of_own_sites_only(client, world):
-    today = timezone.localdate()
-    overdue = enrol_directly(world.bxp_patients[0], today - timedelta(days=40))  # M1 closed
-    due = enrol_directly(world.bxp_patients[1], today - timedelta(days=25))  # M1 open
-    enrol_directly(world.str_patients[0], today - timedelta(days=25))
-    for patient in (overdue, due):
-        patient.visits.filter(code__in=["SCR", "M0"]).update(status=Visit.Status.COMPLETE)
-    client.force_login(world.alice)
-    response = client.get(reverse("patients:upcoming", args=[world.rct.code]))
-    rows = [(v.patient.subject_code, v.code, days) for v, days, _ in response.context["rows"]]
-    assert rows == [
-        (overdue.subject_code, "M1", -3),
-        (due.subject_code, "M1", 12),
-    ]
-    assert "STR-" not in response.content.decode()
-
-
-def test_upcoming_is_paginated_most_urgent_first(client, world, monkeypatch):
-    monkeypatch.setattr(patient_views, "UPCOMING_PAGE_SIZE", 1)
-    today = timezone.localdate()
-    overdue = enrol_directly(world.bxp_patients[0], today - timedelta(days=40))
-    due = enrol_directly(world.bxp_patients[1], today - timedelta(days=25))
-    for patient in (overdue, due):
-        patient.visits.filter(code__in=["SCR", "M0"]).update(status=Visit.Status.COMPLETE)
-    client.force_login(world.alice)
-    url = reverse("patients:upcoming", args=[world.rct.code])
-    first, second = client.get(url), client.get(url, {"page": 2})
-    assert [(v.patient.subject_code, d) for v, d, _ in first.context["rows"]] == [
-        (overdue.subject_code, -3)
-    ]
-    assert [(v.patient.subject_code, d) for v, d, _ in second.context["rows"]] == [
-        (due.subject_code, 12)
-    ]
-    assert "1 / 2" in first.content.decode() and "page=2" in first.content.decode()
-    assert client.get(url, {"page": "junk"}).context["page"].number == 1
 
 
 def test_patient_list_shows_the_next_visit_and_its_window(client, world):

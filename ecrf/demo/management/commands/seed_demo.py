@@ -6,9 +6,17 @@ so the demo's visits, derived scores and audit trail are what real use produces.
 count back from today: the visits done are in the past, the later ones are planned, one
 is overdue and one falls due within the fortnight.
 
-Idempotent: users, memberships and allocation lists that exist are left alone, and a
-patient row is skipped when its site already has that many patients, so `make demo`
-can run again on the same database. Each patient is one transaction.
+Then a week of visit reminders, as beat's sweep would have left them: the sweep runs at
+the sending hour (08:00 at the site) of each of the last seven days and of today once
+that hour has passed; the earlier days' emails are sent at once (the file backend writes
+them to ./var/mail), today's wait in the outbox, pending in the reminders log until the
+worker sends them as the demo starts. The Bordeaux investigator reads hers as a daily
+digest; the Bordeaux coordinator reads English.
+
+Idempotent: users, memberships, allocation lists and reminder settings that exist are
+left alone, a patient row is skipped when its site already has that many patients, and
+a reminder is recorded once (its unique key), so `make demo` can run again on the same
+database. Each patient is one transaction.
 """
 
 from __future__ import annotations
@@ -26,15 +34,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from ecrf.accounts.access import Role
-from ecrf.accounts.models import Membership
+from ecrf.accounts.models import Language, Membership
 from ecrf.audit.context import audited
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.models import SafetyLabs
 from ecrf.crfs.services import crf_save, visit_forms
+from ecrf.notifications.models import OutboundEmail
+from ecrf.notifications.tasks import send_emails
 from ecrf.patients.models import Allocation, AllocationList, Patient, Visit
 from ecrf.patients.randomisation import allocation_list_generate
-from ecrf.patients.services import patient_create, patient_end
+from ecrf.patients.services import patient_create, patient_end, patient_plan_inclusion
 from ecrf.patients.visits import visit_add_unscheduled, visit_mark_missed, visit_record_date
+from ecrf.reminders.models import Delivery, Reminder, ReminderPreference
+from ecrf.reminders.rules import send_instant
+from ecrf.reminders.services import reminder_settings_save, reminders_sweep
 from ecrf.safety.clock import local_instant
 from ecrf.safety.models import LabAlert
 from ecrf.safety.services import (
@@ -48,7 +61,7 @@ from ecrf.safety.services import (
 from ecrf.scoring import haq as haq_scoring
 from ecrf.scoring import mrss as mrss_scoring
 from ecrf.scoring import sle2019, ssc2013
-from ecrf.studies.models import Site, Study
+from ecrf.studies.models import ProtocolVersion, Site, Study
 
 DEFAULT_PASSWORD = "scleroderma-demo-2026"
 RCT, COHORT = "NCT00479934", "NCT04206644"
@@ -68,6 +81,13 @@ USERS = [
     ("admin", "Anne", "Leroy", [(RCT, None, Role.ADMIN), (COHORT, None, Role.ADMIN)]),
     ("investigator.rennes", "Yann", "Le Gall", [(COHORT, "REN", Role.INVESTIGATOR)]),
 ]
+
+# The demo's settings beside the defaults (French, one email per reminder), set when the
+# account or the setting is first created.
+LANGUAGES = {"coordinator.bordeaux": Language.ENGLISH}
+DIGESTS = [("investigator.bordeaux", RCT)]
+# How many days of reminders the demo starts with, before today.
+REMINDER_DAYS = 7
 
 # Allocation lists of the trial's demo sites: fixed seeds, so every demo has the same arms.
 ALLOCATION_LISTS = {"BXP": 20260101, "STR": 20260102}
@@ -458,6 +478,8 @@ class Command(BaseCommand):
             patient.refresh_from_db()
             created.append(patient)
             self.stdout.write(f"  {patient.subject_code} ({study.code}): {self._stage(patient)}")
+        self._reminder_settings(studies)
+        self._reminders()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo users ready: {', '.join(self.users)}; {len(created)} patient(s) created."
@@ -469,7 +491,12 @@ class Command(BaseCommand):
     def _user(self, username, first, last, password, roles):
         user, created = get_user_model().objects.get_or_create(
             username=username,
-            defaults={"first_name": first, "last_name": last, "email": f"{username}@example.org"},
+            defaults={
+                "first_name": first,
+                "last_name": last,
+                "email": f"{username}@example.org",
+                "language": LANGUAGES.get(username, Language.FRENCH),
+            },
         )
         if created:
             user.password = password
@@ -496,6 +523,64 @@ class Command(BaseCommand):
                     by=by,
                     note="demo data",
                 )
+
+    # -- reminders ------------------------------------------------------------------------------
+
+    def _reminder_settings(self, studies) -> None:
+        """The demo's digest readers, through the service a person uses on their settings
+        page; a setting already stored (the person's own choice since) is left alone."""
+        for username, study_code in DIGESTS:
+            user, study = self.users[username], studies[study_code]
+            if not ReminderPreference.objects.filter(user=user, study=study).exists():
+                reminder_settings_save(
+                    user=user, study=study, delivery=Delivery.DIGEST, visit_reminders=True
+                )
+
+    def _sending_instants(self) -> list[datetime]:
+        """The sending hour of each of the last REMINDER_DAYS days and of today, at every
+        site's time zone and protocol's hour, that has passed."""
+        now = timezone.now()
+        hours = {
+            version.protocol.reminders.send_time
+            for version in ProtocolVersion.objects.filter(study__code__in=[RCT, COHORT])
+        }
+        zones = set(Patient.objects.values_list("site__timezone", flat=True))
+        days = [self._days_ago(n) for n in range(REMINDER_DAYS, -1, -1)]
+        instants = {send_instant(d, hour, zone) for d in days for hour in hours for zone in zones}
+        return sorted(instant for instant in instants if instant <= now)
+
+    def _reminders(self) -> None:
+        """Sweep each sending hour in turn, as beat would have; send the emails of the days
+        before today synchronously (the file backend writes them to ./var/mail), dated as
+        sent at their hour, and leave today's in the outbox for the worker."""
+        started = timezone.now()
+        recorded = sent = 0
+        for instant in self._sending_instants():
+            recorded += reminders_sweep(at=instant).recorded
+            if timezone.localdate(instant) == self.today:
+                continue  # today's: for the worker
+            # This run's emails of the reminders due by then (none twice: once sent, they
+            # are dated at their hour, before this run started).
+            emails = OutboundEmail.objects.filter(
+                pk__in=Reminder.objects.filter(
+                    due_at__lte=instant, email__created_at__gte=started
+                ).values("email_id")
+            )
+            waiting = list(
+                emails.filter(status=OutboundEmail.Status.PENDING).values_list("pk", flat=True)
+            )
+            if waiting:
+                send_emails(waiting)  # here, not through the broker
+            sent += emails.filter(status=OutboundEmail.Status.SENT).update(
+                created_at=instant, claimed_at=instant, sent_at=instant
+            )
+        pending = Reminder.objects.filter(
+            status=Reminder.Status.QUEUED, email__status=OutboundEmail.Status.PENDING
+        ).count()
+        self.stdout.write(
+            f"  reminders: {recorded} recorded, {sent} email(s) sent, "
+            f"{pending} reminder(s) waiting in the outbox"
+        )
 
     def _stage(self, patient: Patient) -> str:
         visits = {v.code: v.status for v in patient.visits.order_by("sequence", "repeat")}
@@ -665,8 +750,9 @@ class Command(BaseCommand):
 
     def _bxp_missed_m1_late_m3(self, study, site, group):
         """M1 missed (in hospital for a pneumonia: a SUSAR, reported on time, followed up),
-        M3 a week late with its deviation, M6 due soon."""
-        day0 = self._days_ago(165)
+        M3 a week late with its deviation, M6 due soon (its window opens in four days: the
+        week's notice went the day BXP-004's first overdue reminder did)."""
+        day0 = self._days_ago(164)
         chart = self._enrolled(
             study, site, day0=day0, scr_before=20,
             demographics={"birth_year": 1958, "birth_month": 11, "sex": "M"},
@@ -852,7 +938,8 @@ class Command(BaseCommand):
         return chart.patient
 
     def _str_in_screening(self, study, site, group):
-        """Strasbourg: consented three days ago; the pregnancy test comes before inclusion."""
+        """Strasbourg: consented three days ago, inclusion planned in a week: the pregnancy
+        test must be dated within the 7 days before it (its first reminder goes today)."""
         scr = self._days_ago(3)
         chart = self._screen_rct(
             study,
@@ -864,6 +951,9 @@ class Command(BaseCommand):
             "SCR",
             "medical_history",
             {"ssc_type": "systemic", "diagnosis_year": 2026, **MEDICAL_HISTORY_NONE},
+        )
+        patient_plan_inclusion(
+            patient=chart.patient, by=chart.by, planned_date=self.today + timedelta(days=7)
         )
         return chart.patient
 
