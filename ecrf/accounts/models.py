@@ -45,7 +45,8 @@ class User(AbstractUser):
         choices=Language.choices,
         default=Language.FRENCH,
         help_text=_(
-            "The language of the emails you receive; saving it also switches your screens."
+            "The language of your emails and, from your next login or when you save it "
+            "here, of your screens."
         ),
     )
 

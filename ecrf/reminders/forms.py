@@ -10,7 +10,8 @@ class LanguageForm(forms.Form):
         label=_("Language"),
         choices=Language.choices,
         help_text=_(
-            "The language of the emails you receive; saving it also switches your screens."
+            "The language of your emails and, from your next login or when you save it "
+            "here, of your screens."
         ),
     )
 

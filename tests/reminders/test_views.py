@@ -17,6 +17,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 from django.utils.formats import date_format
+from django.utils.html import escape
 
 from ecrf.accounts.models import Role, User
 from ecrf.notifications.models import OutboundEmail
@@ -550,11 +551,11 @@ def test_the_detail_shows_the_email_sent(client, world, logged):
     body = response.content.decode()
     email = reminder.email
     assert email.status == "sent" and email.recipients == ["charlie@example.org"]
-    assert email.subject in body
+    assert escape(email.subject) in body
     code = reminder.patient.subject_code
-    assert f"{code}: the window of visit M1 (" in email.body  # Charlie reads French (to come)
-    assert f'data-testid="email-body">{email.body.splitlines()[0]}' in body
-    assert "Target date:" in body and "charlie@example.org" in body
+    assert f"{code}\u00a0: la fenêtre de la visite M1 (" in email.body  # Charlie reads French
+    assert f'data-testid="email-body">{escape(email.body.splitlines()[0])}' in body
+    assert "Date cible\u00a0:" in body and "charlie@example.org" in body
     assert "20 January 2027, 08:00 (Europe/Paris) · 2027-01-20 07:00 UTC" in body
 
 
@@ -596,3 +597,18 @@ def test_another_studys_reminder_is_not_found(client, world, logged):
     assert client.get(reverse("reminders:detail", args=[world.rct.code, 999999])).status_code == (
         404
     )
+
+
+def test_logging_in_switches_the_screens_to_the_users_language(client, world):
+    from django.conf import settings
+    from django.urls import reverse
+
+    from ecrf.accounts.models import User
+    from tests.factories import PASSWORD
+
+    User.objects.filter(pk=world.bob.pk).update(language="en")
+    response = client.post(reverse("login"), {"username": "bob", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "en"
+    page = client.get(reverse("studies:chooser"))
+    assert page.wsgi_request.LANGUAGE_CODE == "en"
