@@ -60,6 +60,8 @@ messages: $(VENV)/.dev
 	DEBUG=1 $(BIN)/python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=staticfiles --ignore=scripts
 	DEBUG=1 $(BIN)/python manage.py compilemessages -l fr --ignore=.venv
 
-# Figures for the pages people use most, on a throw-away database (BENCH_PATIENTS=5000).
+# Figures for the pages people use most (BENCH_PATIENTS=5000) and for the reminders sweep
+# over 100,000 visits (BENCH_REMINDER_PATIENTS=20000), each on a throw-away database;
+# BENCH_SECTIONS=pages or =reminders runs one. About a minute and a quarter in all.
 bench: $(VENV)/.dev
 	DEBUG=1 $(BIN)/python scripts/bench.py
