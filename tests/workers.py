@@ -198,12 +198,17 @@ class CeleryWorkers:
 
 
 def _forget_queue(broker: str, queue: str) -> None:
-    """Remove what the test's queue left in Redis: its list, its bindings, and the messages
+    """Remove what the test's queue left in Redis: its list, its bindings, the remote-control
+    binding of a killed worker (a worker stopped cleanly removes its own), and the messages
     a killed worker held unacknowledged (which a later worker would restore to it)."""
     import redis
 
     client = redis.Redis.from_url(broker)
     client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    pidbox = "_kombu.binding.celery.pidbox"
+    for member in client.smembers(pidbox):
+        if f"-{queue}@".encode() in member:
+            client.srem(pidbox, member)
     for tag, payload in client.hgetall("unacked").items():
         try:
             _message, _exchange, routing_key = json.loads(payload)
