@@ -39,7 +39,7 @@ test: $(VENV)/.dev chromium
 # The same tests on the embedded PostgreSQL under ./var (DATABASE_URL unset whatever the
 # environment says): by default the real Celery workers, which must reach it through its
 # Unix socket, and a browser journey. A partial run, so no coverage gate.
-EMBEDDED_TESTS ?= tests/notifications/test_worker.py tests/safety/test_worker.py tests/e2e/test_sae_journey.py
+EMBEDDED_TESTS ?= tests/notifications/test_worker.py tests/safety/test_worker.py tests/reminders/test_worker.py tests/e2e/test_sae_journey.py
 test-embedded: $(VENV)/.dev chromium
 	env -u DATABASE_URL DEBUG=1 CELERY_BROKER_URL=$(CELERY_BROKER_URL_TEST) $(BIN)/python -m pytest $(or $(PYTEST_ARGS),$(EMBEDDED_TESTS))
 
@@ -60,6 +60,8 @@ messages: $(VENV)/.dev
 	DEBUG=1 $(BIN)/python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=staticfiles --ignore=scripts
 	DEBUG=1 $(BIN)/python manage.py compilemessages -l fr --ignore=.venv
 
-# Figures for the pages people use most, on a throw-away database (BENCH_PATIENTS=5000).
+# Figures for the pages people use most (BENCH_PATIENTS=5000) and for the reminders sweep
+# over 100,000 visits (BENCH_REMINDER_PATIENTS=20000), each on a throw-away database;
+# BENCH_SECTIONS=pages or =reminders runs one. About a minute and a quarter in all.
 bench: $(VENV)/.dev
 	DEBUG=1 $(BIN)/python scripts/bench.py

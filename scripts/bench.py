@@ -1,8 +1,15 @@
 """Benchmarks that print figures (`make bench`); never run by the test suite.
 
-Runs on a throw-away database created like the test database (test_<name>), so it
-never touches demo or production data: loads both protocols and the demo data, adds
-patients in bulk, then times the pages people use most with Django's test client.
+Runs on throw-away databases created like the test database (test_<name>), so it never
+touches demo or production data. The pages: loads both protocols and the demo data, adds
+patients in bulk, then times the pages people use most with Django's test client. The
+reminders sweep, on a database of its own (the pages' patients have windows and SAE
+deadlines relative to today, which would fall due at the sweep's instants): 100,000
+scheduled visits written in bulk, the sweep timed when nothing is due, when 5,000
+reminders are, and again at that instant.
+
+BENCH_SECTIONS=pages,reminders (both by default) picks them; BENCH_PATIENTS=5000 and
+BENCH_REMINDER_PATIENTS=20000 (5 visits each) size them, smaller for a quick run.
 """
 
 from __future__ import annotations
@@ -11,19 +18,25 @@ import os
 import statistics
 import sys
 import time
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ecrf.settings")
+# No broker, whatever the environment names: the pages run their tasks in-process (eager),
+# the reminders sweep's dispatch publishes to kombu's in-memory transport (nothing sends).
+os.environ["CELERY_BROKER_URL"] = "memory://localhost/"
 
 import django  # noqa: E402
 
 django.setup()
 
-from django.db import connection, reset_queries  # noqa: E402
+from django.db import DatabaseError, connection, reset_queries, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import (  # noqa: E402
+    CaptureQueriesContext,
     override_settings,
     setup_databases,
     setup_test_environment,
@@ -35,6 +48,8 @@ from ecrf.patients.models import Patient, Visit  # noqa: E402
 
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
+REMINDER_PATIENTS = int(os.environ.get("BENCH_REMINDER_PATIENTS", "20000"))
+SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders").split(",")
 
 
 def timed(label: str, func, repeat: int = REPEAT, status: int = 200) -> None:
@@ -224,11 +239,171 @@ def adverse_events_bulk(study, investigator) -> None:
           f"{AdverseEvent.objects.count():7d}   SAE {len(reports):d}")  # fmt: skip
 
 
+# -- the reminders sweep ---------------------------------------------------------------------
+
+# Every bench patient is included on one of 40 days from REMINDER_DAY0 on, the same number a
+# day. M1 (day 30, window 7 days either side) is the only visit with reminders in the first
+# 40 days: a week before its window opens (day 16), the day it opens (23), its target day
+# (30), three days before it closes (34), the day after it closed (38, overdue). So nothing
+# is due on day 15 of the period, and on day 40 five days' inclusions are: 5 x 1/40 of the
+# patients' M1, to the investigator and the coordinator of each site.
+REMINDER_DAY0 = date(2030, 1, 7)
+INCLUSION_DAYS = 40
+NOTHING_DUE_DAY = REMINDER_DAY0 + timedelta(days=15)
+DUE_DAY = REMINDER_DAY0 + timedelta(days=INCLUSION_DAYS)
+PLANNED_VISITS = ("M1", "M3", "M6", "M12")  # and M0, done on day 0: 5 visits a patient
+
+
+def reminders_main() -> None:
+    """The reminders sweep on NCT00479934's 12 sites: bulk rows, then `reminders_sweep`."""
+    from django.conf import settings
+
+    from ecrf.celery import app
+    from ecrf.studies.loader import load_protocol
+    from ecrf.studies.models import Study
+
+    # Not eager: the dispatch on commit (the bench database is no test transaction, so
+    # on_commit fires) publishes the send_emails batches to the in-memory broker (above),
+    # where nothing consumes them: the emails stay pending, nothing is sent.
+    app.conf.task_always_eager = False
+    load_protocol(Path(settings.BASE_DIR) / "ecrf/studies/protocols/NCT00479934.yaml")
+    study = Study.objects.get(code="NCT00479934")
+    staff = reminder_site_staff(study)
+    small = max(REMINDER_PATIENTS // 10, 1)
+
+    added = reminder_patients_bulk(study, small, staff)
+    first = timed_sweep(f"sweep, nothing due ({added:,} visits)", NOTHING_DUE_DAY)
+    added += reminder_patients_bulk(study, REMINDER_PATIENTS - small, staff)
+    second = timed_sweep(f"sweep, nothing due ({added:,} visits)", NOTHING_DUE_DAY)
+    timed_sweep(f"sweep, ~{REMINDER_PATIENTS // 8:,} visits due ({added:,} visits)", DUE_DAY)
+    timed_sweep("sweep again at that instant (all recorded already)", DUE_DAY)
+    print(f"{'queries, nothing due: 10x the visits':<58} {first:7d} -> {second:d}")
+    with app.connection_for_write() as conn:
+        batches = conn.SimpleQueue(app.conf.task_default_queue).qsize()
+    print(f"{'send_emails batches published to the in-memory broker':<58} {batches:7d}")
+
+
+def paris_morning(day: date) -> datetime:
+    """08:15 in Paris that day (the protocol's send_at is 08:00): the beat's first sweep."""
+    return datetime(
+        day.year, day.month, day.day, 8, 15, tzinfo=ZoneInfo("Europe/Paris")
+    ).astimezone(UTC)
+
+
+def timed_sweep(label: str, day: date) -> int:
+    """One sweep at 08:15 that day, timed (its on-commit dispatch included); its queries."""
+    from ecrf.reminders.services import reminders_sweep
+
+    with CaptureQueriesContext(connection) as queries:
+        start = time.perf_counter()
+        result = reminders_sweep(at=paris_morning(day))
+        elapsed = time.perf_counter() - start
+    print(f"{label:<58} {elapsed:7.2f} s   {len(queries):3d} queries   due {len(result.due)}, "
+          f"recorded {result.recorded}, emails written {result.emails}")  # fmt: skip
+    return len(queries)
+
+
+def reminder_site_staff(study) -> dict:
+    """An investigator and a coordinator with an email at each of the study's sites."""
+    from django.contrib.auth import get_user_model
+
+    from ecrf.accounts.access import Role
+    from ecrf.accounts.models import Membership
+    from ecrf.studies.models import StudySite
+
+    User = get_user_model()
+    study_sites = list(StudySite.objects.filter(study=study).select_related("site"))
+    users, memberships = {}, []
+    for study_site in study_sites:
+        for role in (Role.INVESTIGATOR, Role.COORDINATOR):
+            name = f"{role}.{study_site.site.code.lower()}"
+            users[(study_site.site_id, role)] = User(
+                username=name, email=f"{name}@example.org", password="!"
+            )
+    User.objects.bulk_create(users.values())
+    for (site_id, role), user in users.items():
+        memberships.append(Membership(user=user, study=study, site_id=site_id, role=role))
+    Membership.objects.bulk_create(memberships)
+    return {site_id: user for (site_id, role), user in users.items() if role == Role.INVESTIGATOR}
+
+
+@contextmanager
+def without_triggers():
+    """A transaction whose rows skip the triggers, as a restore's do: the history triggers
+    (pghistory, a plpgsql function a row, slower the more rows one transaction writes:
+    minutes for 100,000 visits) and the foreign-key checks. The bench's rows are right by
+    construction and the sweep reads no history. Without the privilege it takes (a
+    superuser's), the triggers run and the load is slower."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL session_replication_role = replica")
+        except DatabaseError:
+            pass
+        yield
+
+
+def reminder_patients_bulk(study, count: int, investigators: dict) -> int:
+    """`count` more patients over the study's sites, enrolled on one of the inclusion days,
+    each with M0 done and M1 to M12 planned in their windows; returns the visits written."""
+    from ecrf.studies.models import StudySite
+    from ecrf.studies.schedule import window_for
+
+    start = time.perf_counter()
+    version = study.current_protocol
+    protocol = version.protocol
+    specs = {spec.code: (n, spec) for n, spec in enumerate(protocol.visits, start=1)}
+    study_sites = list(StudySite.objects.filter(study=study).select_related("site"))
+    done = Patient.objects.filter(study=study).count()
+    patients = []
+    for n in range(done, done + count):
+        study_site = study_sites[n % len(study_sites)]
+        study_site.last_subject_number += 1
+        day0 = REMINDER_DAY0 + timedelta(days=(n // len(study_sites)) % INCLUSION_DAYS)
+        patients.append(
+            Patient(
+                study=study, site=study_site.site, protocol_version=version,
+                subject_code=f"{study_site.site.code}-{study_site.last_subject_number:05d}",
+                status=Patient.Status.ENROLLED, screening_date=day0 - timedelta(days=14),
+                day0_date=day0, created_by=investigators[study_site.site_id],
+            )
+        )  # fmt: skip
+    visits = []
+    for patient in patients:
+        for code in ("M0", *PLANNED_VISITS):
+            sequence, spec = specs[code]
+            window = window_for(spec, patient.day0_date)
+            done = code == "M0"
+            visits.append(
+                Visit(
+                    patient=patient, code=code, sequence=sequence, protocol_version=version,
+                    target_date=window.target, earliest_date=window.earliest,
+                    latest_date=window.latest, visit_date=patient.day0_date if done else None,
+                    status=Visit.Status.COMPLETE if done else Visit.Status.PLANNED,
+                )
+            )  # fmt: skip
+    with without_triggers():
+        StudySite.objects.bulk_update(study_sites, ["last_subject_number"])
+        Patient.objects.bulk_create(patients, batch_size=2000)
+        Visit.objects.bulk_create(visits, batch_size=5000)
+    # The statistics autovacuum gathers after a load like this one (this may run on a server
+    # without it): unanalysed, the planner takes the freshly written tables for empty.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE patients_patient, patients_visit")
+    elapsed = time.perf_counter() - start
+    print(f"{'reminders: patients and visits written in bulk, analysed':<58} {elapsed:7.2f} s"
+          f"   {len(patients)} patients, {len(visits)} visits")  # fmt: skip
+    return len(visits)
+
+
 if __name__ == "__main__":
     setup_test_environment()
-    old = setup_databases(verbosity=0, interactive=False)
-    try:
-        main()
-    finally:
-        connection.close()
-        teardown_databases(old, verbosity=0)
+    for name, section in (("pages", main), ("reminders", reminders_main)):
+        if name not in SECTIONS:
+            continue
+        old = setup_databases(verbosity=0, interactive=False)
+        try:
+            section()
+        finally:
+            connection.close()
+            teardown_databases(old, verbosity=0)

@@ -29,6 +29,9 @@ from ecrf.studies.protocol import parse_protocol
 from tests.clock import NOW_UTC
 from tests.factories import MembershipFactory, PatientFactory, UserFactory
 
+# The real-worker fixtures (tests marked `worker`), for every test module.
+from tests.workers import celery_workers, racing_workers, redis_worker  # noqa: F401
+
 PROTOCOLS = Path(__file__).resolve().parent.parent / "ecrf" / "studies" / "protocols"
 
 

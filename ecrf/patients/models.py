@@ -369,6 +369,17 @@ class Visit(models.Model):
         ordering = ["patient", "sequence", "repeat"]
         verbose_name = _("visit")
         verbose_name_plural = _("visits")
+        # The reminders sweep looks up the visits still to take place by the day their
+        # window opens, their target day and the day their window closes (or before it, when
+        # overdue): the visits done or missed, most of them in a running study, stay out.
+        indexes = [
+            models.Index(
+                fields=[field],
+                condition=models.Q(status="planned", visit_date__isnull=True),
+                name=f"visit_planned_{field.split('_')[0]}",
+            )
+            for field in ("earliest_date", "target_date", "latest_date")
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["patient", "code", "repeat"], name="unique_visit_occurrence"

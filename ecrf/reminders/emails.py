@@ -8,7 +8,7 @@ can reach a message. The study is named by its code (its title may name the drug
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,9 @@ class Details:
 
     sae_reports: dict[int, SaeReport]
     protocols: dict[int, object]  # validated once per protocol version, not once per row
+    # Each date in each language formatted once: a sweep's thousands of rows share a few.
+    days: dict[tuple[str, date], str] = field(default_factory=dict)
+    settings_urls: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_rows(cls, rows: list[Reminder]) -> Details:
@@ -45,6 +48,18 @@ class Details:
         version_ids = {r.patient.protocol_version_id for r in rows}
         versions = ProtocolVersion.objects.filter(pk__in=version_ids)
         return cls({report.pk: report for report in reports}, {v.pk: v.protocol for v in versions})
+
+    def day(self, value: date | None) -> str:
+        key = (translation.get_language(), value)
+        if key not in self.days:
+            self.days[key] = _day(value)
+        return self.days[key]
+
+    def settings_url(self) -> str:
+        language = translation.get_language()
+        if language not in self.settings_urls:
+            self.settings_urls[language] = settings_url()
+        return self.settings_urls[language]
 
     def protocol(self, version_id: int):
         if version_id not in self.protocols:
@@ -153,16 +168,20 @@ def detail_lines(row: Reminder, details: Details) -> list[str]:
     if row.visit_id is not None:
         visit = row.visit
         lines += [
-            _("Target date: %(date)s") % {"date": _day(visit.target_date)},
+            _("Target date: %(date)s") % {"date": details.day(visit.target_date)},
             _("Window: %(start)s to %(end)s (%(zone)s calendar)")
-            % {"start": _day(visit.earliest_date), "end": _day(visit.latest_date), "zone": zone},
+            % {
+                "start": details.day(visit.earliest_date),
+                "end": details.day(visit.latest_date),
+                "zone": zone,
+            },
         ]
     elif row.kind == Kind.PREGNANCY_TEST:
         planned = row.patient.planned_day0_date
         spec = details.protocol(row.patient.protocol_version_id).reminders.pregnancy_test
         days = spec.days_before_inclusion if spec else 0
         lines += [
-            _("Planned inclusion: %(date)s") % {"date": _day(planned)},
+            _("Planned inclusion: %(date)s") % {"date": details.day(planned)},
             ngettext(
                 "The test must be dated within the %(days)d day before inclusion.",
                 "The test must be dated within the %(days)d days before inclusion.",
@@ -184,7 +203,7 @@ def _subject(text: str) -> str:
     return re.sub(r"\s*[\r\n\t]+\s*", " ", text).strip()[:SUBJECT_MAX_LENGTH]
 
 
-def _footer(row: Reminder) -> list[str]:
+def _footer(row: Reminder, details: Details) -> list[str]:
     return [
         "",
         "-- ",
@@ -192,7 +211,7 @@ def _footer(row: Reminder) -> list[str]:
             "You receive this reminder as a member of study %(study)s. Your reminder settings: "
             "%(url)s"
         )
-        % {"study": row.study.code, "url": settings_url()},
+        % {"study": row.study.code, "url": details.settings_url()},
     ]
 
 
@@ -211,7 +230,7 @@ def email_for(rows: list[Reminder], details: Details) -> OutboundEmail:
                 "[%(study)s] %(count)d reminder for %(day)s",
                 "[%(study)s] %(count)d reminders for %(day)s",
                 len(rows),
-            ) % {"study": first.study.code, "count": len(rows), "day": _day(first.due_on)}
+            ) % {"study": first.study.code, "count": len(rows), "day": details.day(first.due_on)}
             body = []
             for row in rows:
                 body += [
@@ -220,7 +239,7 @@ def email_for(rows: list[Reminder], details: Details) -> OutboundEmail:
                     "",
                 ]
             key = f"reminder-digest:{first.pk}"
-        body += _footer(first)
+        body += _footer(first, details)
     return OutboundEmail(
         dedupe_key=key,
         kind="reminder_digest" if key.startswith("reminder-digest") else "reminder",

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
 from ecrf.reminders.models import Kind
 
 # When several of a visit's reminders fall on one day (a visit without a window opens,
@@ -33,6 +36,23 @@ def send_instant(day: date, at: time, zone: str) -> datetime:
     (03:30, summer time); one that happens twice in the autumn is the first of the two.
     """
     return datetime.combine(day, at).replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO 8601 date and time; without an offset, in the server's TIME_ZONE (Paris).
+    ValueError says how to write it."""
+    try:
+        parsed = parse_datetime(value.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValueError(
+            f"{value!r} is not a date and time: give ISO 8601, for example "
+            "2027-03-01T08:15 or 2027-03-01T08:15+01:00."
+        )
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
+    return parsed
 
 
 def reminder_day(now: datetime, at: time, zone: str) -> date | None:

@@ -507,12 +507,28 @@ def reminders_queue(*, at: datetime) -> tuple[int, int]:
         batches += digests.values()
         outbox = [emails.email_for(batch, details) for batch in batches]
         written = OutboundEmail.objects.bulk_create(outbox, batch_size=1000)
-        for batch, email in zip(batches, written, strict=True):
-            for row in batch:
-                row.email, row.status = email, Reminder.Status.QUEUED
-        Reminder.objects.bulk_update(rows, ["email", "status"], batch_size=1000)
+        _mark_queued(
+            [
+                (row.pk, email.pk)
+                for batch, email in zip(batches, written, strict=True)
+                for row in batch
+            ]
+        )
         emails_dispatch_on_commit([email.pk for email in written])
     return len(rows), len(written)
+
+
+def _mark_queued(rows_emails: list[tuple[int, int]]) -> None:
+    """Each row queued with its email, in one statement (bulk_update's CASE per row costs
+    seconds of Python for a few thousand rows)."""
+    sql = (
+        f"UPDATE {Reminder._meta.db_table} AS reminder SET email_id = queued.email_id, "
+        "status = %s FROM unnest(%s::bigint[], %s::bigint[]) AS queued(id, email_id) "
+        "WHERE reminder.id = queued.id"
+    )
+    ids, email_ids = zip(*rows_emails, strict=True)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [str(Reminder.Status.QUEUED), list(ids), list(email_ids)])
 
 
 def reminders_cancel_moot() -> int:

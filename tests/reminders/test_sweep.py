@@ -353,6 +353,15 @@ def test_the_command_runs_the_sweep_at_the_instant_given(world, trial, capsys):
     assert Reminder.objects.count() == 3
 
 
+def test_the_beat_task_sweeps_now_or_at_the_instant_given(world, trial):
+    from ecrf.reminders.tasks import sweep_reminders
+
+    assert sweep_reminders.delay().get()["due"] == 0  # now: 15 December 2026
+    result = sweep_reminders.delay("2027-01-20T08:00+01:00").get()
+    assert (result["due"], result["recorded"], result["emails"]) == (3, 3, 3)
+    assert sweep_reminders.delay("2027-01-20T08:15").get()["recorded"] == 0  # naive: Paris
+
+
 @pytest.mark.parametrize("value", ["tomorrow", "2027-13-01T08:00", ""])
 def test_the_command_refuses_an_instant_it_cannot_read(value):
     with pytest.raises(CommandError, match="is not a date and time: give ISO 8601"):

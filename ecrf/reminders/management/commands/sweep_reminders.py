@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from ecrf.reminders import rules
 from ecrf.reminders.services import reminders_sweep
 
 
 def parse_instant(value: str):
-    """An ISO 8601 date and time; without an offset, in the server's TIME_ZONE (Paris)."""
     try:
-        parsed = parse_datetime(value.strip())
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise CommandError(
-            f"--at {value!r} is not a date and time: give ISO 8601, for example "
-            "2027-03-01T08:15 or 2027-03-01T08:15+01:00."
-        )
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
-    return parsed
+        return rules.parse_instant(value)
+    except ValueError as error:
+        raise CommandError(f"--at {error}") from None
 
 
 class Command(BaseCommand):
