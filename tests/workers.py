@@ -82,7 +82,8 @@ def sent_messages(mail_dir: Path) -> list[EmailMessage]:
 def header(message: EmailMessage, name: str) -> str:
     """A header's value on one line (a long subject is folded, at times right after the
     colon: the continuation's indent is no part of it)."""
-    return " ".join(str(message[name] or "").split())
+    unfolded = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", str(message[name] or ""))
+    return re.sub(r"[ \t]{2,}", " ", unfolded).strip()  # French no-break spaces kept
 
 
 def sent_subjects(mail_dir: Path) -> list[str]:
