@@ -45,8 +45,7 @@ class User(AbstractUser):
         choices=Language.choices,
         default=Language.FRENCH,
         help_text=_(
-            "The language of your emails and, from your next login or when you save it "
-            "here, of your screens."
+            "The language of the emails you receive; saving it here also switches your screens."
         ),
     )
 

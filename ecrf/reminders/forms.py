@@ -10,8 +10,7 @@ class LanguageForm(forms.Form):
         label=_("Language"),
         choices=Language.choices,
         help_text=_(
-            "The language of your emails and, from your next login or when you save it "
-            "here, of your screens."
+            "The language of the emails you receive; saving it here also switches your screens."
         ),
     )
 

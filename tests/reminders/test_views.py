@@ -597,18 +597,3 @@ def test_another_studys_reminder_is_not_found(client, world, logged):
     assert client.get(reverse("reminders:detail", args=[world.rct.code, 999999])).status_code == (
         404
     )
-
-
-def test_logging_in_switches_the_screens_to_the_users_language(client, world):
-    from django.conf import settings
-    from django.urls import reverse
-
-    from ecrf.accounts.models import User
-    from tests.factories import PASSWORD
-
-    User.objects.filter(pk=world.bob.pk).update(language="en")
-    response = client.post(reverse("login"), {"username": "bob", "password": PASSWORD})
-    assert response.status_code == 302
-    assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "en"
-    page = client.get(reverse("studies:chooser"))
-    assert page.wsgi_request.LANGUAGE_CODE == "en"

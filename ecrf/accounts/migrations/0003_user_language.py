@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 choices=[("fr", "Français"), ("en", "English")],
                 default="fr",
-                help_text="The language of your emails and, from your next login or when you save it here, of your screens.",
+                help_text="The language of the emails you receive; saving it here also switches your screens.",
                 max_length=5,
                 verbose_name="language",
             ),
@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 choices=[("fr", "Français"), ("en", "English")],
                 default="fr",
-                help_text="The language of your emails and, from your next login or when you save it here, of your screens.",
+                help_text="The language of the emails you receive; saving it here also switches your screens.",
                 max_length=5,
                 verbose_name="language",
             ),
