@@ -30,6 +30,10 @@ urlpatterns = [
     path("studies/<str:study_code>/patients/", include(patient_urls)),
     path("studies/<str:study_code>/patients/", include("ecrf.crfs.urls")),
     path("studies/<str:study_code>/", include("ecrf.safety.urls")),
+    path(
+        "studies/<str:study_code>/review/",
+        include((review_urls.review_urlpatterns, "review")),
+    ),
     path("", include("ecrf.reminders.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -20,6 +20,7 @@ __all__ = [
     "Role",
     "Scope",
     "can_see_allocation",
+    "roles_at_every_site",
     "roles_for",
     "scope",
     "sites_visible_to",
@@ -88,6 +89,31 @@ def roles_for(user, *, study, site=None) -> set[str]:
     if site is not None:
         memberships = memberships.filter(Q(site__isnull=True) | Q(site=site))
     return set(memberships.values_list("role", flat=True))
+
+
+def roles_at_every_site(user, *, study) -> set[str]:
+    """The roles the user holds at every site of a study: for a study-wide act (the lock of
+    the whole study's data), which no single site's membership covers.
+
+    An all-site membership (data managers, administrators) covers every site; roles held
+    site by site count only when every participating site is covered. One query, two
+    when the user holds site memberships.
+    """
+    user_id = account_id(user)
+    if user_id is None:
+        return set()
+    held = list(
+        Membership.objects.held_by(user_id).filter(study=study).values_list("role", "site_id")
+    )
+    roles = {role for role, site_id in held if site_id is None}
+    by_role: dict[str, set[int]] = {}
+    for role, site_id in held:
+        if site_id is not None and role not in roles:
+            by_role.setdefault(role, set()).add(site_id)
+    if by_role:
+        sites = set(StudySite.objects.filter(study=study).values_list("site_id", flat=True))
+        roles |= {role for role, covered in by_role.items() if sites and sites <= covered}
+    return roles
 
 
 def can_see_allocation(user, *, study) -> bool:

@@ -21,7 +21,7 @@ from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from ecrf.accounts.access import roles_for
+from ecrf.accounts.access import roles_at_every_site, roles_for
 from ecrf.accounts.models import Role
 
 
@@ -40,13 +40,14 @@ class Action(models.TextChoices):
     MANAGE_ALLOCATION_LISTS = "manage_allocation_lists", gettext_lazy("manage allocation lists")
     RECEIVE_REMINDERS = "receive_reminders", gettext_lazy("receive the site's visit reminders")
     READ_REMINDER_LOG = "read_reminder_log", gettext_lazy("read the reminders sent")
-    # Review and export: declared now, enforced by the services that will come.
+    # Review and export: declared in the table, enforced as their services come (PLANNED).
     RAISE_QUERY = "raise_query", gettext_lazy("raise queries")
     ANSWER_QUERY = "answer_query", gettext_lazy("answer queries")
     CLOSE_QUERY = "close_query", gettext_lazy("close queries")
     SDV = "sdv", gettext_lazy("verify source data")
     FREEZE = "freeze", gettext_lazy("freeze data")
     LOCK = "lock", gettext_lazy("lock data")
+    UNLOCK = "unlock", gettext_lazy("lift a freeze or a lock")
     SIGN = "sign", gettext_lazy("sign a casebook")
     EXPORT = "export", gettext_lazy("export data")
 
@@ -58,8 +59,6 @@ PLANNED = frozenset(
         Action.ANSWER_QUERY,
         Action.CLOSE_QUERY,
         Action.SDV,
-        Action.FREEZE,
-        Action.LOCK,
         Action.SIGN,
         Action.EXPORT,
     }
@@ -90,6 +89,7 @@ _TABLE = {
     Action.SDV:                      (o,           o,           X,       o,            o),
     Action.FREEZE:                   (o,           o,           o,       X,            o),
     Action.LOCK:                     (o,           o,           o,       X,            o),
+    Action.UNLOCK:                   (o,           o,           o,       X,            o),
     Action.SIGN:                     (X,           o,           o,       o,            o),
     Action.EXPORT:                   (o,           o,           o,       X,            X),
 }
@@ -121,32 +121,55 @@ def _where(patient, study, site):
     return study, site
 
 
-def actions_for(user, *, patient=None, study=None, site=None) -> frozenset[Action]:
+def actions_for(
+    user, *, patient=None, study=None, site=None, every_site: bool = False
+) -> frozenset[Action]:
     """Everything the user may do to a patient, or at a site of a study (one query).
 
     Without a site: what the user may do at one site of the study at least, for a button
-    that leads to a page where the site is chosen.
+    that leads to a page where the site is chosen. With `every_site`: what the user may do
+    at every site of the study at once (a study-wide act such as the database lock).
     """
+    if every_site:
+        if patient is not None or site is not None or study is None:
+            raise TypeError("every_site: give the study only")
+        return allowed_actions(roles_at_every_site(user, study=study))
     study, site = _where(patient, study, site)
     return allowed_actions(roles_for(user, study=study, site=site))
 
 
-def can(user, action: Action, *, patient=None, study=None, site=None) -> bool:
+def can(
+    user, action: Action, *, patient=None, study=None, site=None, every_site: bool = False
+) -> bool:
     """Whether the user may take the action on the patient, or at the site (one query)."""
-    return action in actions_for(user, patient=patient, study=study, site=site)
+    return action in actions_for(
+        user, patient=patient, study=study, site=site, every_site=every_site
+    )
 
 
-def require(by, action: Action, *, patient=None, study=None, site=None) -> None:
+def require(
+    by, action: Action, *, patient=None, study=None, site=None, every_site: bool = False
+) -> None:
     """Refuse (PermissionDenied) unless `by` may take the action on the patient or at the site.
 
-    A write service calls this before it writes anything.
+    A write service calls this before it writes anything. A study-wide act (the database
+    lock) gives the study and `every_site=True`: the user must hold the action at every
+    site of the study.
     """
-    study, site = _where(patient, study, site)
-    if site is None:
-        raise TypeError("a write happens at a site: give the patient or the site")
-    if not can(by, action, study=study, site=site):
-        roles = [str(role.label).lower() for role in _ROLES if role in PERMISSIONS[action]]
+    if not every_site:
+        study, site = _where(patient, study, site)
+        if site is None:
+            raise TypeError("a write happens at a site: give the patient or the site")
+    if not can(by, action, patient=None, study=study, site=site, every_site=every_site):
+        roles = ", ".join(str(role.label).lower() for role in _ROLES if role in PERMISSIONS[action])
+        label = Action(action).label
         raise PermissionDenied(
-            _("Your role does not allow you to %(action)s here (%(roles)s only).")
-            % {"action": Action(action).label, "roles": ", ".join(roles)}
+            _(
+                "Your role does not allow you to %(action)s for the whole study (%(roles)s "
+                "of every site only)."
+            )
+            % {"action": label, "roles": roles}
+            if every_site
+            else _("Your role does not allow you to %(action)s here (%(roles)s only).")
+            % {"action": label, "roles": roles}
         )

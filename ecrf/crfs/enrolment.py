@@ -21,6 +21,7 @@ from ecrf.audit.context import audited
 from ecrf.crfs.eligibility import eligibility_evaluate, eligibility_problems
 from ecrf.crfs.models import Eligibility
 from ecrf.patients.form_index import form_index_sync
+from ecrf.patients.locks import require_unlocked
 from ecrf.patients.models import Patient
 from ecrf.patients.randomisation import allocation_take
 from ecrf.patients.services import patient_locked
@@ -65,6 +66,9 @@ def patient_enrol(*, patient: Patient, by, day0_date: date) -> Patient:
                 _("%(code)s is %(status)s, not in screening.")
                 % {"code": patient.subject_code, "status": patient.get_status_display()}
             )
+        checklist = Eligibility.objects.select_for_update().filter(patient=patient).first()
+        # Enrolment decides the checklist (a new version of the form) and the casebook.
+        require_unlocked(patient=patient, entry=checklist)
         problems = []
         if day0_date > timezone.localdate():
             problems.append(_("The inclusion date cannot be in the future."))
@@ -97,7 +101,6 @@ def patient_enrol(*, patient: Patient, by, day0_date: date) -> Patient:
                         % {"code": spec.code, "date": visit.visit_date, "earliest": window.earliest,
                            "latest": window.latest}
                     )  # fmt: skip
-            checklist = Eligibility.objects.select_for_update().filter(patient=patient).first()
             if checklist is None:
                 problems.append(_("Fill in the eligibility checklist first."))
             else:
@@ -136,8 +139,9 @@ def patient_screen_fail(*, patient: Patient, by, reasons: str) -> Patient:
         patient = patient_locked(patient)
         if patient.status != Patient.Status.SCREENING:
             raise ValidationError(_("Only a patient in screening can fail screening."))
+        checklists = list(Eligibility.objects.select_for_update().filter(patient=patient))
+        require_unlocked(patient=patient, entry=checklists[0] if checklists else None)
         with audited(by=by, reason=f"screen failure: {reasons}"):
-            checklists = list(Eligibility.objects.select_for_update().filter(patient=patient))
             for checklist in checklists:
                 _checklist_decide(checklist, eligible=False, reasons=reasons)
             checklist_visit = patient.visits.filter(

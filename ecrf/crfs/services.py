@@ -26,6 +26,7 @@ from ecrf.crfs.base import CrfBase, SoftWarning
 from ecrf.crfs.models import form_model
 from ecrf.crfs.signals import crf_saved
 from ecrf.patients.form_index import form_index_sync
+from ecrf.patients.locks import require_unlocked
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.services import patient_facts_record
 from ecrf.patients.visits import (
@@ -197,6 +198,8 @@ def crf_save(
         instance = crf_for_visit(
             visit=visit, form_code=form_code, instance_id=instance_id, forms=forms, for_update=True
         )
+        # Frozen or locked: the study, the site, the casebook, the visit or this form.
+        require_unlocked(patient=patient, visit=visit, entry=instance)
         if instance is None:
             if expected_version not in (None, 0):
                 raise StaleVersion(model._meta.verbose_name)

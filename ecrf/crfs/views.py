@@ -41,7 +41,14 @@ from ecrf.crfs.services import (
     visit_forms,
 )
 from ecrf.patients.form_index import keys_lacking, required_keys, visit_entries, visit_lacks
-from ecrf.patients.models import Deviation, FormIndexEntry, Patient, Visit
+from ecrf.patients.locks import (
+    active_lock,
+    covers_everything,
+    lock_message,
+    locks_shown,
+    visit_locks,
+)
+from ecrf.patients.models import DataLock, Deviation, FormIndexEntry, Patient, Visit
 from ecrf.patients.visits import (
     visit_mark_missed,
     visit_order_problem,
@@ -188,7 +195,11 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
     visit = _visit(request, study_code, subject_code, code, repeat)
     patient = visit.patient
     actions = actions_for(request.user, patient=patient)
-    can_enter = Action.ENTER in actions
+    # The freezes and locks over the visit and its forms (one query): over the whole visit,
+    # its buttons go (a courtesy: the services refuse the change anyway).
+    locks = visit_locks(visit)
+    held = covers_everything(locks, levels=WHOLE_VISIT) is not None
+    can_enter = Action.ENTER in actions and not held
     deviations = list(visit.deviations.open())
     standing = next((d for d in deviations if d.category in Deviation.TIMING_CATEGORIES), None)
     date_form = VisitDateForm(
@@ -207,7 +218,8 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
         initial={"version": visit.version},
     )
     if request.method == "POST":
-        if not can_enter:
+        # The role decides here; a freeze or lock is the service's to refuse, with its reason.
+        if Action.ENTER not in actions:
             raise PermissionDenied
         try:
             if date_form.is_bound and date_form.is_valid():
@@ -251,11 +263,14 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
             "patient": patient,
             "visit": visit,
             "visit_name": patient.protocol_version.protocol.visit(visit.code).name,
-            "rows": _visit_rows(visit),
+            "rows": _visit_rows(visit, locked={lock.entry_id for lock in locks if lock.entry_id}),
             "date_form": date_form,
             "missed_form": missed_form,
             "can_enter": can_enter,
-            "can_correct": Action.CORRECT in actions,
+            "can_correct": Action.CORRECT in actions and not held,
+            "locks": locks_shown(locks, protocol=patient.protocol_version.protocol),
+            "can_lock": bool(actions & {Action.FREEZE, Action.LOCK}),
+            "can_unlock": Action.UNLOCK in actions,
             "order_problem": visit_order_problem(visit),
             "deviations": deviations,
         },
@@ -271,13 +286,24 @@ class ListedForm:
     status_label: str
     key_label: str  # a repeatable form's instance: its culture condition
     missing: str  # in progress: what is still missing, briefly
+    locked: bool = False  # frozen or locked on its own (a form-level lock)
 
 
-def _visit_rows(visit: Visit) -> list[tuple]:
+# The locks that hold over a whole visit: none of its forms can change.
+WHOLE_VISIT = (
+    DataLock.Level.STUDY,
+    DataLock.Level.SITE,
+    DataLock.Level.PATIENT,
+    DataLock.Level.VISIT,
+)
+
+
+def _visit_rows(visit: Visit, *, locked=frozenset()) -> list[tuple]:
     """(code, label, repeatable, instances, required, lacks) for each form of the visit.
 
     One query on the form index for every form; only the instances still in progress are
-    read from their tables (one query per such form), to say what they miss.
+    read from their tables (one query per such form), to say what they miss. `locked`: the
+    index entries frozen or locked on their own.
     """
     patient = visit.patient
     protocol = patient.protocol_version.protocol
@@ -302,6 +328,7 @@ def _visit_rows(visit: Visit) -> list[tuple]:
                 missing=missing_text(unfinished[e.object_id], brief=True)
                 if e.object_id in unfinished
                 else "",
+                locked=e.pk in locked,
             )
             for e in mine
         ]
@@ -448,6 +475,15 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
                 return redirect("crfs:visit", study_code, subject_code, code, repeat)
     model = form_model(form_code)
     _errors_once(form)
+    # Frozen or locked (the study, the site, the casebook, the visit or this form): said up
+    # front, without a Save button; crf_save refuses the change anyway.
+    lock = active_lock(patient=patient, visit=visit, entry=instance)
+    refusal = ""
+    if lock is not None:
+        can_enter = False
+        refusal = lock_message(lock, protocol=patient.protocol_version.protocol)
+        if refusal in form.non_field_errors():  # refused just now: said once
+            refusal = ""
     return render(
         request,
         "crfs/form.html",
@@ -465,6 +501,7 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
                 else ""
             ),
             "can_enter": can_enter,
+            "lock_message": refusal,
             "live_fields": model.LIVE_TOTAL,
             # The saved form's totals from the first view, not only after a change.
             "live_values": live_values(instance) if instance is not None else None,

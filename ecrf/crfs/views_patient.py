@@ -20,7 +20,8 @@ from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.selectors import mrss_series
 from ecrf.patients.casebook import casebook
 from ecrf.patients.forms import EndOfStudyForm, EnrolForm, PlanInclusionForm, ScreenFailForm
-from ecrf.patients.models import Allocation, Patient
+from ecrf.patients.locks import casebook_locks, covers_everything, locks_shown
+from ecrf.patients.models import Allocation, DataLock, Patient
 from ecrf.patients.selectors import patient_for, study_for
 from ecrf.patients.unblinding import is_unblinded
 from ecrf.patients.views import patient_action
@@ -36,9 +37,18 @@ def patient_detail(request, study_code: str, subject_code: str):
     allocation = None
     if protocol.arms:
         allocation = Allocation.objects.visible_to(request.user).filter(patient=patient).first()
-    manages = Action.ENROL in actions
+    # The freezes and locks over the casebook (one query). Over all of it, its buttons go:
+    # a courtesy, the services refuse the change anyway.
+    locks = casebook_locks(patient)
+    held = covers_everything(locks) is not None
+    manages = Action.ENROL in actions and not held
     screening = patient.status == Patient.Status.SCREENING
     book = casebook(patient)
+    for lock in locks:
+        if lock.level == DataLock.Level.VISIT:
+            for column in book["columns"]:
+                if column.visit.pk == lock.visit_id and not hasattr(column.visit, "lock"):
+                    column.visit.lock = lock
     return render(
         request,
         "patients/detail.html",
@@ -49,7 +59,10 @@ def patient_detail(request, study_code: str, subject_code: str):
             "allocation": allocation,
             "show_arm": allocation is not None and can_see_allocation(request.user, study=study),
             "can_read_audit": Action.READ_AUDIT in actions,
-            "can_enter": Action.ENTER in actions,
+            "can_enter": Action.ENTER in actions and not held,
+            "locks": locks_shown(locks, protocol=protocol),
+            "can_lock": bool(actions & {Action.FREEZE, Action.LOCK}),
+            "can_unlock": Action.UNLOCK in actions,
             "deviations": patient.deviations.open().select_related("visit"),
             "plan_form": PlanInclusionForm(initial={"planned_day0_date": patient.planned_day0_date})
             if manages and screening

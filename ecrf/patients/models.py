@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pghistory
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -551,3 +552,193 @@ class FormIndexEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.form_code} #{self.object_id} ({self.patient_id})"
+
+
+class DataLockQuerySet(models.QuerySet):
+    def visible_to(self, user) -> DataLockQuerySet:
+        """A study-wide lock is seen by every member of the study; the others at their site."""
+        where = scope(user)
+        return self.filter(
+            (models.Q(site__isnull=True) & where.study_filter("study_id"))
+            | where.site_filter("study_id", "site_id")
+        )
+
+    def active(self) -> DataLockQuerySet:
+        """The locks that hold: placed and not lifted."""
+        return self.filter(lifted_at__isnull=True)
+
+
+@pghistory.track()
+class DataLock(models.Model):
+    """A freeze or a lock placed by a data manager on a form, a visit, a casebook, a site or
+    a whole study (the database lock).
+
+    Frozen data cannot change, but review goes on (SDV, queries); locked data accept
+    nothing. The save services of every app check it before they write
+    (`ecrf.patients.locks`), which is why it lives here, below them all. A lock is never
+    deleted nor edited: lifting it records who, when and why, and the row stays.
+
+    The level's own target and everything above it are filled in (a visit's lock names
+    its patient, site and study), so that one query finds every lock that covers a row.
+    """
+
+    class Kind(models.TextChoices):
+        FREEZE = "freeze", _("Freeze")
+        LOCK = "lock", _("Lock")
+
+    class Level(models.TextChoices):
+        STUDY = "study", _("Study")
+        SITE = "site", _("Site")
+        PATIENT = "patient", _("Casebook")
+        VISIT = "visit", _("Visit")
+        FORM = "form", _("Form")
+
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    level = models.CharField(_("level"), max_length=8, choices=Level.choices)
+    study = models.ForeignKey("studies.Study", on_delete=models.PROTECT, related_name="data_locks")
+    site = models.ForeignKey(
+        "studies.Site", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, null=True, blank=True, related_name="data_locks"
+    )
+    visit = models.ForeignKey(
+        Visit, on_delete=models.PROTECT, null=True, blank=True, related_name="data_locks"
+    )
+    entry = models.ForeignKey(
+        FormIndexEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="data_locks",
+        help_text="The form instance of a form-level lock (a CRF, an adverse event).",
+    )
+    reason = models.TextField(
+        _("reason"), help_text=_("Why the data are frozen or locked, e.g. the interim analysis.")
+    )
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    placed_at = models.DateTimeField(_("placed at"), auto_now_add=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
+    lift_reason = models.TextField(_("reason for lifting"), blank=True)
+
+    objects = DataLockQuerySet.as_manager()
+
+    # What each level names: its own target and the ones above it, nothing below.
+    TARGETS = {
+        Level.STUDY: (),
+        Level.SITE: ("site",),
+        Level.PATIENT: ("site", "patient"),
+        Level.VISIT: ("site", "patient", "visit"),
+        # A form of the patient's log (an adverse event) is at no visit.
+        Level.FORM: ("site", "patient", "entry"),
+    }
+
+    class Meta:
+        ordering = ["study", "placed_at"]
+        verbose_name = _("data lock")
+        verbose_name_plural = _("data locks")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["freeze", "lock"]), name="data_lock_kind_choice"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        level="study",
+                        site__isnull=True,
+                        patient__isnull=True,
+                        visit__isnull=True,
+                        entry__isnull=True,
+                    )
+                    | models.Q(
+                        level="site",
+                        site__isnull=False,
+                        patient__isnull=True,
+                        visit__isnull=True,
+                        entry__isnull=True,
+                    )
+                    | models.Q(
+                        level="patient",
+                        site__isnull=False,
+                        patient__isnull=False,
+                        visit__isnull=True,
+                        entry__isnull=True,
+                    )
+                    | models.Q(
+                        level="visit",
+                        site__isnull=False,
+                        patient__isnull=False,
+                        visit__isnull=False,
+                        entry__isnull=True,
+                    )
+                    | models.Q(
+                        level="form",
+                        site__isnull=False,
+                        patient__isnull=False,
+                        entry__isnull=False,
+                    )
+                ),
+                name="data_lock_level_targets",
+            ),
+            models.CheckConstraint(condition=~models.Q(reason=""), name="data_lock_has_reason"),
+            # In place (no when, who, why of lifting) or lifted with all three.
+            models.CheckConstraint(
+                condition=models.Q(lifted_at__isnull=True, lifted_by__isnull=True, lift_reason="")
+                | (
+                    models.Q(lifted_at__isnull=False, lifted_by__isnull=False)
+                    & ~models.Q(lift_reason="")
+                ),
+                name="data_lock_lifted_with_who_when_why",
+            ),
+            # One freeze and one lock at most in place on a target (a lock may stand over a
+            # freeze: lifting it leaves the data frozen).
+            models.UniqueConstraint(
+                fields=["kind", "level", "study", "site", "patient", "visit", "entry"],
+                condition=models.Q(lifted_at__isnull=True),
+                nulls_distinct=False,
+                name="one_data_lock_in_place_per_target",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["study"], condition=models.Q(lifted_at__isnull=True), name="data_locks_held"
+            ),
+        ]
+        # Never deleted nor edited, whatever the code path: the database refuses. Lifting
+        # (filling in who, when and why, once) is the only change.
+        triggers = [
+            pgtrigger.Protect(name="data_lock_never_deleted", operation=pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="data_lock_placement_fixed",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange(exclude=["lifted_by", "lifted_at", "lift_reason"]),
+            ),
+            pgtrigger.Protect(
+                name="data_lock_lifted_once",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.Q(old__lifted_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = {
+            "study": lambda: self.study.code,
+            "site": lambda: f"{self.study.code} {self.site.code}",
+            "patient": lambda: str(self.patient),
+            "visit": lambda: str(self.visit),
+            "form": lambda: str(self.entry),
+        }[self.level]()
+        return f"{self.get_kind_display()} {self.get_level_display().lower()} {target}"
+
+    @property
+    def is_lock(self) -> bool:
+        return self.kind == self.Kind.LOCK

@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from ecrf.accounts.access import can_see_allocation
 from ecrf.accounts.permissions import Action, can, require
 from ecrf.audit.context import audited
+from ecrf.patients.locks import require_unlocked
 from ecrf.patients.models import Allocation, AllocationList, Patient
 from ecrf.studies.models import Study, StudySite
 
@@ -483,6 +484,7 @@ def allocation_take(*, patient, by) -> Allocation:
     _randomisation(study)
     with transaction.atomic(), audited(by=by, reason="randomisation"):
         _lock_study_site(study=study, site=site)
+        require_unlocked(patient=patient)
         existing = Allocation.objects.filter(patient=patient).first()
         if existing is not None:
             raise ValidationError(

@@ -20,6 +20,7 @@ from django.utils.translation import ngettext
 
 from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
+from ecrf.patients.locks import require_unlocked
 from ecrf.patients.models import Patient
 from ecrf.patients.visits import (
     screening_visit_specs,
@@ -63,6 +64,8 @@ def patient_create(*, study, site, by, screening_date: date, group: str = "") ->
             raise ValidationError(
                 {"site": _("This site is not recruiting in this study.")}
             ) from None
+        # No new casebook at a frozen or locked site, or in a frozen or locked study.
+        require_unlocked(study=study, site=site)
         study_site.last_subject_number += 1
         study_site.save(update_fields=["last_subject_number"])
         patient = Patient.objects.create(
@@ -158,6 +161,7 @@ def patient_plan_inclusion(
     reason = reason.strip()
     with transaction.atomic():
         patient = patient_locked(patient)
+        require_unlocked(patient=patient)
         if patient.status != Patient.Status.SCREENING:
             raise ValidationError(
                 _("Only a patient in screening has an inclusion to plan: %(code)s is %(status)s.")
@@ -228,6 +232,7 @@ def patient_end(*, patient: Patient, by, status: str, end_date: date, reason: st
         raise ValidationError(errors)
     with transaction.atomic():
         patient = patient_locked(patient)
+        require_unlocked(patient=patient)
         if patient.status != Patient.Status.ENROLLED:
             raise ValidationError(_("Only an enrolled patient can end the study."))
         if patient.day0_date and end_date < patient.day0_date:
@@ -246,10 +251,12 @@ def patient_record_death(*, patient: Patient, by, death_date: date, reason: str)
 
     For a patient already recorded dead, the date of death is corrected (the safety rules
     allow only the event that recorded the death to move it). Called by the safety
-    services inside the event's transaction.
+    services inside the event's transaction (which asked `require_unlocked` already; asked
+    again here, so that no other caller writes a death into a locked casebook).
     """
     with transaction.atomic():
         patient = patient_locked(patient)
+        require_unlocked(patient=patient)
         if patient.status == Patient.Status.DIED:
             if patient.end_date != death_date:
                 with audited(by=by, reason=reason):

@@ -24,6 +24,7 @@ from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.core.reasons import reason_problem
 from ecrf.patients.form_index import visit_entries, visit_lacks
+from ecrf.patients.locks import require_unlocked
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.studies.protocol import CULTURE_FORMS
 from ecrf.studies.schedule import window_for
@@ -229,6 +230,7 @@ def visit_record_date(
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
         _check_version(visit, expected_version)
+        require_unlocked(patient=visit.patient, visit=visit)
         if visit.status in DONE:
             raise ValidationError(_("Visit %s is closed: its date cannot change.") % visit.code)
         order = visit_order_problem(visit)
@@ -337,6 +339,7 @@ def visit_mark_missed(*, visit: Visit, by, reason: str, expected_version=None) -
     with transaction.atomic():
         visit = Visit.objects.select_for_update().select_related("patient").get(pk=visit.pk)
         _check_version(visit, expected_version)
+        require_unlocked(patient=visit.patient, visit=visit)
         spec = visit.patient.protocol_version.protocol.visit(visit.code)
         if visit.status != Visit.Status.PLANNED or spec.kind != "scheduled":
             raise ValidationError(_("Only a planned scheduled visit can be declared missed."))
@@ -373,6 +376,7 @@ def visit_add_unscheduled(*, patient: Patient, by, code: str | None = None) -> V
         raise ValidationError(_("Unscheduled visits are for enrolled patients."))
     with transaction.atomic(), audited(by=by, reason="unscheduled visit added"):
         Patient.objects.select_for_update().get(pk=patient.pk)
+        require_unlocked(patient=patient)
         repeat = patient.visits.filter(code=spec.code).count() + 1
         return Visit.objects.create(
             patient=patient,

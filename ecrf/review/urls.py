@@ -1,4 +1,9 @@
-"""The review pages served under the patients app's URL names (see ecrf/urls.py)."""
+"""The review's pages.
+
+`urlpatterns` are served under the patients app's URL names (see ecrf/urls.py): the audit
+trail is a page of the patient. `review_urlpatterns` are the review's own, under
+/studies/<code>/review/ (the `review` namespace): freezing, locking and lifting data.
+"""
 
 from django.urls import path
 
@@ -7,4 +12,16 @@ from ecrf.review import views
 patient = "<str:subject_code>/"
 urlpatterns = [
     path(patient + "audit/", views.patient_audit, name="audit"),
+]
+
+review_patient = "patients/<str:subject_code>/"
+review_urlpatterns = [
+    path("locks/", views.study_locks, name="locks"),
+    path("locks/<int:lock_id>/lift/", views.lock_lift, name="lift"),
+    path(review_patient + "locks/", views.casebook_lock, name="casebook_lock"),
+    path(
+        review_patient + "visits/<str:code>/<int:repeat>/locks/",
+        views.visit_lock,
+        name="visit_lock",
+    ),
 ]

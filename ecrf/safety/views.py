@@ -21,7 +21,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ecrf.accounts.access import studies_visible_to, study_sites_visible_to
 from ecrf.accounts.permissions import Action, actions_for, can
 from ecrf.core.errors import StaleVersion
-from ecrf.patients.models import Patient
+from ecrf.patients.locks import active_lock, lock_message
+from ecrf.patients.models import DataLock, Patient
 from ecrf.safety import services
 from ecrf.safety.forms import (
     AcknowledgeForm,
@@ -234,8 +235,14 @@ def _detail(request, event: AdverseEvent, *, forms=None, status: int = 200):
         initial.follow_ups = len(reports) - 1
     rows = sae_rows([initial]) if initial else []
     actions = actions_for(user, patient=patient)
-    can_submit = Action.SUBMIT_SAE in actions
-    can_ack = Action.ACKNOWLEDGE_SAE in actions
+    # Frozen or locked (the casebook or this event): no edit, no report; a lock also stops
+    # the sponsor's receipt. A courtesy: the services refuse anyway.
+    lock = active_lock(patient=patient, entry=event)
+    changes = lock is None
+    can_submit = Action.SUBMIT_SAE in actions and changes
+    can_ack = Action.ACKNOWLEDGE_SAE in actions and (
+        lock is None or lock.kind != DataLock.Kind.LOCK
+    )
     zone = patient.site.timezone
     context = {
         "study": patient.study,
@@ -245,7 +252,8 @@ def _detail(request, event: AdverseEvent, *, forms=None, status: int = 200):
         "initial": initial,
         "row": rows[0] if rows else None,
         "zone": zone,
-        "can_record": Action.RECORD_AE in actions,
+        "can_record": Action.RECORD_AE in actions and changes,
+        "lock_message": lock_message(lock) if lock is not None else "",
         "can_submit": can_submit,
         "can_acknowledge": can_ack,
         "can_read_audit": Action.READ_AUDIT in actions,

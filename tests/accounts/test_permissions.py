@@ -62,6 +62,7 @@ from ecrf.patients.visits import (
     visits_schedule_from_day0,
 )
 from ecrf.reminders.models import Kind, Reminder
+from ecrf.review.locks import data_freeze, data_lock, data_unlock
 from ecrf.safety.models import LabAlert, SaeReport
 from ecrf.safety.services import (
     ae_authority_reported,
@@ -280,6 +281,12 @@ def _first_follow_up_visit(patient) -> Visit:
     return patient.visits.get(code=code)
 
 
+def _casebook_locked(world, people, client):
+    return data_lock(
+        by=world.diane, patient=_screened(world, people, client), reason="Database lock of BXP"
+    )
+
+
 IMPORT_ROWS = [
     {"sequence": "1", "block_number": "1", "block_size": "2", "arm": "PBO", "kit_number": "KIT-W1"},
     {"sequence": "2", "block_number": "1", "block_size": "2", "arm": "IMA", "kit_number": "KIT-W2"},
@@ -439,6 +446,33 @@ SCENARIOS = {
         _submitted,
         lambda event, by, world: sae_acknowledge(
             report=SaeReport.objects.get(adverse_event=event), by=by
+        ),
+    ),
+    "data_freeze": Scenario(
+        Action.FREEZE,
+        _consented,
+        lambda patient, by, world: data_freeze(
+            by=by, patient=fresh(patient), reason="Interim analysis cut-off"
+        ),
+    ),
+    "data_lock": Scenario(
+        Action.LOCK,
+        _consented,
+        lambda patient, by, world: data_lock(
+            by=by, visit=patient.visits.get(code="SCR"), reason="Interim analysis cut-off"
+        ),
+    ),
+    # The database lock: the action at every site of the study.
+    "data_lock (study)": Scenario(
+        Action.LOCK,
+        lambda world, people, client: None,
+        lambda state, by, world: data_lock(by=by, study=world.rct, reason="Final database lock"),
+    ),
+    "data_unlock": Scenario(
+        Action.UNLOCK,
+        _casebook_locked,
+        lambda lock, by, world: data_unlock(
+            by=by, lock=fresh(lock), reason="Late laboratory results to enter"
         ),
     ),
     "ae_authority_reported": Scenario(

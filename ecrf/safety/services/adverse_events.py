@@ -15,6 +15,7 @@ from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.core.errors import StaleVersion
 from ecrf.patients.form_index import form_index_sync
+from ecrf.patients.locks import require_unlocked
 from ecrf.patients.models import Patient
 from ecrf.patients.services import patient_record_death
 from ecrf.safety.models import AdverseEvent, LabAlert
@@ -42,6 +43,8 @@ def ae_create(*, patient: Patient, by, values: dict, lab_alert: LabAlert | None 
     values = entered_values(values)
     with transaction.atomic():
         patient = _locked_patient(patient)
+        # The patient's log is part of the casebook: frozen or locked, no new event.
+        require_unlocked(patient=patient)
         if patient.status not in OPEN_STATUSES and not patient.end_date:
             raise ValidationError(
                 _("The patient's log is closed (%s).") % patient.get_status_display()
@@ -89,6 +92,7 @@ def ae_update(*, event: AdverseEvent, by, values: dict, expected_version: int, r
     with transaction.atomic():
         patient = _locked_patient(event.patient)
         event = AdverseEvent.objects.select_for_update().get(pk=event.pk)
+        require_unlocked(patient=patient, entry=event)
         if event.version != expected_version:
             raise StaleVersion(f"{event.label} ({event.term})")
         errors = ae_problems(patient=patient, values=values, event=event)

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
+from ecrf.patients.locks import require_unlocked
 from ecrf.safety.models import LabAlert
 
 
@@ -100,7 +101,13 @@ def lab_alert_dismiss(*, alert: LabAlert, by, reason: str) -> LabAlert:
     if not reason:
         raise ValidationError({"reason": _("Give the reason for not recording an AE.")})
     with transaction.atomic():
-        alert = LabAlert.objects.select_for_update().get(pk=alert.pk)
+        alert = (
+            LabAlert.objects.select_for_update(of=("self",))
+            .select_related("patient", "labs")
+            .get(pk=alert.pk)
+        )
+        # The judgement of a lab value is data of its visit and its safety_labs form.
+        require_unlocked(patient=alert.patient, entry=alert.labs)
         if alert.status != LabAlert.Status.OPEN:
             raise ValidationError(_("This laboratory prompt is not open any more."))
         with audited(by=by, reason=f"lab prompt dismissed: {reason}"):

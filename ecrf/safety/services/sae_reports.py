@@ -18,6 +18,7 @@ from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
 from ecrf.notifications.services import email_queue
 from ecrf.patients.form_index import form_index_remove, form_index_sync
+from ecrf.patients.locks import require_unlocked
 from ecrf.safety.clock import sae_due_at
 from ecrf.safety.emails import sae_report_email
 from ecrf.safety.models import AdverseEvent, SaeNotification, SaeReport
@@ -100,7 +101,14 @@ def sae_submit_initial(
     with transaction.atomic():
         # The event first, as ae_update locks it: a downgrade to non-serious (which deletes
         # the pending report) and this submission cannot interleave.
-        event = AdverseEvent.objects.select_for_update().get(pk=report.adverse_event_id)
+        event = (
+            AdverseEvent.objects.select_for_update(of=("self",))
+            .select_related("patient")
+            .get(pk=report.adverse_event_id)
+        )
+        # Frozen or locked, the casebook takes no report: an SAE on a locked casebook is
+        # recorded once a data manager has lifted the lock, with the reason.
+        require_unlocked(patient=event.patient, entry=event)
         report = SaeReport.objects.select_for_update().filter(pk=report.pk).first()
         if report is None or not event.serious:
             raise ValidationError(
@@ -139,7 +147,12 @@ def sae_follow_up(
     now = now or timezone.now()
     aware_at = aware_at or now
     with transaction.atomic():
-        event = AdverseEvent.objects.select_for_update().get(pk=event.pk)
+        event = (
+            AdverseEvent.objects.select_for_update(of=("self",))
+            .select_related("patient")
+            .get(pk=event.pk)
+        )
+        require_unlocked(patient=event.patient, entry=event)
         if not event.serious:
             raise ValidationError(_("A follow-up report is for a serious adverse event only."))
         previous = event.sae_reports.order_by("-number").first()
@@ -199,6 +212,9 @@ def sae_acknowledge(
         )
     with transaction.atomic():
         report = SaeReport.objects.select_for_update().get(pk=report.pk)
+        # The sponsor's receipt changes no data of the site: a freeze lets it through (as
+        # it lets review through), a lock does not.
+        require_unlocked(patient=event.patient, entry=event, review=True)
         if report.submitted_at is None:
             raise ValidationError(_("This report has not been submitted yet."))
         if report.acknowledged_at is not None:
@@ -220,7 +236,12 @@ def ae_authority_reported(*, event: AdverseEvent, by, at: datetime) -> AdverseEv
     """The sponsor records when the SUSAR was reported to the authorities (stops the clock)."""
     require(by, Action.ACKNOWLEDGE_SAE, patient=event.patient)
     with transaction.atomic():
-        event = AdverseEvent.objects.select_for_update().get(pk=event.pk)
+        event = (
+            AdverseEvent.objects.select_for_update(of=("self",))
+            .select_related("patient")
+            .get(pk=event.pk)
+        )
+        require_unlocked(patient=event.patient, entry=event, review=True)
         first = event.sae_reports.filter(number=0).first()
         if not event.susar or first is None or first.acknowledged_at is None:
             raise ValidationError(_("Only an acknowledged SUSAR is reported to the authorities."))
