@@ -19,7 +19,7 @@ patient_urls = (
     reminders_urls.patient_urlpatterns
     + patients_urls.urlpatterns
     + urls_patient.urlpatterns
-    + review_urls.urlpatterns,
+    + review_urls.patient_urlpatterns,
     patients_urls.app_name,
 )
 
@@ -30,6 +30,7 @@ urlpatterns = [
     path("studies/<str:study_code>/patients/", include(patient_urls)),
     path("studies/<str:study_code>/patients/", include("ecrf.crfs.urls")),
     path("studies/<str:study_code>/", include("ecrf.safety.urls")),
+    path("studies/<str:study_code>/review/", include("ecrf.review.urls")),
     path("", include("ecrf.reminders.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
