@@ -34,6 +34,20 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105
 
+# The seed of the SDV sample (the protocol file's `sdv: sample_percent`): which patients have
+# every form verified is drawn from their subject code with it. A secret of the deployment,
+# not a line of the protocol file, so that the sites cannot tell which patients are drawn;
+# kept for the life of the study (a new seed draws another sample), apart from SECRET_KEY,
+# which may be rotated.
+SDV_SEED = env_str("SDV_SEED")
+if not SDV_SEED:
+    if not (DEBUG or DEMO):
+        raise ImproperlyConfigured(
+            "SDV_SEED is not set. Set SDV_SEED in the environment to a secret kept for the "
+            "life of the studies: it draws the patients whose forms are all verified."
+        )
+    SDV_SEED = "insecure-local-development-sdv-seed"  # the demo's sample is the same each run
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG or DEMO else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

@@ -19,7 +19,7 @@ patient_urls = (
     reminders_urls.patient_urlpatterns
     + patients_urls.urlpatterns
     + urls_patient.urlpatterns
-    + review_urls.urlpatterns,
+    + review_urls.patient_urlpatterns,
     patients_urls.app_name,
 )
 

@@ -155,6 +155,12 @@ def main() -> None:
               lambda: client.get(filtered))  # fmt: skip
         timed("serious adverse events with their clocks, page 1",
               lambda: client.get(safety + "sae/"))  # fmt: skip
+        sdv = f"/studies/{study.code}/review/sdv/"
+        timed("SDV matrix, data manager, one site (page 1 and backlog)",
+              lambda: client.get(sdv + "?site=TOU"))  # fmt: skip
+        client.force_login(users.get(username="monitor.bordeaux"))
+        timed("SDV matrix, monitor of Bordeaux (page 1 and backlog)",
+              lambda: client.get(sdv))  # fmt: skip
         client.force_login(investigator)
         timed("CRF save (mRSS): a correction posted, with its reason", mrss_correction(client),
               status=302)  # fmt: skip

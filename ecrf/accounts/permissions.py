@@ -58,7 +58,6 @@ PLANNED = frozenset(
         Action.RAISE_QUERY,
         Action.ANSWER_QUERY,
         Action.CLOSE_QUERY,
-        Action.SDV,
         Action.SIGN,
         Action.EXPORT,
     }
@@ -86,7 +85,7 @@ _TABLE = {
     Action.RAISE_QUERY:              (o,           o,           X,       X,            o),
     Action.ANSWER_QUERY:             (X,           X,           o,       o,            o),
     Action.CLOSE_QUERY:              (o,           o,           X,       X,            o),
-    Action.SDV:                      (o,           o,           X,       o,            o),
+    Action.SDV:                      (o,           o,           X,       X,            o),
     Action.FREEZE:                   (o,           o,           o,       X,            o),
     Action.LOCK:                     (o,           o,           o,       X,            o),
     Action.UNLOCK:                   (o,           o,           o,       X,            o),

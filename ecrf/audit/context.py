@@ -41,3 +41,13 @@ def audited(*, by, reason: str) -> Iterator[None]:
     if tracker is None and connection.in_atomic_block:
         with connection.cursor() as cursor:
             cursor.execute(CLEAR_SQL)
+
+
+def audit_user_id() -> int | None:
+    """The user of the audit context the current write runs in (None: none, or no user).
+
+    For what is recorded beside the audit trail, in the same words: who changed verified
+    data, resetting its verification (the form index).
+    """
+    tracker = getattr(runtime._tracker, "value", None)
+    return tracker.metadata.get("user") if tracker is not None else None

@@ -255,6 +255,7 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
                 form.add_error(None, exc)
         if not (date_form.is_bound or missed_form.is_bound):
             return HttpResponse(_("Nothing to save in this request."), status=400)
+    entries = visit_entries(visit)
     return render(
         request,
         "crfs/visit.html",
@@ -263,7 +264,12 @@ def visit_detail(request, study_code, subject_code, code, repeat=1):
             "patient": patient,
             "visit": visit,
             "visit_name": patient.protocol_version.protocol.visit(visit.code).name,
-            "rows": _visit_rows(visit, locked={lock.entry_id for lock in locks if lock.entry_id}),
+            "rows": _visit_rows(
+                visit, entries, locked={lock.entry_id for lock in locks if lock.entry_id}
+            ),
+            # For the cards other apps add to the page (the review's SDV): no query of theirs.
+            "entries": entries,
+            "actions": actions,
             "date_form": date_form,
             "missed_form": missed_form,
             "can_enter": can_enter,
@@ -298,17 +304,16 @@ WHOLE_VISIT = (
 )
 
 
-def _visit_rows(visit: Visit, *, locked=frozenset()) -> list[tuple]:
+def _visit_rows(visit: Visit, entries: list[FormIndexEntry], *, locked=frozenset()) -> list[tuple]:
     """(code, label, repeatable, instances, required, lacks) for each form of the visit.
 
-    One query on the form index for every form; only the instances still in progress are
-    read from their tables (one query per such form), to say what they miss. `locked`: the
-    index entries frozen or locked on their own.
+    `entries` are the visit's form index entries (one query for every form); only the
+    instances still in progress are read from their tables (one query per such form), to
+    say what they miss. `locked`: the index entries frozen or locked on their own.
     """
     patient = visit.patient
     protocol = patient.protocol_version.protocol
     required = set(visit_required_forms(visit))
-    entries = visit_entries(visit)
     rows = []
     for code in visit_forms(visit):
         spec = protocol.form(code)

@@ -10,7 +10,10 @@ report) declares three small hooks, and this module reads nothing else of it:
 
 The save services call `form_index_sync` after saving an instance and `form_index_remove`
 before deleting one, in the save's transaction, so the index and the tables change
-together or not at all. `form_index_problems` compares them (``manage.py
+together or not at all. A save that gives a verified instance (source data verification,
+the review app) a new version resets its review in the same statement and sends
+`signals.form_entry_changed`, so that the review app records what the change reset.
+`form_index_problems` compares the index with the tables (``manage.py
 form_index_check``); the models are found through Django's app registry, so this app
 imports none of them.
 
@@ -20,13 +23,16 @@ completion (`visit_lacks`), whose costs no longer grow with the number of form t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 from django.apps import apps
+from django.db import connection
 
 from ecrf.patients.models import FormIndexEntry, Patient, Visit
+from ecrf.patients.signals import form_entry_changed
 from ecrf.studies.protocol import CULTURE_FORMS
 
 
@@ -47,15 +53,109 @@ class IndexedForm:
 COPIED = [f.name for f in fields(IndexedForm) if f.name not in ("form_code", "object_id")]
 
 
-def form_index_sync(instance) -> None:
-    """Write the index entry of an instance just saved: inserted or updated in one query."""
-    entry = FormIndexEntry(**asdict(instance.index_entry()))
-    FormIndexEntry.objects.bulk_create(
-        [entry],
-        update_conflicts=True,
-        unique_fields=["form_code", "object_id"],
-        update_fields=COPIED,
+# The review columns the review app writes (`form_entry_review`); a new version resets them.
+REVIEW_COLUMNS = frozenset(
+    {
+        "review_state",
+        "review_version",
+        "verified_by",
+        "verified_by_id",
+        "verified_at",
+        "sdv_reset_by",
+        "sdv_reset_by_id",
+        "sdv_reset_at",
+    }
+)
+
+
+@functools.cache
+def _upsert_sql() -> str:
+    """Insert or update an entry and say what it was, in one statement.
+
+    A version other than the one reviewed resets the review (state and reviewed version);
+    the CTE reads the row as it was before the statement, which RETURNING cannot (before
+    PostgreSQL 18's OLD), so the caller learns the previous version and review too. The
+    caller holds the instance's row lock, which the review's services take too before
+    they write the entry: the statement's snapshot is never older than a verification.
+    """
+    quote = connection.ops.quote_name
+    table = quote(FormIndexEntry._meta.db_table)
+    columns = [
+        FormIndexEntry._meta.get_field(name).column for name in ("form_code", "object_id", *COPIED)
+    ]
+    copied = [FormIndexEntry._meta.get_field(name).column for name in COPIED]
+    reset = "e.review_version IS NOT NULL AND e.review_version <> EXCLUDED.version"
+    return (
+        f"WITH previous AS (SELECT version, review_state, review_version FROM {table} "
+        "WHERE form_code = %s AND object_id = %s) "
+        f"INSERT INTO {table} AS e ({', '.join(quote(c) for c in columns)}, review_state) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}, '') "
+        "ON CONFLICT (form_code, object_id) DO UPDATE SET "
+        + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in copied)
+        + f", review_state = CASE WHEN {reset} THEN '' ELSE e.review_state END"
+        f", review_version = CASE WHEN {reset} THEN NULL ELSE e.review_version END "
+        "RETURNING e.id, e.review_state, e.review_version, e.verified_by_id, e.verified_at, "
+        "e.sdv_reset_by_id, e.sdv_reset_at, (SELECT version FROM previous), "
+        "(SELECT review_state FROM previous), (SELECT review_version FROM previous)"
     )
+
+
+def form_index_sync(instance) -> FormIndexEntry:
+    """Write the index entry of an instance just saved: inserted or updated in one query.
+
+    When the save gave a reviewed instance a new version, the entry's review is reset in
+    the same query, and `form_entry_changed` tells the review app (in the save's
+    transaction and audit context) what it was before.
+    """
+    indexed = instance.index_entry()
+    values = asdict(indexed)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _upsert_sql(),
+            [
+                indexed.form_code,
+                indexed.object_id,
+                indexed.form_code,
+                indexed.object_id,
+                *(values[name] for name in COPIED),
+            ],
+        )
+        (pk, state, reviewed, verified_by, verified_at, reset_by, reset_at, *previous) = (
+            cursor.fetchone()
+        )
+    entry = FormIndexEntry(
+        pk=pk,
+        **values,
+        review_state=state,
+        review_version=reviewed,
+        verified_by_id=verified_by,
+        verified_at=verified_at,
+        sdv_reset_by_id=reset_by,
+        sdv_reset_at=reset_at,
+    )
+    entry._state.adding = False
+    previous_version, previous_state, previous_reviewed = previous
+    if previous_reviewed is not None and previous_reviewed != entry.version:
+        form_entry_changed.send(
+            sender=FormIndexEntry,
+            entry=entry,
+            previous_version=previous_version,
+            previous_state=previous_state,
+            previous_review_version=previous_reviewed,
+        )
+    return entry
+
+
+def form_entry_review(entry: FormIndexEntry, **columns) -> None:
+    """Write an entry's review columns (the review app's states and marks): one query.
+
+    Only the review columns: what the entry copies of its instance is form_index_sync's.
+    """
+    if unknown := set(columns) - REVIEW_COLUMNS:
+        raise TypeError(f"not review columns of the form index: {', '.join(sorted(unknown))}")
+    FormIndexEntry.objects.filter(pk=entry.pk).update(**columns)
+    for name, value in columns.items():
+        setattr(entry, name, value)
 
 
 def form_index_remove(instance) -> None:
@@ -67,8 +167,13 @@ def form_index_remove(instance) -> None:
 
 
 def visit_entries(visit: Visit) -> list[FormIndexEntry]:
-    """The visit's form instances, every form type at once, oldest first."""
-    return list(FormIndexEntry.objects.filter(visit=visit).order_by("form_code", "object_id"))
+    """The visit's form instances, every form type at once, oldest first (with who verified
+    them and who reset their verification, for the review's card on the visit page)."""
+    return list(
+        FormIndexEntry.objects.filter(visit=visit)
+        .select_related("verified_by", "sdv_reset_by")
+        .order_by("form_code", "object_id")
+    )
 
 
 def required_keys(patient: Patient, form_code: str) -> tuple[str, ...]:

@@ -528,11 +528,38 @@ class FormIndexEntry(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices)
     version = models.PositiveIntegerField()
     updated_at = models.DateTimeField()
-    # Room for the review of issue 13 (SDV, freeze, lock, signature), one place for every
-    # form table and the safety log: the state, and the version of the instance it applies
-    # to (a later version is not the one reviewed). Nothing writes them yet.
-    review_state = models.CharField(max_length=16, blank=True)
-    review_version = models.PositiveIntegerField(null=True, blank=True)
+    # The review of the instance (ecrf.review.states): one place for every form table and
+    # the safety log. `review_version` is the version the source data verification applies
+    # to (None: nothing verified), `review_state` "verified" once every field of that
+    # version is. A save that changes the version resets both in the same statement
+    # (form_index_sync); the review app then carries forward what the change left
+    # verified, and records the reset.
+    review_state = models.CharField(
+        max_length=16, blank=True, help_text="'' (entered) or 'verified' (ecrf.review.states)."
+    )
+    review_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The instance's version the verification applies to."
+    )
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who completed the verification of this version.",
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # The last reset of the verification by a change to the data, shown beside the form
+    # ("SDV reset: changed by ... on ..."); the review app's marks keep every one.
+    sdv_reset_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who changed verified data, resetting the verification.",
+    )
+    sdv_reset_at = models.DateTimeField(null=True, blank=True)
 
     objects = FormIndexEntryQuerySet.as_manager()
 
@@ -547,6 +574,12 @@ class FormIndexEntry(models.Model):
             models.CheckConstraint(
                 condition=models.Q(status__in=["not_started", "in_progress", "complete"]),
                 name="form_index_entry_status_choice",
+            ),
+            # Verified means a version was verified, and only the current one can be.
+            models.CheckConstraint(
+                condition=~models.Q(review_state="verified")
+                | models.Q(review_version=models.F("version")),
+                name="form_index_entry_verified_is_current",
             ),
         ]
 

@@ -77,6 +77,8 @@ def patient_list(request, study_code: str):
             "can_create": _staff_sites(request.user, study).exists(),
             "can_manage_lists": bool(study.current_protocol.protocol.arms)
             and can_manage_allocation_lists(request.user, study=study),
+            # The review's SDV matrix, for the monitors and data managers of a site.
+            "can_sdv": can(request.user, Action.SDV, study=study),
         },
     )
 

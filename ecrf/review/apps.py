@@ -1,11 +1,22 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ReviewConfig(AppConfig):
-    """What monitors and data managers read and act on: today the readable audit trail.
+    """What monitors and data managers read and act on: the readable audit trail and source
+    data verification (later: queries, locks, signatures).
 
     It names the rows of every app (visits, forms, adverse events), so it sits above them;
     the `audit` app below only records, and any app may use it."""
 
     name = "ecrf.review"
-    verbose_name = "Review"
+    verbose_name = _("Review")
+
+    def ready(self) -> None:
+        from ecrf.patients.models import FormIndexEntry
+        from ecrf.patients.signals import form_entry_changed
+        from ecrf.review import receivers
+
+        form_entry_changed.connect(
+            receivers.form_entry_changed, sender=FormIndexEntry, dispatch_uid="review.sdv_reset"
+        )

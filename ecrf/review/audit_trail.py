@@ -68,6 +68,7 @@ HIDDEN_BY_MODEL = {
     "patients.Visit": frozenset({"sequence"}),  # the order of the protocol, not data
     "patients.Unblinding": frozenset({"at"}),  # the time of the write
     "patients.Allocation": frozenset({"allocation_list_id"}),  # the kit names the slot
+    "review.SdvMark": frozenset({"at", "patient_id"}),  # the time of the write; the page's
 }
 # At a creation or a deletion, the columns the object's name already gives.
 NAMED_FIELDS = {
@@ -105,6 +106,7 @@ SYSTEM_REASONS = {
     "visit dated": gettext_lazy("visit dated"),
     "visit form reopened": gettext_lazy("visit form reopened"),
     "visit forms complete": gettext_lazy("visit forms complete"),
+    "source data verified": gettext_lazy("source data verified"),
 }
 SYSTEM_REASON_PREFIXES = {
     "emergency unblinding: ": gettext_lazy("emergency unblinding: %s"),
@@ -347,6 +349,13 @@ class _Rows:
             }
         if label == "patients.Allocation":
             return _("Allocation of kit %(kit)s") % {"kit": data.get("kit_number", "")}
+        if label == "patients.FormIndexEntry":  # the form an SDV mark is about
+            protocol = self.protocol(self.patient.protocol_version_id)
+            code = data.get("form_code", "")
+            parts = [protocol.form_label(code) if protocol is not None else code]
+            if data.get("visit_id") is not None:
+                parts.append(self._visit_name(data["visit_id"]))
+            return " · ".join(str(part) for part in parts)
         parts = [capfirst(model._meta.verbose_name)]
         if label == "safety.LabAlert" and data.get("analyte"):
             parts.append(self._lab_label(data["analyte"]))

@@ -1,21 +1,25 @@
 """The review's pages.
 
-`urlpatterns` are served under the patients app's URL names (see ecrf/urls.py): the audit
-trail is a page of the patient. `review_urlpatterns` are the review's own, under
-/studies/<code>/review/ (the `review` namespace): freezing, locking and lifting data.
+`patient_urlpatterns` are served under the patients app's URL names (see ecrf/urls.py): the
+audit trail is a page of the patient. `review_urlpatterns` are the review's own, under
+/studies/<code>/review/ (the `review` namespace): source data verification, freezing,
+locking and lifting data.
 """
 
 from django.urls import path
 
-from ecrf.review import views
+from ecrf.review import views, views_sdv
 
 patient = "<str:subject_code>/"
-urlpatterns = [
+patient_urlpatterns = [
     path(patient + "audit/", views.patient_audit, name="audit"),
 ]
 
 review_patient = "patients/<str:subject_code>/"
 review_urlpatterns = [
+    path("sdv/", views_sdv.matrix, name="matrix"),
+    path("sdv/visits/<int:visit_id>/", views_sdv.verify_visit, name="visit"),
+    path("sdv/forms/<int:entry_id>/", views_sdv.verify_form, name="form"),
     path("locks/", views.study_locks, name="locks"),
     path("locks/<int:lock_id>/lift/", views.lock_lift, name="lift"),
     path(review_patient + "locks/", views.casebook_lock, name="casebook_lock"),

@@ -25,7 +25,7 @@ PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
 class LoadResult:
     protocol_version: ProtocolVersion
     created: bool
-    # A loaded version given new translations or reminder settings in place (see below).
+    # A loaded version given new translations, reminder settings or an SDV plan in place.
     updated: tuple[str, ...] = ()
 
     @property
@@ -48,8 +48,8 @@ def load_protocol(path: Path | str, *, by=None) -> LoadResult:
     A file whose only changes are translations (`label_fr`, `name_fr`, `text_fr`) updates
     the loaded version in place, audited: the English wording, the protocol's own, is
     unchanged, and patients screened under that version read their screens in French too.
-    The `reminders:` section is updated in place the same way: it says when the sites'
-    staff are told, not what the protocol collects.
+    The `reminders:` and `sdv:` sections are updated in place the same way: they say when
+    the sites' staff are told and how the data are reviewed, not what the protocol collects.
     """
     source = display_name(path)
     try:
@@ -125,8 +125,9 @@ def _already_loaded(
 
 
 TRANSLATIONS = frozenset({"label_fr", "name_fr", "text_fr"})
-# Sections that change without an amendment: when people are reminded, not what is collected.
-OPERATIONAL = frozenset({"reminders"})
+# Sections that change without an amendment: when people are reminded and how the data are
+# reviewed (the SDV plan), not what is collected.
+OPERATIONAL = frozenset({"reminders", "sdv"})
 
 
 def _protocol_content(definition: dict) -> dict:
@@ -135,7 +136,7 @@ def _protocol_content(definition: dict) -> dict:
 
 
 def _in_place_changes(stored: dict, definition: dict) -> list[str]:
-    """What differs that a loaded version takes in place ("translations", "reminders")."""
+    """What differs that a loaded version takes in place ("translations", "reminders", "sdv")."""
     changed = ["translations"] if _translations(stored) != _translations(definition) else []
     changed += [k for k in sorted(OPERATIONAL) if stored.get(k) != definition.get(k)]
     return changed

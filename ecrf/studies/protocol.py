@@ -658,6 +658,36 @@ class RemindersSpec(_Spec):
         return time(int(hour), int(minute))
 
 
+# -- review ----------------------------------------------------------------------------------
+
+
+class SdvSpec(_Spec):
+    """The source data verification plan: what a monitor verifies against the source.
+
+    Every instance of the `always` forms, at every visit (consent, eligibility, the primary
+    endpoint), and with `serious_adverse_events` every serious adverse event and its SAE
+    reports; the other forms for a share of the patients (`sample_percent`), drawn from the
+    subject code with the deployment's secret seed (settings.SDV_SEED, not in this file:
+    the sites must not be able to tell which patients are sampled). The draw is the same
+    whenever it is made, so a patient never leaves or joins the sample.
+
+    The plan says how the data are reviewed, not what the protocol collects: the loader
+    updates it in place for a loaded version, audited, like the reminders. A file without
+    the section verifies everything (100 %).
+    """
+
+    always: tuple[FormCode, ...] = ()
+    serious_adverse_events: bool = True
+    sample_percent: Annotated[int, Field(ge=0, le=100)] = 100
+
+    def requires(self, form_code: str, *, serious: bool = False, sampled: bool) -> bool:
+        """Whether an instance of the form is verified: `serious` for an adverse event or an
+        SAE report of a serious one, `sampled` whether the patient is in the sample."""
+        if form_code in self.always or (self.serious_adverse_events and serious):
+            return True
+        return sampled
+
+
 # -- laboratory ------------------------------------------------------------------------------
 
 
@@ -710,6 +740,7 @@ class Protocol(_Spec):
     eligibility: tuple[Criterion, ...] = ()
     safety: SafetySpec
     reminders: RemindersSpec
+    sdv: SdvSpec = SdvSpec()
     laboratory: LaboratorySpec | None = None
 
     # -- reading ------------------------------------------------------------------------
@@ -773,6 +804,7 @@ class Protocol(_Spec):
         self._check_visits(problems)
         self._check_eligibility(problems)
         self._check_laboratory(problems)
+        self._check_sdv(problems)
         problems.raise_if_any()
         return self
 
@@ -949,6 +981,17 @@ class Protocol(_Spec):
                     ("laboratory", "serum_donor_groups", k),
                     f"unknown group {group!r}: not a group of this study ({where})",
                 )
+
+    def _check_sdv(self, problems: _Problems) -> None:
+        catalogue = [f.code for f in self.forms]
+        for k, code in enumerate(self.sdv.always):
+            if code not in catalogue:
+                problems.add(
+                    ("sdv", "always", k),
+                    f"{code!r} is not in this study's forms ({', '.join(catalogue)})",
+                )
+            elif code in self.sdv.always[:k]:
+                problems.add(("sdv", "always", k), f"{code!r} is listed twice")
 
 
 def _day_order(visit: VisitSpec) -> int:

@@ -46,7 +46,7 @@ from ecrf.accounts.permissions import (
 )
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.services import crf_save
-from ecrf.patients.models import Patient, Visit
+from ecrf.patients.models import FormIndexEntry, Patient, Visit
 from ecrf.patients.randomisation import (
     allocation_list_generate,
     allocation_list_import,
@@ -63,6 +63,7 @@ from ecrf.patients.visits import (
 )
 from ecrf.reminders.models import Kind, Reminder
 from ecrf.review.locks import data_freeze, data_lock, data_unlock
+from ecrf.review.sdv import sdv_mark, sdv_mark_visit
 from ecrf.safety.models import LabAlert, SaeReport
 from ecrf.safety.services import (
     ae_authority_reported,
@@ -134,7 +135,16 @@ def fresh(obj):
 
 
 def _tables() -> list[str]:
-    ours = {"accounts", "studies", "patients", "crfs", "safety", "notifications", "audit"}
+    ours = {
+        "accounts",
+        "studies",
+        "patients",
+        "crfs",
+        "safety",
+        "review",
+        "notifications",
+        "audit",
+    }
     tables = {
         model._meta.db_table
         for model in apps.get_models()
@@ -482,6 +492,21 @@ SCENARIOS = {
             event=fresh(event), by=by, at=timezone.now()
         ),
     ),
+    # The consent is in the SDV plan for every patient, so no sample decides the outcome.
+    "sdv_mark": Scenario(
+        Action.SDV,
+        _consented,
+        lambda patient, by, world: sdv_mark(
+            by=by,
+            entry=FormIndexEntry.objects.get(patient=patient, form_code="consent"),
+            expected_version=1,
+        ),
+    ),
+    "sdv_mark_visit": Scenario(
+        Action.SDV,
+        _consented,
+        lambda patient, by, world: sdv_mark_visit(by=by, visit=patient.visits.get(code="SCR")),
+    ),
 }
 
 
@@ -612,6 +637,10 @@ def test_todays_rules_in_words():
         assert roles_allowed(action) == {Role.DATA_MANAGER, Role.ADMIN}, action
     assert roles_allowed(Action.READ_AUDIT) == {Role.MONITOR, Role.DATA_MANAGER, Role.ADMIN}
     assert roles_allowed(Action.VIEW) == set(Role)
+    # Issue 13: a monitor of the site or a data manager verifies; a monitor writes no data.
+    assert roles_allowed(Action.SDV) == {Role.MONITOR, Role.DATA_MANAGER}
+    writes = (Action.ENTER, Action.CORRECT, Action.ENROL, Action.RECORD_AE, Action.SUBMIT_SAE)
+    assert not any(Role.MONITOR in roles_allowed(action) for action in writes)
 
 
 def _functions_taking_by():

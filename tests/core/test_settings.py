@@ -14,7 +14,7 @@ SMTP = "django.core.mail.backends.smtp.EmailBackend"
 
 
 def start_django(**overrides) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "SDV_SEED"}}
     env.update(overrides)
     env["DJANGO_SETTINGS_MODULE"] = "ecrf.settings"
     return subprocess.run(
@@ -48,8 +48,17 @@ def test_bad_environment_value_names_the_variable(overrides, message):
     assert message in result.stderr
 
 
-def test_secret_key_and_debug_off_start_cleanly():
+def test_missing_sdv_seed_without_debug_fails_loudly():
+    """The SDV sample's seed is the deployment's secret: never a default anyone can read."""
     result = start_django(SECRET_KEY="x" * 50, DEBUG="0", ALLOWED_HOSTS="ecrf.example.org")
+    assert result.returncode != 0
+    assert "SDV_SEED is not set" in result.stderr
+
+
+def test_secret_key_and_debug_off_start_cleanly():
+    result = start_django(
+        SECRET_KEY="x" * 50, SDV_SEED="y" * 32, DEBUG="0", ALLOWED_HOSTS="ecrf.example.org"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

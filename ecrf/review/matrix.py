@@ -1,0 +1,211 @@
+"""The SDV matrix: a page of patients × the protocol's visits, each cell the forms' states.
+
+Three queries whatever the number of patients and forms: the patients (the page), their
+visits, and their form index entries (every form table and the safety log at once, the
+seriousness of adverse events annotated); the plan is applied in Python. The backlog of
+a whole site counts in one more query, grouped by patient and form.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Count, OuterRef, Subquery
+from django.utils.translation import gettext as _
+
+from ecrf.patients.models import FormIndexEntry, Patient, Visit
+from ecrf.patients.visits import conditions_met, patient_visit_forms
+from ecrf.review.plan import AE_CODE, SAE_CODE, sdv_sampled, with_seriousness
+from ecrf.review.states import CellState, cell_state, is_partly_verified
+from ecrf.safety.models import AdverseEvent, SaeReport
+from ecrf.studies.models import ProtocolVersion
+
+
+@dataclass
+class FormCell:
+    """One form instance (or a form still to enter) of a cell."""
+
+    code: str
+    label: str
+    state: CellState
+    entry: FormIndexEntry | None = None
+    required: bool = False  # by the SDV plan
+
+    @property
+    def partly_verified(self) -> bool:
+        return self.entry is not None and is_partly_verified(self.entry)
+
+
+@dataclass
+class VisitCell:
+    """A visit of a patient in the matrix: its forms, and what the review knows of it."""
+
+    visit: Visit | None  # None: the patient's logs (adverse events, SAE reports)
+    forms: list[FormCell] = field(default_factory=list)
+    # Filled by the later parts of issue 13, one query each for the page: the open queries
+    # on the visit's forms, whether it is frozen or locked, and signed.
+    open_queries: int = 0
+    frozen: bool = False
+    locked: bool = False
+    signed: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(cell.state for cell in self.forms)
+        return {state.value: counted.get(state, 0) for state in CellState}
+
+    @property
+    def due(self) -> list[FormCell]:
+        return [cell for cell in self.forms if cell.state == CellState.SDV_NEEDED]
+
+    @property
+    def expected_versions(self) -> str:
+        """What the bulk verification was shown: "entry:version,..." (sdv_mark_visit)."""
+        return ",".join(f"{cell.entry.pk}:{cell.entry.version}" for cell in self.due)
+
+    @property
+    def summary(self) -> CellState | None:
+        """The cell's colour: SDV needed first, then verified, entered, not entered."""
+        counts = self.counts
+        for state in (
+            CellState.SDV_NEEDED,
+            CellState.VERIFIED,
+            CellState.ENTERED,
+            CellState.NOT_ENTERED,
+        ):
+            if counts[state.value]:
+                return state
+        return None
+
+
+@dataclass
+class MatrixRow:
+    patient: Patient
+    sampled: bool
+    cells: list[list[VisitCell]]  # one list per column: a visit and its repeats
+    log: VisitCell
+
+    @property
+    def backlog(self) -> int:
+        return sum(len(c.due) for column in self.cells for c in column) + len(self.log.due)
+
+
+def matrix_columns(protocol) -> list[tuple[str, str]]:
+    """(code, name) of the protocol's visits, in its order."""
+    return [(visit.code, visit.name) for visit in protocol.visits]
+
+
+def _log_labels(entries):
+    """Entries with the adverse event's number (an AE, or the AE of an SAE report) and
+    the report's number, for the log's names (AE-003, AE-003 initial report)."""
+    return entries.annotate(
+        ae_number=Subquery(
+            AdverseEvent.objects.filter(pk=OuterRef("object_id")).values("number")[:1]
+        ),
+        sae_ae_number=Subquery(
+            SaeReport.objects.filter(pk=OuterRef("object_id")).values("adverse_event__number")[:1]
+        ),
+        sae_number=Subquery(
+            SaeReport.objects.filter(pk=OuterRef("object_id")).values("number")[:1]
+        ),
+    )
+
+
+def _log_label(protocol, entry) -> str:
+    if entry.form_code == AE_CODE and entry.ae_number is not None:
+        return f"AE-{entry.ae_number:03d}"
+    if entry.form_code == SAE_CODE and entry.sae_ae_number is not None:
+        number = entry.sae_number
+        kind = _("initial report") if number == 0 else _("follow-up %d") % number
+        return f"AE-{entry.sae_ae_number:03d} {kind}"
+    return protocol.form_label(entry.form_code)
+
+
+def _shared_protocol_versions(patients: list[Patient]) -> None:
+    """One ProtocolVersion object per version, so that each definition is parsed once."""
+    shared: dict[int, ProtocolVersion] = {}
+    for patient in patients:
+        patient.protocol_version = shared.setdefault(
+            patient.protocol_version_id, patient.protocol_version
+        )
+
+
+def sdv_matrix(patients: list[Patient]) -> list[MatrixRow]:
+    """The rows of a page of patients (read with their protocol version): two queries."""
+    _shared_protocol_versions(patients)
+    visits = defaultdict(list)
+    for visit in Visit.objects.filter(patient__in=patients).order_by(
+        "patient", "sequence", "repeat"
+    ):
+        visits[visit.patient_id].append(visit)
+    entries = defaultdict(list)
+    for entry in _log_labels(
+        with_seriousness(FormIndexEntry.objects.filter(patient__in=patients))
+    ).order_by("patient", "visit", "form_code", "object_id"):
+        entries[entry.patient_id].append(entry)
+    return [_row(patient, visits[patient.pk], entries[patient.pk]) for patient in patients]
+
+
+def _row(patient: Patient, visits: list[Visit], entries: list[FormIndexEntry]) -> MatrixRow:
+    protocol = patient.protocol_version.protocol
+    spec = protocol.sdv
+    sampled = sdv_sampled(patient)
+    conditions = conditions_met(patient)
+
+    def form_cell(code: str, label: str, entry: FormIndexEntry | None) -> FormCell:
+        serious = bool(entry is not None and getattr(entry, "serious", False))
+        required = spec.requires(code, serious=serious, sampled=sampled)
+        state = cell_state(entry, required=required)
+        return FormCell(code=code, label=label, state=state, entry=entry, required=required)
+
+    by_visit = defaultdict(list)
+    for entry in entries:
+        by_visit[entry.visit_id].append(entry)
+    columns = {code: [] for code, _name in matrix_columns(protocol)}
+    for visit in visits:
+        cell = VisitCell(visit=visit)
+        mine = by_visit.get(visit.pk, [])
+        if visit.visit_date is not None:
+            try:
+                expected = patient_visit_forms(patient, visit.code, conditions)
+            except KeyError:  # a visit the patient's protocol version does not have
+                expected = []
+            codes = [f.form for f in expected]
+            codes += sorted({e.form_code for e in mine} - set(codes))
+            for code in codes:
+                label = protocol.form_label(code)
+                instances = [e for e in mine if e.form_code == code]
+                cell.forms += [form_cell(code, label, e) for e in instances] or [
+                    form_cell(code, label, None)
+                ]
+        columns.setdefault(visit.code, []).append(cell)
+    log = VisitCell(visit=None)
+    log.forms = [form_cell(e.form_code, _log_label(protocol, e), e) for e in by_visit.get(None, [])]
+    return MatrixRow(patient=patient, sampled=sampled, cells=list(columns.values()), log=log)
+
+
+def sdv_backlog(patients, *, versions: dict[int, ProtocolVersion]) -> int:
+    """How many complete forms the plan requires that are not verified, for a queryset of
+    patients (a whole site): one query, grouped by patient and form. `versions`: the
+    study's protocol versions by id."""
+    rows = (
+        with_seriousness(
+            FormIndexEntry.objects.filter(
+                patient__in=patients, status=FormIndexEntry.Status.COMPLETE
+            ).exclude(review_state="verified")
+        )
+        .values("patient__subject_code", "patient__protocol_version_id", "form_code", "serious")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    total = 0
+    for row in rows:
+        patient = Patient(
+            subject_code=row["patient__subject_code"],
+            protocol_version=versions[row["patient__protocol_version_id"]],
+        )
+        spec = patient.protocol_version.protocol.sdv
+        if spec.requires(row["form_code"], serious=row["serious"], sampled=sdv_sampled(patient)):
+            total += row["n"]
+    return total
