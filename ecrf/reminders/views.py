@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -249,6 +248,4 @@ def reminder_detail(request, study_code: str, reminder_id: int):
         .select_related("recipient", "site", "patient", "visit", "email"),
         pk=reminder_id,
     )
-    if reminder.study_id != study.pk:
-        raise Http404
     return render(request, "reminders/detail.html", {"study": study, "reminder": reminder})

@@ -347,6 +347,7 @@ def test_the_command_runs_the_sweep_at_the_instant_given(world, trial, capsys):
     call_command("sweep_reminders", "--at", "2027-01-20T08:00+01:00", "--dry-run")
     out = capsys.readouterr().out
     assert "3 reminders would be recorded" in out
+    assert "window_opens   BXP-001 visit M1 → alice [immediate]" in out
     assert not Reminder.objects.exists()
     call_command("sweep_reminders", "--at", "2027-01-20T08:00")  # naive: Paris time
     assert "3 new" in capsys.readouterr().out
