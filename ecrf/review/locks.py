@@ -32,6 +32,8 @@ from ecrf.audit.context import audited
 from ecrf.core.reasons import reason_problem
 from ecrf.patients.locks import lock_day, lock_message, lock_person
 from ecrf.patients.models import DataLock, FormIndexEntry, Patient, Visit
+from ecrf.review.dashboard import overdue_visits
+from ecrf.review.matrix import sdv_backlog
 from ecrf.safety.models import SaeReport
 from ecrf.studies.models import StudySite
 
@@ -221,8 +223,8 @@ def data_unlock(*, by, lock: DataLock, reason: str) -> DataLock:
 class ChecklistItem:
     """One line of the pre-lock checklist: what still stands, how many, where to see them.
 
-    `count` is None for what this installation does not track yet (queries, SDV and
-    signatures come with the other parts of the review).
+    `count` is None for what this installation does not track yet (queries and signatures
+    come with the other parts of the review).
     """
 
     code: str
@@ -241,8 +243,11 @@ def _open_queries(study) -> int | None:
     return None  # the queries part counts the open and answered queries of the study here
 
 
-def _sdv_not_done(study) -> int | None:
-    return None  # the SDV part counts the required forms not verified here
+def _sdv_not_done(study) -> int:
+    """The complete forms the SDV plan requires that are not verified, at every site: the
+    matrix's backlog (one query, and one for the study's protocol versions)."""
+    versions = {version.pk: version for version in study.protocol_versions.all()}
+    return sdv_backlog(Patient.objects.filter(study=study), versions=versions)
 
 
 def _casebooks_not_signed(study) -> int | None:
@@ -267,6 +272,7 @@ def study_lock_checklist(study) -> list[ChecklistItem]:
             "sdv",
             gettext_lazy("Required source data verification not done"),
             _sdv_not_done(study),
+            reverse("review:matrix", args=[code]),
         ),
         ChecklistItem(
             "signatures",
@@ -290,12 +296,7 @@ def study_lock_checklist(study) -> list[ChecklistItem]:
         ChecklistItem(
             "overdue",
             gettext_lazy("Visits overdue"),
-            Visit.objects.filter(
-                patient__study=study,
-                patient__status__in=[Patient.Status.SCREENING, Patient.Status.ENROLLED],
-                status=Visit.Status.PLANNED,
-                latest_date__lt=today,
-            ).count(),
-            reverse("patients:upcoming", args=[code]),
+            overdue_visits(Visit.objects.filter(patient__study=study), today=today).count(),
+            reverse("review:overdue_visits", args=[code]),
         ),
     ]

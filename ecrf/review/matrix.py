@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import BooleanField, Count, ExpressionWrapper, OuterRef, Q, Subquery
 from django.utils.translation import gettext as _
 
-from ecrf.patients.models import FormIndexEntry, Patient, Visit
+from ecrf.patients.models import DataLock, FormIndexEntry, Patient, Visit
 from ecrf.patients.visits import conditions_met, patient_visit_forms
 from ecrf.review.plan import AE_CODE, SAE_CODE, sdv_sampled, with_seriousness
 from ecrf.review.states import CellState, cell_state, is_partly_verified
@@ -43,8 +43,9 @@ class VisitCell:
 
     visit: Visit | None  # None: the patient's logs (adverse events, SAE reports)
     forms: list[FormCell] = field(default_factory=list)
-    # Filled by the later parts of issue 13, one query each for the page: the open queries
-    # on the visit's forms, whether it is frozen or locked, and signed.
+    # The open queries on the visit's forms and its signature come with the later parts of
+    # issue 13, one query each for the page; frozen and locked are filled from the freezes
+    # and locks over the whole visit (the study's, the site's, the casebook's, its own).
     open_queries: int = 0
     frozen: bool = False
     locked: bool = False
@@ -140,11 +141,50 @@ def sdv_matrix(patients: list[Patient]) -> list[MatrixRow]:
     ):
         visits[visit.patient_id].append(visit)
     entries = defaultdict(list)
+    locks = _whole_visit_locks(patients)
     for entry in _log_labels(
         with_seriousness(FormIndexEntry.objects.filter(patient__in=patients))
     ).order_by("patient", "visit", "form_code", "object_id"):
         entries[entry.patient_id].append(entry)
-    return [_row(patient, visits[patient.pk], entries[patient.pk]) for patient in patients]
+    rows = [_row(patient, visits[patient.pk], entries[patient.pk]) for patient in patients]
+    for row in rows:
+        _mark_locks(row, locks)
+    return rows
+
+
+def _whole_visit_locks(patients: list[Patient]) -> list[DataLock]:
+    """The freezes and locks in place over whole visits of these patients (one query): the
+    study's, their sites', their casebooks' and their visits'. A form's own lock leaves the
+    rest of its visit open, so it does not colour the cell (the visit page lists it)."""
+    if not patients:
+        return []
+    studies = {patient.study_id for patient in patients}
+    sites = {patient.site_id for patient in patients}
+    return list(
+        DataLock.objects.active().filter(
+            Q(level=DataLock.Level.STUDY, study_id__in=studies)
+            | Q(level=DataLock.Level.SITE, study_id__in=studies, site_id__in=sites)
+            | Q(level__in=[DataLock.Level.PATIENT, DataLock.Level.VISIT], patient__in=patients)
+        )
+    )
+
+
+def _covers(lock: DataLock, patient: Patient, visit: Visit | None) -> bool:
+    if lock.level == DataLock.Level.STUDY:
+        return lock.study_id == patient.study_id
+    if lock.level == DataLock.Level.SITE:
+        return lock.study_id == patient.study_id and lock.site_id == patient.site_id
+    if lock.level == DataLock.Level.PATIENT:
+        return lock.patient_id == patient.pk
+    return visit is not None and lock.visit_id == visit.pk
+
+
+def _mark_locks(row: MatrixRow, locks: list[DataLock]) -> None:
+    mine = [lock for lock in locks if lock.patient_id in (None, row.patient.pk)]
+    for cell in [c for column in row.cells for c in column] + [row.log]:
+        kinds = {lock.kind for lock in mine if _covers(lock, row.patient, cell.visit)}
+        cell.frozen = DataLock.Kind.FREEZE in kinds
+        cell.locked = DataLock.Kind.LOCK in kinds
 
 
 def _row(patient: Patient, visits: list[Visit], entries: list[FormIndexEntry]) -> MatrixRow:
@@ -185,27 +225,66 @@ def _row(patient: Patient, visits: list[Visit], entries: list[FormIndexEntry]) -
     return MatrixRow(patient=patient, sampled=sampled, cells=list(columns.values()), log=log)
 
 
-def sdv_backlog(patients, *, versions: dict[int, ProtocolVersion]) -> int:
-    """How many complete forms the plan requires that are not verified, for a queryset of
-    patients (a whole site): one query, grouped by patient and form. `versions`: the
-    study's protocol versions by id."""
+@dataclass
+class SdvProgress:
+    """The SDV of a site: the complete forms the plan requires, and how many are verified."""
+
+    required: int = 0
+    verified: int = 0
+
+    @property
+    def backlog(self) -> int:
+        return self.required - self.verified
+
+    @property
+    def percent(self) -> int | None:
+        """Verified of required, in whole per cent (None: nothing required yet)."""
+        return None if not self.required else self.verified * 100 // self.required
+
+
+def sdv_progress(patients, *, versions: dict[int, ProtocolVersion]) -> dict[int, SdvProgress]:
+    """Site id -> the forms the plan requires that are complete, and those verified, for a
+    queryset of patients: one query, grouped by site, patient and form (the plan is applied
+    to each patient in Python, as the matrix does). `versions`: the study's protocol
+    versions by id. A site with nothing entered has no key."""
     rows = (
         with_seriousness(
             FormIndexEntry.objects.filter(
-                patient__in=patients, status=FormIndexEntry.Status.COMPLETE
-            ).exclude(review_state="verified")
+                Q(status=FormIndexEntry.Status.COMPLETE) | Q(review_state="verified"),
+                patient__in=patients,
+            )
         )
-        .values("patient__subject_code", "patient__protocol_version_id", "form_code", "serious")
+        .annotate(
+            verified=ExpressionWrapper(Q(review_state="verified"), output_field=BooleanField())
+        )
+        .values(
+            "patient__site_id",
+            "patient__subject_code",
+            "patient__protocol_version_id",
+            "form_code",
+            "serious",
+            "verified",
+        )
         .annotate(n=Count("pk"))
         .order_by()
     )
-    total = 0
+    progress: dict[int, SdvProgress] = defaultdict(SdvProgress)
+    sampled: dict[tuple[str, int], bool] = {}
     for row in rows:
-        patient = Patient(
-            subject_code=row["patient__subject_code"],
-            protocol_version=versions[row["patient__protocol_version_id"]],
-        )
-        spec = patient.protocol_version.protocol.sdv
-        if spec.requires(row["form_code"], serious=row["serious"], sampled=sdv_sampled(patient)):
-            total += row["n"]
-    return total
+        key = (row["patient__subject_code"], row["patient__protocol_version_id"])
+        version = versions[key[1]]
+        if key not in sampled:
+            sampled[key] = sdv_sampled(Patient(subject_code=key[0], protocol_version=version))
+        spec = version.protocol.sdv
+        if spec.requires(row["form_code"], serious=row["serious"], sampled=sampled[key]):
+            site = progress[row["patient__site_id"]]
+            site.required += row["n"]
+            site.verified += row["n"] if row["verified"] else 0
+    return dict(progress)
+
+
+def sdv_backlog(patients, *, versions: dict[int, ProtocolVersion]) -> int:
+    """How many complete forms the plan requires that are not verified, for a queryset of
+    patients (a whole site, a study): one query (`sdv_progress`). `versions`: the study's
+    protocol versions by id."""
+    return sum(site.backlog for site in sdv_progress(patients, versions=versions).values())

@@ -28,6 +28,7 @@ from ecrf.patients.models import DataLock, FormIndexEntry, Patient
 from ecrf.patients.services import patient_create, patient_plan_inclusion
 from ecrf.patients.visits import visit_add_unscheduled, visit_record_date, visits_schedule_from_day0
 from ecrf.review.locks import data_freeze, data_lock, data_unlock, study_lock_checklist
+from ecrf.review.sdv import sdv_mark
 from ecrf.safety.models import SaeReport
 from ecrf.safety.services import ae_create, ae_update, sae_acknowledge, sae_submit_initial
 from ecrf.studies.models import StudySite
@@ -418,7 +419,7 @@ def test_the_pre_lock_checklist_counts_what_still_stands(world, diane, patient):
     items = {item.code: item for item in study_lock_checklist(world.rct)}
     assert {code: item.count for code, item in items.items()} == {
         "open_queries": None,  # the queries part counts them
-        "sdv": None,
+        "sdv": 2,  # BXP-004's consent (always verified) and serious adverse event
         "signatures": None,
         "sae_not_reported": 1,
         "screening": 6,  # BXP-001 to 004, STR-001 and 002
@@ -426,6 +427,13 @@ def test_the_pre_lock_checklist_counts_what_still_stands(world, diane, patient):
     }
     assert items["sae_not_reported"].url == reverse("safety:sae_list", args=[world.rct.code])
     assert items["screening"].url.endswith("?status=screening")
+    assert items["sdv"].url == reverse("review:matrix", args=[world.rct.code])
+    assert items["overdue"].url == reverse("review:overdue_visits", args=[world.rct.code])
+
+    consent_entry = FormIndexEntry.objects.get(patient=patient, form_code="consent")
+    sdv_mark(by=world.monica, entry=consent_entry)
+    items = {item.code: item for item in study_lock_checklist(world.rct)}
+    assert items["sdv"].count == 1  # the serious event is left
 
 
 # -- the screens ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils import timezone
 from ecrf.crfs.models import Demographics, Mrss
 from ecrf.crfs.services import crf_save
 from ecrf.patients.models import FormIndexEntry, Patient, Visit
+from ecrf.review.locks import data_freeze, data_lock
 from ecrf.review.models import SdvMark
 from ecrf.review.sdv import sdv_mark
 from ecrf.review.states import CellState
@@ -295,6 +296,39 @@ def test_the_audit_trail_lists_the_sdv_marks(world, patient, en_client):
     assert "source data verified" in response.content.decode()
 
 
+def test_the_cells_show_the_freezes_and_locks_over_whole_visits(world, patient, en_client):
+    other = _patient_with_forms(world)
+    data_freeze(by=world.diane, reason="Interim analysis cut-off", patient=patient)
+    data_lock(by=world.diane, reason="Audit of the screening", visit=other.visits.get(code="SCR"))
+    # A form's own lock leaves the rest of its visit open: the cell does not show it.
+    data_lock(by=world.diane, reason="Consent under review", entry=entry(patient, "consent"))
+    en_client.force_login(world.monica)
+
+    response = en_client.get(matrix_url(world))
+
+    frozen, locked = cell(response, patient.subject_code), cell(response, other.subject_code)
+    assert (frozen.frozen, frozen.locked) == (True, False)
+    assert (locked.frozen, locked.locked) == (False, True)
+    row = next(r for r in response.context["rows"] if r.patient == patient)
+    assert row.log.frozen  # the casebook's freeze covers its safety log
+    other_m0 = cell(response, other.subject_code, "M0")
+    assert (other_m0.frozen, other_m0.locked) == (False, False)
+    page = response.content.decode()
+    assert 'data-lock="freeze"' in page and 'data-lock="lock"' in page
+    # A locked visit takes no verification: the matrix offers no bulk SDV for it.
+    assert f'action="{reverse("review:visit", args=[world.rct.code, locked.visit.pk])}"' not in page
+
+
+def test_a_study_lock_marks_every_cell(world, patient, en_client):
+    data_lock(by=world.diane, reason="Database lock for the final analysis", study=world.rct)
+    en_client.force_login(world.diane)
+
+    response = en_client.get(matrix_url(world))
+
+    cells = [c for row in response.context["rows"] for column in row.cells for c in column]
+    assert cells and all(c.locked for c in cells)
+
+
 # -- query counts -----------------------------------------------------------------------------
 
 
@@ -331,18 +365,20 @@ def _patient_with_forms(world, site: str = "bxp") -> Patient:
 
 # Session, user, study, the SDV permission, the study's protocol versions, the site asked
 # for (the filter's check) and the sites offered, the patients counted and their page,
-# their visits, their form index entries (every form and the safety log, seriousness and
-# AE numbers annotated), the backlog grouped by patient and form, the session update (and
-# its savepoint): 15, whatever the number of patients, visits and forms.
-MATRIX_QUERIES = 15
+# their visits, the freezes and locks over them, their form index entries (every form and
+# the safety log, seriousness and AE numbers annotated), the backlog grouped by site,
+# patient and form, the session update (and its savepoint): 16, whatever the number of
+# patients, visits, forms and locks.
+MATRIX_QUERIES = 16
 
 
 @pytest.mark.parametrize("patients", [1, 50])
 def test_the_matrix_costs_the_same_for_one_patient_and_fifty(
     world, en_client, django_assert_num_queries, patients
 ):
-    for _ in range(patients):
-        _patient_with_forms(world)
+    made = [_patient_with_forms(world) for _ in range(patients)]
+    data_freeze(by=world.diane, reason="Interim analysis cut-off", site=world.bxp, study=world.rct)
+    data_lock(by=world.diane, reason="Audit of the casebook", patient=made[0])
     en_client.force_login(world.diane)
     url = matrix_url(world, site="BXP")
     en_client.get(url)  # the session's first request updates it
