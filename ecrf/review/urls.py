@@ -3,12 +3,12 @@
 `patient_urlpatterns` are served under the patients app's URL names (see ecrf/urls.py): the
 audit trail is a page of the patient. `review_urlpatterns` are the review's own, under
 /studies/<code>/review/ (the `review` namespace): source data verification, freezing,
-locking and lifting data.
+locking and lifting data; the dashboards and the lists behind them.
 """
 
 from django.urls import path
 
-from ecrf.review import views, views_sdv
+from ecrf.review import views, views_dashboard, views_sdv
 
 patient = "<str:subject_code>/"
 patient_urlpatterns = [
@@ -17,6 +17,10 @@ patient_urlpatterns = [
 
 review_patient = "patients/<str:subject_code>/"
 review_urlpatterns = [
+    path("dashboard/", views_dashboard.study_dashboard_view, name="dashboard"),
+    path("dashboard/sites/<str:site_code>/", views_dashboard.site_dashboard, name="site_dashboard"),
+    path("visits/overdue/", views_dashboard.overdue_visit_list, name="overdue_visits"),
+    path("deviations/", views_dashboard.deviation_list, name="deviations"),
     path("sdv/", views_sdv.matrix, name="matrix"),
     path("sdv/visits/<int:visit_id>/", views_sdv.verify_visit, name="visit"),
     path("sdv/forms/<int:entry_id>/", views_sdv.verify_form, name="form"),

@@ -8,15 +8,24 @@ depends on the draw of one particular seed.
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
-from django.utils import translation
+from django.utils import timezone, translation
 
+from ecrf.crfs.models import Demographics, Mrss
 from ecrf.crfs.services import crf_save
-from ecrf.patients.models import FormIndexEntry, Patient
+from ecrf.patients.models import FormIndexEntry, Patient, Visit
 from ecrf.patients.services import patient_create
 from ecrf.review.plan import subject_sampled
 from ecrf.scoring import mrss as mrss_scoring
+from tests.factories import (
+    AdverseEventFactory,
+    ConsentFactory,
+    PatientFactory,
+    VisitFactory,
+    crf_factory,
+)
 from tests.safety.conftest import CONSENT_DAY, consent
 
 
@@ -104,3 +113,34 @@ def fresh(entry: FormIndexEntry) -> FormIndexEntry:
     return FormIndexEntry.objects.select_related(
         "patient__protocol_version", "verified_by", "sdv_reset_by"
     ).get(pk=entry.pk)
+
+
+def patient_with_forms(world, site: str = "bxp") -> Patient:
+    """A patient written as rows: SCR dated with consent, demographics and mRSS complete, a
+    planned M0, and a serious adverse event."""
+    where = getattr(world, site)
+    patient = PatientFactory(study=world.rct, site=where, created_by=world.alice)
+    day = timezone.localdate() - timedelta(days=20)
+    scr = VisitFactory(
+        patient=patient, code="SCR", sequence=0, visit_date=day, status=Visit.Status.IN_PROGRESS
+    )
+    VisitFactory(patient=patient, code="M0", sequence=1)
+    ConsentFactory(visit=scr, consent_date=day, status="complete")
+    crf_factory(Demographics)(
+        visit=scr, birth_year=1968, sex="F", childbearing_potential=False, status="complete"
+    )
+    crf_factory(Mrss)(
+        visit=scr,
+        exam_date=day,
+        assessor="Dr Martin",
+        status="complete",
+        **dict.fromkeys(mrss_scoring.AREAS, 1),
+    )
+    AdverseEventFactory(
+        patient=patient,
+        serious=True,
+        sae_hospitalisation=True,
+        serious_aware_at=timezone.now(),
+        aware_at=timezone.now() - timedelta(hours=1),
+    )
+    return patient

@@ -11,22 +11,17 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from ecrf.crfs.models import Demographics, Mrss
 from ecrf.crfs.services import crf_save
-from ecrf.patients.models import FormIndexEntry, Patient, Visit
+from ecrf.patients.models import FormIndexEntry, Patient
 from ecrf.review.locks import data_freeze, data_lock
 from ecrf.review.models import SdvMark
 from ecrf.review.sdv import sdv_mark
 from ecrf.review.states import CellState
-from ecrf.scoring import mrss as mrss_scoring
 from tests.factories import (
     AdverseEventFactory,
-    ConsentFactory,
     PatientFactory,
-    VisitFactory,
-    crf_factory,
 )
-from tests.review.conftest import entry, fresh, mrss_values, seed_where
+from tests.review.conftest import entry, fresh, mrss_values, patient_with_forms, seed_where
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +73,7 @@ def test_each_cell_shows_its_forms_states(world, patient, sample, en_client):
 
 
 def test_the_backlog_counts_only_what_the_plan_requires(world, patient, en_client):
-    other = _patient_with_forms(world)
+    other = patient_with_forms(world)
     seed = seed_where({patient: True, other: False})
     en_client.force_login(world.monica)
     with override_settings(SDV_SEED=seed):
@@ -204,7 +199,7 @@ def test_a_bulk_post_without_the_versions_seen_is_refused(world, patient, en_cli
 
 
 def test_another_sites_visit_and_form_are_not_found(world, en_client):
-    strasbourg = _patient_with_forms(world, site="str_")
+    strasbourg = patient_with_forms(world, site="str_")
     visit = strasbourg.visits.get(code="SCR")
     en_client.force_login(world.monica)
     post = en_client.post(reverse("review:visit", args=[world.rct.code, visit.pk]), {})
@@ -297,7 +292,7 @@ def test_the_audit_trail_lists_the_sdv_marks(world, patient, en_client):
 
 
 def test_the_cells_show_the_freezes_and_locks_over_whole_visits(world, patient, en_client):
-    other = _patient_with_forms(world)
+    other = patient_with_forms(world)
     data_freeze(by=world.diane, reason="Interim analysis cut-off", patient=patient)
     data_lock(by=world.diane, reason="Audit of the screening", visit=other.visits.get(code="SCR"))
     # A form's own lock leaves the rest of its visit open: the cell does not show it.
@@ -332,37 +327,6 @@ def test_a_study_lock_marks_every_cell(world, patient, en_client):
 # -- query counts -----------------------------------------------------------------------------
 
 
-def _patient_with_forms(world, site: str = "bxp") -> Patient:
-    """A patient written as rows: SCR dated with consent, demographics and mRSS complete, a
-    planned M0, and a serious adverse event."""
-    where = getattr(world, site)
-    patient = PatientFactory(study=world.rct, site=where, created_by=world.alice)
-    day = timezone.localdate() - timedelta(days=20)
-    scr = VisitFactory(
-        patient=patient, code="SCR", sequence=0, visit_date=day, status=Visit.Status.IN_PROGRESS
-    )
-    VisitFactory(patient=patient, code="M0", sequence=1)
-    ConsentFactory(visit=scr, consent_date=day, status="complete")
-    crf_factory(Demographics)(
-        visit=scr, birth_year=1968, sex="F", childbearing_potential=False, status="complete"
-    )
-    crf_factory(Mrss)(
-        visit=scr,
-        exam_date=day,
-        assessor="Dr Martin",
-        status="complete",
-        **dict.fromkeys(mrss_scoring.AREAS, 1),
-    )
-    AdverseEventFactory(
-        patient=patient,
-        serious=True,
-        sae_hospitalisation=True,
-        serious_aware_at=timezone.now(),
-        aware_at=timezone.now() - timedelta(hours=1),
-    )
-    return patient
-
-
 # Session, user, study, the SDV permission, the study's protocol versions, the site asked
 # for (the filter's check) and the sites offered, the patients counted and their page,
 # their visits, the freezes and locks over them, their form index entries (every form and
@@ -376,7 +340,7 @@ MATRIX_QUERIES = 16
 def test_the_matrix_costs_the_same_for_one_patient_and_fifty(
     world, en_client, django_assert_num_queries, patients
 ):
-    made = [_patient_with_forms(world) for _ in range(patients)]
+    made = [patient_with_forms(world) for _ in range(patients)]
     data_freeze(by=world.diane, reason="Interim analysis cut-off", site=world.bxp, study=world.rct)
     data_lock(by=world.diane, reason="Audit of the casebook", patient=made[0])
     en_client.force_login(world.diane)

@@ -1,0 +1,421 @@
+"""The review dashboards: a monitor's site, a data manager's study, the lists behind their
+figures (overdue visits, protocol deviations), the SVG charts, who may see them, and
+their pinned query counts."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from ecrf.patients.models import Deviation, FormIndexEntry, Patient, Visit
+from ecrf.review.charts import bar_chart, enrolment_chart, progress_bars
+from ecrf.review.dashboard import study_dashboard
+from ecrf.review.sdv import sdv_mark
+from ecrf.safety.models import SaeReport
+from tests.factories import AdverseEventFactory, PatientFactory, VisitFactory
+from tests.review.conftest import patient_with_forms
+
+pytestmark = pytest.mark.django_db
+
+
+def site_url(world, site="BXP", **query) -> str:
+    url = reverse("review:site_dashboard", args=[world.rct.code, site])
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def study_url(world) -> str:
+    return reverse("review:dashboard", args=[world.rct.code])
+
+
+def included(patient: Patient, day0: date, status=Patient.Status.ENROLLED) -> Patient:
+    Patient.objects.filter(pk=patient.pk).update(
+        status=status, day0_date=day0, screening_date=day0 - timedelta(days=14)
+    )
+    patient.refresh_from_db()
+    return patient
+
+
+def planned(patient: Patient, code: str, sequence: int, *, closed_days_ago: int, **fields):
+    latest = timezone.localdate() - timedelta(days=closed_days_ago)
+    return VisitFactory(
+        patient=patient,
+        code=code,
+        sequence=sequence,
+        earliest_date=latest - timedelta(days=14),
+        target_date=latest - timedelta(days=7),
+        latest_date=latest,
+        **fields,
+    )
+
+
+def sae(patient: Patient, *, due_in_hours: int, submitted: bool = False, by=None) -> SaeReport:
+    now = timezone.now()
+    event = AdverseEventFactory(
+        patient=patient,
+        serious=True,
+        sae_hospitalisation=True,
+        aware_at=now - timedelta(hours=30),
+        serious_aware_at=now - timedelta(hours=30),
+    )
+    return SaeReport.objects.create(
+        adverse_event=event,
+        number=0,
+        aware_at=event.serious_aware_at,
+        due_at=now + timedelta(hours=due_in_hours),
+        submitted_at=now - timedelta(hours=1) if submitted else None,
+        submitted_by=by if submitted else None,
+    )
+
+
+def deviation(patient: Patient, *, by, closed: bool = False, visit=None) -> Deviation:
+    return Deviation.objects.create(
+        patient=patient,
+        visit=visit,
+        category=Deviation.Category.MISSED_VISIT if visit is None else "out_of_window",
+        reason="The patient was abroad for the month.",
+        recorded_by=by,
+        closed_at=timezone.now() if closed else None,
+        closed_by=by if closed else None,
+        close_reason="Re-dated inside its window." if closed else "",
+    )
+
+
+@pytest.fixture
+def built(world, sample):
+    """Bordeaux: BXP-001 included in October, BXP-002 in December, BXP-003 in screening;
+    Strasbourg: STR-001 included in November. Overdue visits, SAE reports, deviations and
+    one patient with forms to verify (out of the SDV sample) at Bordeaux."""
+    bxp1, bxp2, _bxp3 = world.bxp_patients
+    str1, _str2 = world.str_patients
+    included(bxp1, date(2026, 10, 5))
+    included(bxp2, date(2026, 12, 1))
+    included(str1, date(2026, 11, 10))
+    # Overdue: BXP-001's M1 (closed 5 days ago) and M3 (40 days ago), STR-001's M1.
+    planned(bxp1, "M1", 2, closed_days_ago=5)
+    planned(bxp1, "M3", 3, closed_days_ago=40)
+    planned(str1, "M1", 2, closed_days_ago=1)
+    # Not overdue: the window closes today; dated; missed; a withdrawn patient's.
+    planned(bxp2, "M1", 2, closed_days_ago=0)
+    planned(bxp2, "M0", 1, closed_days_ago=3, visit_date=timezone.localdate() - timedelta(days=4))
+    planned(
+        bxp2, "M3", 3, closed_days_ago=3, status=Visit.Status.MISSED, missed_reason="In hospital"
+    )
+    withdrawn = included(
+        PatientFactory(study=world.rct, site=world.bxp, created_by=world.alice),
+        date(2026, 10, 20),
+        status=Patient.Status.WITHDRAWN,
+    )
+    planned(withdrawn, "M1", 2, closed_days_ago=9)
+    # SAE reports: BXP one late, one pending in time, one submitted; STR one late.
+    sae(bxp1, due_in_hours=-6)
+    sae(bxp1, due_in_hours=10)
+    sae(bxp2, due_in_hours=-20, submitted=True, by=world.alice)
+    sae(str1, due_in_hours=-1)
+    # Deviations: two standing at BXP, one closed; one standing at STR.
+    deviation(bxp1, by=world.alice)
+    deviation(bxp2, by=world.alice)
+    deviation(bxp1, by=world.alice, closed=True)
+    deviation(str1, by=world.charlie)
+    # SDV: consent, mRSS and a serious event required (out of the sample), consent verified.
+    forms = patient_with_forms(world)
+    sample({forms: False})
+    sdv_mark(
+        by=world.monica,
+        entry=FormIndexEntry.objects.get(patient=forms, form_code="consent"),
+    )
+    return {"forms": forms, "withdrawn": withdrawn}
+
+
+# -- the figures ----------------------------------------------------------------------------
+
+
+def test_the_figures_of_each_site_and_their_sum(world, built):
+    versions = {v.pk: v for v in world.rct.protocol_versions.all()}
+    dashboard = study_dashboard(world.rct, [world.bxp, world.str_], versions=versions)
+    bxp, strasbourg = dashboard.sites
+
+    assert (bxp.site, strasbourg.site) == (world.bxp, world.str_)
+    assert (bxp.overdue_visits, strasbourg.overdue_visits) == (2, 1)
+    assert (bxp.sae_pending, bxp.sae_late) == (2, 1)
+    assert (strasbourg.sae_pending, strasbourg.sae_late) == (1, 1)
+    assert (bxp.deviations, strasbourg.deviations) == (2, 1)
+    # BXP: the world's three, the withdrawn patient, the patient with forms (screening).
+    assert (bxp.screened, bxp.enrolled) == (5, 3)
+    assert (strasbourg.screened, strasbourg.enrolled) == (2, 1)
+    assert bxp.enrolment_months == {
+        date(2026, 10, 1): 2,  # BXP-001 and the withdrawn patient: they were included
+        date(2026, 12, 1): 1,
+    }
+    # The forms patient's consent (verified), mRSS and serious event, and the three serious
+    # events of Bordeaux's SAE reports; Strasbourg's serious event.
+    assert (bxp.sdv.required, bxp.sdv.verified, bxp.sdv_backlog) == (6, 1, 5)
+    assert bxp.sdv.percent == 16
+    assert (strasbourg.sdv.required, strasbourg.sdv.verified) == (1, 0)
+    assert strasbourg.sdv.percent == 0
+
+    total = dashboard.total
+    assert (total.overdue_visits, total.sae_pending, total.sae_late, total.deviations) == (
+        3,
+        3,
+        2,
+        3,
+    )
+    assert (total.enrolled, dashboard.target, dashboard.enrolment_percent) == (4, 28, 14)
+    assert total.enrolment_months == {
+        date(2026, 10, 1): 2,
+        date(2026, 11, 1): 1,
+        date(2026, 12, 1): 1,
+    }
+    # Not here yet: the queries and signatures parts of the review fill them.
+    assert total.query_ageing is None and total.open_queries is None
+    assert total.awaiting_signature is None
+
+
+def test_the_monitors_site_dashboard_links_each_figure_to_its_list(world, built, en_client):
+    en_client.force_login(world.monica)
+    response = en_client.get(site_url(world))
+    assert response.status_code == 200
+    figures = response.context["figures"]
+    assert (figures.sdv_backlog, figures.overdue_visits, figures.sae_pending) == (5, 2, 2)
+    page = response.content.decode()
+    code = world.rct.code
+
+    def figure(name: str) -> str:
+        return re.search(rf'<a [^>]*data-testid="figure-{name}"[^>]*>', page).group(0)
+
+    assert f'href="{reverse("review:matrix", args=[code])}?site=BXP"' in figure("sdv")
+    assert f'href="{reverse("review:overdue_visits", args=[code])}?site=BXP"' in figure("overdue")
+    assert f'href="{reverse("safety:sae_list", args=[code])}?site=BXP"' in figure("sae")
+    deviations = reverse("review:deviations", args=[code])
+    assert f'href="{deviations}?site=BXP&amp;state=open"' in figure("deviations")
+    # The figures another part of the review brings say so, with no link and no 0.
+    assert "href" not in figure("queries") and "href" not in figure("signatures")
+    assert page.count("not tracked yet") >= 2
+    assert "1 past the deadline" in page
+
+
+def test_the_study_dashboard_puts_the_sites_side_by_side(world, built, en_client):
+    en_client.force_login(world.diane)
+    response = en_client.get(study_url(world))
+    assert response.status_code == 200
+    page = response.content.decode()
+    codes = [row[0].site.code for row in response.context["rows"]]
+    assert codes == sorted(codes) and {"BXP", "STR"} <= set(codes)  # the trial's 12 sites
+    assert "4 patients included of the target of 28 (14 %)." in page
+    strasbourg = re.search(r'data-testid="site-row-STR".*?</tr>', page, re.S).group(0)
+    overdue = reverse("review:overdue_visits", args=[world.rct.code])
+    assert f'<a href="{overdue}?site=STR">1</a>' in strasbourg
+    total = re.search(r'data-testid="site-row-total".*?</tr>', page, re.S).group(0)
+    assert f'<a href="{overdue}">3</a>' in total
+
+
+# -- who sees what --------------------------------------------------------------------------
+
+
+def test_a_monitor_has_no_other_sites_dashboard_and_goes_to_their_own(world, en_client):
+    en_client.force_login(world.monica)
+    assert en_client.get(site_url(world, "STR")).status_code == 404
+    assert en_client.get(site_url(world, "NOPE")).status_code == 404
+    # The study's dashboard needs every site: a monitor of Bordeaux is sent to Bordeaux's.
+    response = en_client.get(study_url(world))
+    assert response.status_code == 302 and response.url == site_url(world)
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob"])
+def test_site_staff_have_no_dashboard(world, en_client, persona):
+    """A review screen: like the SDV matrix, for monitors and data managers only."""
+    en_client.force_login(getattr(world, persona))
+    assert en_client.get(site_url(world)).status_code == 403
+    assert en_client.get(study_url(world)).status_code == 403
+
+
+def test_outsiders_find_no_dashboard(world, en_client):
+    en_client.force_login(world.charlie)  # Strasbourg's investigator: Bordeaux is not his
+    assert en_client.get(site_url(world)).status_code == 404
+    en_client.force_login(world.rene)  # the other study's
+    assert en_client.get(site_url(world)).status_code == 404
+    assert en_client.get(study_url(world)).status_code == 404
+
+
+def test_a_data_manager_opens_any_sites_dashboard(world, en_client):
+    en_client.force_login(world.diane)
+    response = en_client.get(site_url(world, "STR"))
+    assert response.status_code == 200 and response.context["site"] == world.str_
+
+
+def test_the_patient_list_links_reviewers_to_the_dashboard(world, en_client):
+    en_client.force_login(world.monica)
+    page = en_client.get(reverse("patients:list", args=[world.rct.code])).content.decode()
+    assert f'href="{study_url(world)}" data-testid="review-dashboard"' in page
+    en_client.force_login(world.alice)
+    page = en_client.get(reverse("patients:list", args=[world.rct.code])).content.decode()
+    assert 'data-testid="review-dashboard"' not in page
+
+
+# -- the lists behind the figures -----------------------------------------------------------
+
+
+def test_the_overdue_list_shows_the_longest_overdue_first(world, built, en_client):
+    en_client.force_login(world.diane)
+    url = reverse("review:overdue_visits", args=[world.rct.code])
+    rows = en_client.get(url).context["rows"]
+    assert [(v.patient.subject_code, v.code, days) for v, _name, days in rows] == [
+        ("BXP-001", "M3", 40),
+        ("BXP-001", "M1", 5),
+        ("STR-001", "M1", 1),
+    ]
+    rows = en_client.get(url + "?site=STR").context["rows"]
+    assert [v.patient.subject_code for v, _name, _days in rows] == ["STR-001"]
+    # A monitor of Bordeaux sees Bordeaux's; asking for Strasbourg shows nothing of it.
+    en_client.force_login(world.monica)
+    response = en_client.get(url + "?site=STR")
+    assert {v.patient.site.code for v, _n, _d in response.context["rows"]} <= {"BXP"}
+    assert "STR-001" not in response.content.decode()
+
+
+def test_the_deviation_list_filters_by_site_and_state(world, built, en_client):
+    en_client.force_login(world.diane)
+    url = reverse("review:deviations", args=[world.rct.code])
+    every = en_client.get(url).context["page"]
+    assert every.paginator.count == 4
+    standing = en_client.get(url + "?state=open&site=BXP").context["page"]
+    assert [d.patient.subject_code for d in standing] == ["BXP-002", "BXP-001"]
+    closed = en_client.get(url + "?state=closed").context["page"]
+    assert [d.closed_at is not None for d in closed] == [True]
+    en_client.force_login(world.monica)
+    shown = en_client.get(url).context["page"]
+    assert {d.patient.site.code for d in shown} == {"BXP"}
+
+
+# -- the charts -----------------------------------------------------------------------------
+
+
+def _attrs(svg: str, cls: str, name: str) -> list[float]:
+    return [
+        float(m.group(1))
+        for m in re.finditer(rf'<[a-z]+ class="{cls}"[^>]*? {name}="([0-9.]+)"', svg)
+    ]
+
+
+def test_bar_heights_are_in_proportion_to_the_values():
+    svg = bar_chart([("0-7", 2), ("8-14", 4), ("15-30", 1), ("30+", 0)], label="Ageing", empty="")
+    heights = _attrs(svg, "chart-bar", "height")
+    assert heights == [heights[1] / 2, heights[1], heights[1] / 4, 0]
+    assert svg.startswith("<svg") and 'role="img"' in svg and "<title>Ageing</title>" in svg
+    assert 'aria-label="Ageing"' in svg
+    assert "style=" not in svg and "<script" not in svg
+
+
+def test_a_chart_not_tracked_yet_shows_its_empty_state():
+    svg = bar_chart(None, label="Open queries by age", empty="Queries are not tracked yet.")
+    assert "chart-is-empty" in svg and "Queries are not tracked yet." in svg
+    assert 'class="chart-bar"' not in svg
+
+
+def test_progress_bars_fill_the_share_verified():
+    svg = progress_bars([("BXP", 1, 4), ("STR", 3, 3)], label="SDV", empty="")
+    tracks = _attrs(svg, "chart-track", "width")
+    filled = _attrs(svg, "chart-bar", "width")
+    assert filled == [tracks[0] / 4, tracks[1]]
+    assert "1 / 4 (25 %)" in svg and "3 / 3 (100 %)" in svg
+
+
+def test_the_enrolment_steps_up_month_by_month_under_the_dashed_target():
+    months = {date(2026, 10, 1): 2, date(2026, 12, 1): 1}
+    svg = enrolment_chart(months, target=8, today=date(2026, 12, 15), label="Enrolment", empty="")
+    target = re.search(r'<line class="chart-target"[^>]*>', svg).group(0)
+    assert 'stroke-dasharray="6 4"' in target and 'data-target="8"' in target
+    path = re.search(r'<path class="chart-line" d="([^"]+)" data-total="3"', svg).group(1)
+    heights = sorted({float(y) for y in re.findall(r"[ML]?[0-9.]+ ([0-9.]+)", path)})
+    base, two, three = heights[-1], heights[1], heights[0]  # y grows downwards
+    assert (base - three) == pytest.approx(1.5 * (base - two), abs=0.2)
+    # The target is drawn at its height on the same scale: 8 of the axis's top.
+    target_y = float(re.search(r'y1="([0-9.]+)"', target).group(1))
+    assert (base - target_y) == pytest.approx(8 / 3 * (base - three), abs=0.2)
+
+
+def test_chart_text_is_escaped():
+    svg = bar_chart([("<b>&", 1)], label='A "quoted" <label>', empty="")
+    assert "<b>" not in svg and "&lt;b&gt;&amp;" in svg
+    assert 'aria-label="A &quot;quoted&quot; &lt;label&gt;"' in svg
+
+
+def test_the_site_dashboard_draws_its_charts(world, built, en_client):
+    en_client.force_login(world.monica)
+    page = en_client.get(site_url(world)).content.decode()
+    assert page.count('role="img"') >= 3
+    assert "Queries are not tracked yet." in page
+    assert 'class="chart-line"' in page
+    assert 'data-done="1" data-total="6"' in page  # the SDV progress bar of BXP
+
+
+# -- query counts ---------------------------------------------------------------------------
+
+# Session, user, study, the site (visible, 404 otherwise), the SDV permission at the site,
+# the protocol versions; the figures: SDV by site, patient and form, overdue visits, SAE
+# reports, deviations, enrolment by month (five); the study-wide permission for the link to
+# the study's dashboard (her memberships, then the study's sites: a monitor holds hers site
+# by site), the sites she reviews; the session update and its savepoint: 17.
+SITE_QUERIES = 17
+# Session, user, study, the study-wide permission (an all-site membership: one query), the
+# protocol versions, the study's sites, the five figures, the session update and its
+# savepoint: 14, whatever the number of sites and patients.
+STUDY_QUERIES = 14
+
+
+def _many(world, patients: int) -> None:
+    for n in range(patients):
+        patient = patient_with_forms(world)
+        included(patient, date(2026, 9 + n % 3, 1 + n % 27))
+        planned(patient, "M1", 2, closed_days_ago=1 + n % 9)
+        sae(patient, due_in_hours=-1 if n % 2 else 5)
+        deviation(patient, by=world.alice)
+
+
+@pytest.mark.parametrize("patients", [1, 50])
+def test_the_site_dashboard_costs_the_same_for_one_patient_and_fifty(
+    world, en_client, django_assert_num_queries, patients
+):
+    _many(world, patients)
+    en_client.force_login(world.monica)
+    url = site_url(world)
+    en_client.get(url)  # the session's first request updates it
+    with django_assert_num_queries(SITE_QUERIES):
+        response = en_client.get(url)
+    figures = response.context["figures"]
+    assert (figures.overdue_visits, figures.deviations) == (patients, patients)
+    assert figures.enrolled == patients
+
+
+@pytest.mark.parametrize("patients", [1, 50])
+def test_the_study_dashboard_costs_the_same_for_one_patient_and_fifty(
+    world, en_client, django_assert_num_queries, patients
+):
+    _many(world, patients)
+    en_client.force_login(world.diane)
+    url = study_url(world)
+    en_client.get(url)
+    with django_assert_num_queries(STUDY_QUERIES):
+        response = en_client.get(url)
+    assert response.context["total"].sae_pending == patients
+
+
+@pytest.mark.parametrize("patients", [1, 50])
+def test_the_lists_cost_the_same_for_one_row_and_fifty(
+    world, en_client, django_assert_num_queries, patients
+):
+    _many(world, patients)
+    en_client.force_login(world.diane)
+    # Session, user, study, the site asked for (the filter's check), the rows counted, (the
+    # protocol versions, for the visits' names), the page, the sites offered, the session
+    # update and its savepoint.
+    for name, queries in (("review:overdue_visits", 11), ("review:deviations", 10)):
+        url = reverse(name, args=[world.rct.code]) + "?site=BXP"
+        en_client.get(url)
+        with django_assert_num_queries(queries):
+            response = en_client.get(url)
+        assert response.context["page"].paginator.count == patients
