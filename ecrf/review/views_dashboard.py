@@ -58,7 +58,8 @@ def _links(study, site=None) -> dict[str, str]:
     return {
         "sdv": url("review:matrix"),
         "overdue": url("review:overdue_visits"),
-        "sae": url("safety:sae_list"),
+        "sae": url("safety:sae_list", "clock=pending"),
+        "sae_late": url("safety:sae_list", "clock=late"),
         "deviations": url("review:deviations", "state=open"),
         "patients": url("patients:list"),
     }

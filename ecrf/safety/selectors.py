@@ -59,6 +59,27 @@ class AdverseEventFilter(django_filters.FilterSet):
         return queryset.filter(relatedness=value)
 
 
+class SaeClockFilter(django_filters.FilterSet):
+    """The SAE list's initial reports by their clock: still to submit, or past the deadline."""
+
+    clock = django_filters.ChoiceFilter(
+        choices=[
+            ("pending", _("Not submitted yet")),
+            ("late", _("Not submitted, past the deadline")),
+        ],
+        label=_("Initial report"),
+        method="filter_clock",
+    )
+
+    class Meta:
+        model = SaeReport
+        fields = ["clock"]
+
+    def filter_clock(self, queryset, name, value):
+        queryset = queryset.filter(submitted_at__isnull=True)
+        return queryset.filter(due_at__lt=timezone.now()) if value == "late" else queryset
+
+
 def adverse_events_for(user, *, study):
     """The user's visible adverse events of a study, with what the lists show."""
     initial = SaeReport.objects.filter(adverse_event=OuterRef("pk"), number=0)

@@ -35,6 +35,7 @@ from ecrf.safety.forms import (
 from ecrf.safety.models import AdverseEvent, LabAlert, SaeReport
 from ecrf.safety.selectors import (
     AdverseEventFilter,
+    SaeClockFilter,
     adverse_events_for,
     initial_reports_for,
     patient_log,
@@ -431,7 +432,8 @@ def sae_list(request, study_code: str):
         queryset=AdverseEvent.objects.visible_to(request.user).filter(patient__study=study),
         sites=_visible_sites(request, study),
     )
-    reports = reports.filter(adverse_event__in=filterset.qs.values("pk"))
+    clock = SaeClockFilter(request.GET or None, queryset=reports)
+    reports = clock.qs.filter(adverse_event__in=filterset.qs.values("pk"))
     page, query = _page(request, reports)
     return render(
         request,
@@ -439,6 +441,7 @@ def sae_list(request, study_code: str):
         {
             "study": study,
             "filter": filterset,
+            "clock_filter": clock,
             "page": page,
             "rows": sae_rows(page.object_list),
             "query": query,

@@ -189,13 +189,29 @@ def test_the_monitors_site_dashboard_links_each_figure_to_its_list(world, built,
 
     assert f'href="{reverse("review:matrix", args=[code])}?site=BXP"' in figure("sdv")
     assert f'href="{reverse("review:overdue_visits", args=[code])}?site=BXP"' in figure("overdue")
-    assert f'href="{reverse("safety:sae_list", args=[code])}?site=BXP"' in figure("sae")
+    sae_list = reverse("safety:sae_list", args=[code])
+    assert f'href="{sae_list}?site=BXP&amp;clock=pending"' in figure("sae")
+    assert f'href="{sae_list}?site=BXP&amp;clock=late"' in figure("sae_late")
     deviations = reverse("review:deviations", args=[code])
     assert f'href="{deviations}?site=BXP&amp;state=open"' in figure("deviations")
     # The figures another part of the review brings say so, with no link and no 0.
     assert "href" not in figure("queries") and "href" not in figure("signatures")
     assert page.count("not tracked yet") >= 2
-    assert "1 past the deadline" in page
+    assert re.search(r'data-testid="figure-sae_late".*?>1</div>', page, re.S)
+
+
+def test_the_sae_list_shows_the_reports_a_figure_counts(world, built, en_client):
+    en_client.force_login(world.diane)
+    url = reverse("safety:sae_list", args=[world.rct.code])
+
+    def shown(query: str) -> list[tuple[str, bool]]:
+        rows = en_client.get(f"{url}?{query}").context["rows"]
+        return sorted((r.event.patient.subject_code, r.report.submitted_at is None) for r in rows)
+
+    assert shown("site=BXP&clock=pending") == [("BXP-001", True), ("BXP-001", True)]
+    assert shown("site=BXP&clock=late") == [("BXP-001", True)]
+    assert shown("clock=late") == [("BXP-001", True), ("STR-001", True)]
+    assert len(shown("site=BXP")) == 3  # the submitted report too
 
 
 def test_the_study_dashboard_puts_the_sites_side_by_side(world, built, en_client):
