@@ -8,8 +8,15 @@ deadlines relative to today, which would fall due at the sweep's instants): 100,
 scheduled visits written in bulk, the sweep timed when nothing is due, when 5,000
 reminders are, and again at that instant.
 
-BENCH_SECTIONS=pages,reminders (both by default) picks them; BENCH_PATIENTS=5000 and
-BENCH_REMINDER_PATIENTS=20000 (5 visits each) size them, smaller for a quick run.
+The review dashboards, on a database of their own: the demo data, then one site (Bordeaux)
+with 1,000 patients included over a year, each with an overdue visit, consent, mRSS and
+demographics in the form index (a third verified), one in ten with a pending SAE report
+and one in five with a deviation; the monitor's site dashboard and the data manager's
+study dashboard timed.
+
+BENCH_SECTIONS=pages,reminders,dashboard (all by default) picks them; BENCH_PATIENTS=5000,
+BENCH_REMINDER_PATIENTS=20000 (5 visits each) and BENCH_DASHBOARD_PATIENTS=1000 size them,
+smaller for a quick run.
 """
 
 from __future__ import annotations
@@ -49,7 +56,8 @@ from ecrf.patients.models import Patient, Visit  # noqa: E402
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 REMINDER_PATIENTS = int(os.environ.get("BENCH_REMINDER_PATIENTS", "20000"))
-SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders").split(",")
+DASHBOARD_PATIENTS = int(os.environ.get("BENCH_DASHBOARD_PATIENTS", "1000"))
+SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard").split(",")
 
 
 def timed(label: str, func, repeat: int = REPEAT, status: int = 200) -> None:
@@ -402,9 +410,121 @@ def reminder_patients_bulk(study, count: int, investigators: dict) -> int:
     return len(visits)
 
 
+# -- the review dashboards --------------------------------------------------------------------
+
+
+def dashboard_main() -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from ecrf.celery import app
+    from ecrf.patients.models import Deviation, FormIndexEntry
+    from ecrf.safety.models import AdverseEvent, SaeReport
+    from ecrf.studies.models import Study, StudySite
+
+    app.conf.task_always_eager = True
+    call_command("seed_demo", verbosity=0)
+    study = Study.objects.get(code="NCT00479934")
+    users = get_user_model().objects
+    investigator = users.get(username="investigator.bordeaux")
+    start = time.perf_counter()
+    version = study.current_protocol
+    today = timezone.localdate()
+    now = timezone.now()
+    study_site = StudySite.objects.select_related("site").get(study=study, site__code="BXP")
+    patients = []
+    for n in range(DASHBOARD_PATIENTS):
+        study_site.last_subject_number += 1
+        day0 = today - timedelta(days=30 + n % 365)
+        patients.append(
+            Patient(
+                study=study, site=study_site.site, protocol_version=version,
+                subject_code=f"BXP-{study_site.last_subject_number:04d}",
+                status=Patient.Status.ENROLLED, screening_date=day0 - timedelta(days=14),
+                day0_date=day0, created_by=investigator,
+            )
+        )  # fmt: skip
+    with without_triggers():
+        study_site.save(update_fields=["last_subject_number"])
+        Patient.objects.bulk_create(patients, batch_size=2000)
+        visits = [
+            Visit(
+                patient=p, code="M1", sequence=3, protocol_version=version,
+                target_date=today - timedelta(days=10), earliest_date=today - timedelta(days=17),
+                latest_date=today - timedelta(days=3),
+            )
+            for p in patients
+        ]  # fmt: skip
+        Visit.objects.bulk_create(visits, batch_size=5000)
+        # The form index only (the dashboard reads nothing else of the forms); object ids
+        # out of the way of real rows.
+        entries = [
+            FormIndexEntry(
+                patient=p, visit=v, form_code=code, object_id=10**9 + 3 * n + k,
+                status="complete", version=1, updated_at=now,
+                review_state="verified" if n % 3 == 0 else "",
+                review_version=1 if n % 3 == 0 else None,
+            )
+            for n, (p, v) in enumerate(zip(patients, visits, strict=True))
+            for k, code in enumerate(("consent", "mrss", "demographics"))
+        ]  # fmt: skip
+        FormIndexEntry.objects.bulk_create(entries, batch_size=5000)
+        events = AdverseEvent.objects.bulk_create(
+            [
+                AdverseEvent(
+                    patient=p, number=1, protocol_version=version, term="Pneumonia",
+                    onset_date=p.day0_date.isoformat(), ongoing=True, ctcae_grade=3,
+                    serious=True, sae_hospitalisation=True, relatedness="possible",
+                    expected=False, action_taken="none", outcome="recovering",
+                    aware_at=now - timedelta(hours=30), serious_aware_at=now - timedelta(hours=30),
+                    created_by=investigator,
+                )
+                for p in patients[::10]
+            ]
+        )  # fmt: skip
+        SaeReport.objects.bulk_create(
+            [
+                SaeReport(
+                    adverse_event=e, number=0, aware_at=e.serious_aware_at,
+                    due_at=e.serious_aware_at + timedelta(hours=24 if n % 2 else 48),
+                )
+                for n, e in enumerate(events)
+            ]
+        )  # fmt: skip
+        Deviation.objects.bulk_create(
+            [
+                Deviation(
+                    patient=p, category=Deviation.Category.OTHER, recorded_by=investigator,
+                    reason="Blood sample taken a day late.",
+                )
+                for p in patients[::5]
+            ]
+        )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ANALYZE patients_patient, patients_visit, patients_formindexentry, "
+            "safety_adverseevent, safety_saereport, patients_deviation"
+        )
+    print(f"{'dashboard: one site of patients written in bulk, analysed':<58} "
+          f"{time.perf_counter() - start:7.2f} s   {len(patients)} patients at BXP")  # fmt: skip
+
+    client = Client()
+    base = f"/studies/{study.code}/review/"
+    with override_settings(DEBUG=True):
+        client.force_login(users.get(username="monitor.bordeaux"))
+        timed(f"dashboard of Bordeaux ({DASHBOARD_PATIENTS} patients), its monitor",
+              lambda: client.get(base + "dashboard/sites/BXP/"))  # fmt: skip
+        client.force_login(users.get(username="datamanager"))
+        timed("dashboard of the study (12 sites), data manager",
+              lambda: client.get(base + "dashboard/"))  # fmt: skip
+        timed("overdue visits of Bordeaux, page 1",
+              lambda: client.get(base + "visits/overdue/?site=BXP"))  # fmt: skip
+
+
 if __name__ == "__main__":
     setup_test_environment()
-    for name, section in (("pages", main), ("reminders", reminders_main)):
+    sections = (("pages", main), ("reminders", reminders_main), ("dashboard", dashboard_main))
+    for name, section in sections:
         if name not in SECTIONS:
             continue
         old = setup_databases(verbosity=0, interactive=False)

@@ -123,7 +123,7 @@ def progress_bars(rows: list[tuple[str, int, int]], *, label: str, empty: str) -
 
 
 def _month_label(month: date) -> str:
-    return date_format(month, "YEAR_MONTH_FORMAT")
+    return date_format(month, "M Y")  # "Nov 2026", "nov. 2026": four fit under the chart
 
 
 def _months_between(first: date, last: date) -> list[date]:
@@ -190,13 +190,10 @@ def enrolment_chart(
                 anchor="end",
             )
         )
-    shown = {0, len(axis) - 1} | set(range(0, len(axis), max(1, len(axis) // 4)))
-    for index in sorted(shown):
-        anchor = "start" if index == 0 else "end" if index == len(axis) - 1 else "middle"
-        x = (
-            PAD_LEFT
-            + index * step
-            + (step if anchor == "end" else 0 if anchor == "start" else step / 2)
-        )
+    # At most four month labels, evenly spread, the first and the current month included.
+    last = len(axis) - 1
+    for index in sorted({round(i * last / 3) for i in range(4)}):
+        anchor = "start" if index == 0 else "end" if index == last else "middle"
+        x = PAD_LEFT + index * step + {"start": 0, "middle": step / 2, "end": step}[anchor]
         body.append(_text(x, base + 18, _month_label(axis[index]), anchor=anchor))
     return _svg(height, label, body, cls="chart-enrolment")

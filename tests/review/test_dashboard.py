@@ -5,6 +5,7 @@ their pinned query counts."""
 from __future__ import annotations
 
 import re
+from xml.etree import ElementTree
 from datetime import date, timedelta
 
 import pytest
@@ -352,6 +353,23 @@ def test_the_enrolment_steps_up_month_by_month_under_the_dashed_target():
     # The target is drawn at its height on the same scale: 8 of the axis's top.
     target_y = float(re.search(r'y1="([0-9.]+)"', target).group(1))
     assert (base - target_y) == pytest.approx(8 / 3 * (base - three), abs=0.2)
+
+
+def test_every_chart_is_well_formed_svg():
+    months = {date(2025, 11, 1): 3, date(2026, 6, 1): 4}
+    charts = [
+        bar_chart([("0-7", 3), ("30+", 12)], label="Ageing", empty=""),
+        bar_chart(None, label="Ageing", empty="Not tracked yet."),
+        progress_bars([("BXP", 0, 0), ("STR", 2, 5)], label="SDV", empty=""),
+        progress_bars([], label="SDV", empty="Nothing to verify."),
+        enrolment_chart(months, target=28, today=date(2026, 12, 15), label="Inc", empty=""),
+        enrolment_chart({}, target=28, today=date(2026, 12, 15), label="Inc", empty="None."),
+    ]
+    for svg in charts:
+        root = ElementTree.fromstring(svg)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        assert root.get("role") == "img" and root[0].tag.endswith("title")
+    assert "Target: 28 patients." in charts[-1]
 
 
 def test_chart_text_is_escaped():
