@@ -20,13 +20,21 @@ from datetime import date
 from django.db.models import Count, Q
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.review.matrix import SdvProgress, sdv_progress
 from ecrf.safety.models import SaeReport
 
-# The age buckets of open queries, in days since raised: the keys `_query_ageing` fills.
+# The age buckets of open queries, in days since raised: the keys `_query_ageing` fills,
+# and how the screens name them.
 QUERY_AGE_BUCKETS = ("0-7", "8-14", "15-30", "30+")
+QUERY_AGE_LABELS = {
+    "0-7": gettext_lazy("0–7 days"),
+    "8-14": gettext_lazy("8–14 days"),
+    "15-30": gettext_lazy("15–30 days"),
+    "30+": gettext_lazy("> 30 days"),
+}
 
 # Visits are overdue only for patients still followed: a patient who ended has no more.
 FOLLOWED = (Patient.Status.SCREENING, Patient.Status.ENROLLED)
@@ -164,6 +172,15 @@ class Figures:
     @property
     def sdv_backlog(self) -> int:
         return self.sdv.backlog
+
+    @property
+    def enrolment_cumulated(self) -> list[tuple[date, int, int]]:
+        """(month, included that month, included by its end), the months with inclusions."""
+        rows, running = [], 0
+        for month, n in self.enrolment_months.items():
+            running += n
+            rows.append((month, n, running))
+        return rows
 
 
 @dataclass

@@ -22,7 +22,12 @@ from ecrf.accounts.permissions import Action, can, roles_allowed
 from ecrf.patients.models import Deviation, Visit
 from ecrf.patients.selectors import study_for
 from ecrf.review.charts import bar_chart, enrolment_chart, progress_bars
-from ecrf.review.dashboard import QUERY_AGE_BUCKETS, overdue_visits, study_dashboard
+from ecrf.review.dashboard import (
+    QUERY_AGE_BUCKETS,
+    QUERY_AGE_LABELS,
+    overdue_visits,
+    study_dashboard,
+)
 from ecrf.review.filters import DeviationFilter, OverdueVisitFilter
 from ecrf.studies.models import Site
 
@@ -69,7 +74,9 @@ def _charts(*, figures, progress_rows, target) -> dict:
     ageing = figures.query_ageing
     return {
         "ageing": bar_chart(
-            None if ageing is None else [(bucket, ageing[bucket]) for bucket in QUERY_AGE_BUCKETS],
+            None
+            if ageing is None
+            else [(str(QUERY_AGE_LABELS[bucket]), ageing[bucket]) for bucket in QUERY_AGE_BUCKETS],
             label=_("Open queries by age, in days"),
             empty=_("Queries are not tracked yet."),
         ),
@@ -106,7 +113,7 @@ def site_dashboard(request, study_code: str, site_code: str):
             "site": site,
             "dashboard": dashboard,
             "figures": figures,
-            "buckets": QUERY_AGE_BUCKETS,
+            "buckets": QUERY_AGE_LABELS.values(),
             "links": _links(study, site),
             "charts": _charts(
                 figures=figures,
@@ -141,7 +148,7 @@ def study_dashboard_view(request, study_code: str):
             "dashboard": dashboard,
             "rows": rows,
             "total": dashboard.total,
-            "buckets": QUERY_AGE_BUCKETS,
+            "buckets": QUERY_AGE_LABELS.values(),
             "links": _links(study),
             "charts": _charts(
                 figures=dashboard.total,

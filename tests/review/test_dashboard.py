@@ -5,8 +5,8 @@ their pinned query counts."""
 from __future__ import annotations
 
 import re
-from xml.etree import ElementTree
 from datetime import date, timedelta
+from xml.etree import ElementTree
 
 import pytest
 from django.urls import reverse
@@ -186,7 +186,7 @@ def test_the_monitors_site_dashboard_links_each_figure_to_its_list(world, built,
     code = world.rct.code
 
     def figure(name: str) -> str:
-        return re.search(rf'<a [^>]*data-testid="figure-{name}"[^>]*>', page).group(0)
+        return re.search(rf'<(?:a|div) [^>]*data-testid="figure-{name}"[^>]*>', page).group(0)
 
     assert f'href="{reverse("review:matrix", args=[code])}?site=BXP"' in figure("sdv")
     assert f'href="{reverse("review:overdue_visits", args=[code])}?site=BXP"' in figure("overdue")
@@ -215,6 +215,14 @@ def test_the_sae_list_shows_the_reports_a_figure_counts(world, built, en_client)
     assert len(shown("site=BXP")) == 3  # the submitted report too
 
 
+def test_the_dashboards_speak_french_by_default(world, built, client):
+    client.force_login(world.diane)
+    for url in (site_url(world), study_url(world)):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert '<html lang="fr">' in response.content.decode()
+
+
 def test_the_study_dashboard_puts_the_sites_side_by_side(world, built, en_client):
     en_client.force_login(world.diane)
     response = en_client.get(study_url(world))
@@ -228,6 +236,27 @@ def test_the_study_dashboard_puts_the_sites_side_by_side(world, built, en_client
     assert f'<a href="{overdue}?site=STR">1</a>' in strasbourg
     total = re.search(r'data-testid="site-row-total".*?</tr>', page, re.S).group(0)
     assert f'<a href="{overdue}">3</a>' in total
+
+
+def test_the_figures_still_to_come_plug_in(world, built, en_client, monkeypatch):
+    """What the queries and signatures parts return: the screens are ready for it."""
+    from ecrf.review import dashboard
+
+    ageing = {world.bxp.pk: {"0-7": 2, "8-14": 0, "15-30": 1, "30+": 4}}
+    monkeypatch.setattr(dashboard, "_query_ageing", lambda study, sites: ageing)
+    monkeypatch.setattr(dashboard, "_casebooks_awaiting_signature", lambda study, sites: {})
+    en_client.force_login(world.diane)
+
+    response = en_client.get(site_url(world))
+
+    figures = response.context["figures"]
+    assert (figures.open_queries, figures.awaiting_signature) == (7, 0)
+    svg = str(response.context["charts"]["ageing"])
+    assert [int(v) for v in re.findall(r'data-value="([0-9]+)"', svg)] == [2, 0, 1, 4]
+    assert "chart-is-empty" not in svg
+    total = en_client.get(study_url(world)).context["total"]
+    assert total.query_ageing == {"0-7": 2, "8-14": 0, "15-30": 1, "30+": 4}
+    assert total.awaiting_signature == 0
 
 
 # -- who sees what --------------------------------------------------------------------------
