@@ -46,10 +46,14 @@ def _visible_sites(user, study):
 
 def _reviewed_sites(user, study):
     """The study's sites where the user reviews (monitors, data managers)."""
-    return Site.objects.filter(
-        scope(user).site_filter("study_sites__study_id", "id", roles=roles_allowed(Action.SDV)),
-        study_sites__study=study,
-    ).order_by("code")
+    return (
+        Site.objects.filter(
+            scope(user).site_filter("study_sites__study_id", "id", roles=roles_allowed(Action.SDV)),
+            study_sites__study=study,
+        )
+        .distinct()
+        .order_by("code")
+    )
 
 
 def _links(study, site=None) -> dict[str, str]:
