@@ -22,11 +22,12 @@ patient, visit and form (`open_queries_by_patient`, `open_queries_by_visit`,
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Prefetch, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -53,7 +54,7 @@ AGE_BUCKETS: tuple[tuple[str, object, int, int | None], ...] = (
     ("0-7", gettext_lazy("0–7 days"), 0, 7),
     ("8-14", gettext_lazy("8–14 days"), 8, 14),
     ("15-30", gettext_lazy("15–30 days"), 15, 30),
-    ("30+", gettext_lazy("over 30 days"), 31, None),
+    ("over-30", gettext_lazy("over 30 days"), 31, None),
 )
 
 
@@ -81,7 +82,7 @@ def age_bucket_filter(code: str) -> Q:
 
 def query_ageing(queries, *, now: datetime | None = None) -> dict[str, int]:
     """How many of these queries fall in each bucket of days open: {"0-7": 3, "8-14": 0,
-    "15-30": 1, "30+": 2}, in AGE_BUCKETS' order, in one query.
+    "15-30": 1, "over-30": 2}, in AGE_BUCKETS' order, in one query.
 
     Give it the queries to count (for the dashboards, usually
     `Query.objects.visible_to(user).filter(patient__study=study).unresolved()`); a closed
@@ -152,6 +153,61 @@ def open_query_counts(*, study, site=None) -> dict[int, int]:
         queries = queries.filter(patient__site=site)
     rows = queries.order_by().values("patient_id").annotate(n=Count("pk"))
     return {row["patient_id"]: row["n"] for row in rows}
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A query and its messages as a form's page shows them."""
+
+    query: Query
+    field_label: str
+    messages: list[tuple[QueryMessage, str]]  # (message, who)
+
+    @property
+    def open(self) -> bool:
+        return self.query.status != QueryStatus.CLOSED
+
+
+def entry_threads(entry: FormIndexEntry, *, closed: bool = True) -> list[Thread]:
+    """The queries of a form instance with their threads, oldest first: two queries.
+    Without `closed`, only those not closed (the form page marks their fields)."""
+    return _threads(Query.objects.filter(entry_id=entry.pk), entry.form_code, closed=closed)
+
+
+def instance_threads(instance, *, closed: bool = True) -> list[Thread]:
+    """The same for an indexed instance (a CRF, an adverse event), found through its
+    entry in the same queries."""
+    code = instance.index_code()
+    queries = Query.objects.filter(entry__form_code=code, entry__object_id=instance.pk)
+    return _threads(queries, code, closed=closed)
+
+
+def _threads(queries, form_code: str, *, closed: bool) -> list[Thread]:
+    queries = queries.order_by("pk")
+    if not closed:
+        queries = queries.unresolved()
+    queries = list(
+        queries.prefetch_related(
+            Prefetch(
+                "messages",
+                queryset=QueryMessage.objects.select_related("by").order_by("pk"),
+            )
+        )
+    )
+    return [
+        Thread(
+            query=query,
+            field_label=str(field_label(form_code, query.field)),
+            messages=[(m, _who(m.by)) for m in query.messages.all()],
+        )
+        for query in queries
+    ]
+
+
+def _who(user) -> str:
+    if user is None:
+        return _("the system")
+    return user.get_full_name() or user.get_username()
 
 
 # -- what a query is about ---------------------------------------------------------------------

@@ -355,7 +355,7 @@ def test_ageing_counts_days_open_in_four_buckets_in_one_query(
     with django_assert_num_queries(1):
         ageing = query_ageing(Query.objects.all())
     assert list(ageing) == [code for code, *_rest in AGE_BUCKETS]
-    assert ageing == {"0-7": 2, "8-14": 2, "15-30": 2, "30+": 2}
+    assert ageing == {"0-7": 2, "8-14": 2, "15-30": 2, "over-30": 2}
 
 
 def test_counts_per_patient_visit_and_form_leave_closed_queries_out(world, patient):
