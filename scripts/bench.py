@@ -473,7 +473,8 @@ def review_main() -> None:
     )  # fmt: skip
     QueryMessage.objects.bulk_create(
         [
-            QueryMessage(query=q, kind="raise", text="Please check this visit's data.",
+            QueryMessage(query=q, patient_id=q.patient_id, kind="raise",
+                         text="Please check this visit's data.",
                          by=q.raised_by, at=q.opened_at)
             for q in queries
         ],

@@ -212,9 +212,7 @@ class Query(models.Model):
 
 class QueryMessageQuerySet(models.QuerySet):
     def visible_to(self, user) -> QueryMessageQuerySet:
-        return self.filter(
-            scope(user).site_filter("query__patient__study_id", "query__patient__site_id")
-        )
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
 
 
 @pghistory.track()
@@ -231,6 +229,8 @@ class QueryMessage(models.Model):
         REOPEN = "reopen", _("reopened")
 
     query = models.ForeignKey(Query, on_delete=models.PROTECT, related_name="messages")
+    # The query's patient, so that the thread is in the patient's audit trail, and scoped.
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     text = models.TextField(_("message"))
     by = models.ForeignKey(

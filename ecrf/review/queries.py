@@ -290,7 +290,15 @@ def _unlocked(query: Query) -> None:
 
 
 def _move(query: Query, *, kind: str, target: str, by, text: str, now, version=None) -> None:
-    QueryMessage.objects.create(query=query, kind=kind, text=text, by=by, at=now, version=version)
+    QueryMessage.objects.create(
+        query=query,
+        patient_id=query.patient_id,
+        kind=kind,
+        text=text,
+        by=by,
+        at=now,
+        version=version,
+    )
     query.status = target
     update = ["status"]
     if target == QueryStatus.CLOSED:
@@ -324,7 +332,9 @@ def query_create(
         raised_by=by,
         opened_at=now,
     )
-    QueryMessage.objects.create(query=query, kind=QueryMessage.Kind.RAISE, text=text, by=by, at=now)
+    QueryMessage.objects.create(
+        query=query, patient=patient, kind=QueryMessage.Kind.RAISE, text=text, by=by, at=now
+    )
     return query
 
 
@@ -362,7 +372,7 @@ def query_answer(*, by, query: Query, text: str) -> Query:
         query = _locked_query(query)
         _refuse_move(query, QueryStatus.ANSWERED)
         _unlocked(query)
-        with audited(by=by, reason=f"query #{query.pk} answered"):
+        with audited(by=by, reason=f"query answered: #{query.pk}"):
             _move(
                 query,
                 kind=QueryMessage.Kind.ANSWER,
@@ -491,7 +501,7 @@ def query_close(*, by, query: Query, text: str) -> Query:
         query = _locked_query(query)
         _refuse_move(query, QueryStatus.CLOSED)
         _unlocked(query)
-        with audited(by=by, reason=f"query #{query.pk} closed"):
+        with audited(by=by, reason=f"query closed: #{query.pk}"):
             _move(
                 query,
                 kind=QueryMessage.Kind.CLOSE,
@@ -511,7 +521,7 @@ def query_reopen(*, by, query: Query, text: str) -> Query:
         query = _locked_query(query)
         _refuse_move(query, QueryStatus.REOPENED)
         _unlocked(query)
-        with audited(by=by, reason=f"query #{query.pk} reopened"):
+        with audited(by=by, reason=f"query reopened: #{query.pk}"):
             _move(
                 query,
                 kind=QueryMessage.Kind.REOPEN,

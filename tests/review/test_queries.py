@@ -472,3 +472,16 @@ def test_the_beat_task_and_the_command_run_the_sweep(world, patient, settings):
     call_command("raise_automatic_queries", stdout=out)
     assert out.getvalue().endswith("1 queries raised.\n")
     assert raise_automatic_queries.delay().get() == 0
+
+
+def test_the_thread_is_in_the_patients_audit_trail(world, patient, client):
+    from django.urls import reverse
+
+    query = _raise(world, patient)
+    query_answer(by=world.alice, query=query, text="Version 2.1, as on the source.")
+    client.force_login(world.diane)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    page = client.get(reverse("patients:audit", args=[world.rct.code, patient.subject_code]))
+    content = page.content.decode()
+    assert "Version 2.1 or 2.2?" in content and "Version 2.1, as on the source." in content
+    assert f"query answered: #{query.pk}" in content
