@@ -49,9 +49,7 @@ SYSTEM = "system"
 class QueryFilter(django_filters.FilterSet):
     """The list's filters: status, days open, form, visit, who raised it, patient, site."""
 
-    status = django_filters.ChoiceFilter(
-        choices=QueryStatus.choices, label=gettext_lazy("Status"), empty_label=None
-    )
+    status = django_filters.ChoiceFilter(choices=QueryStatus.choices, label=gettext_lazy("Status"))
     age = django_filters.ChoiceFilter(
         choices=[(code, label) for code, label, *_rest in AGE_BUCKETS],
         label=gettext_lazy("Days open"),
@@ -67,7 +65,9 @@ class QueryFilter(django_filters.FilterSet):
         label=gettext_lazy("Raised by"), choices=[], method="filter_raised_by"
     )
     q = django_filters.CharFilter(
-        field_name="patient__subject_code", lookup_expr="icontains", label=_("Subject code")
+        field_name="patient__subject_code",
+        lookup_expr="icontains",
+        label=gettext_lazy("Subject code"),
     )
     site = django_filters.ChoiceFilter(
         field_name="patient__site__code", label=gettext_lazy("Site"), choices=[]
