@@ -293,6 +293,10 @@ def test_the_patient_list_and_the_casebook_count_the_queries(world, en_client, p
         reverse("patients:detail", args=[world.rct.code, patient.subject_code])
     ).content.decode()
     assert "2 queries not closed" in casebook and "SCR 2" in casebook
+    visit = en_client.get(
+        reverse("crfs:visit", args=[world.rct.code, patient.subject_code, "SCR", 1])
+    ).content.decode()
+    assert "2 queries not closed" in visit and "Informed consent 2" in visit
 
 
 def test_the_sdv_matrix_counts_the_queries_per_visit_and_in_the_log(world, en_client):

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from django import template
+from django.db.models import Count
+from django.utils.translation import gettext as _
 
 from ecrf.accounts.permissions import Action
 from ecrf.patients.visits import conditions_met, patient_visit_forms
 from ecrf.review.matrix import FormCell, VisitCell
+from ecrf.review.models import Query
 from ecrf.review.plan import sdv_required
 from ecrf.review.queries import instance_threads, open_queries_by_patient, open_queries_by_visit
 from ecrf.review.states import cell_state
@@ -94,4 +97,28 @@ def casebook_queries(context, patient, columns) -> dict:
         "total": sum(counts.values()),
         "per_visit": per_visit,
         "log": counts.get((patient.pk, None), 0),
+    }
+
+
+@register.inclusion_tag("review/_visit_queries.html", takes_context=True)
+def visit_queries(context, visit) -> dict:
+    """The visit page's line of queries not closed, per form (one query)."""
+    patient = visit.patient
+    protocol = patient.protocol_version.protocol
+    rows = (
+        Query.objects.unresolved()
+        .filter(visit_id=visit.pk)
+        .order_by()
+        .values_list("entry__form_code")
+        .annotate(n=Count("pk"))
+    )
+    per_form = sorted(
+        (protocol.form_label(code) if code else _("the visit itself"), n) for code, n in rows
+    )
+    return {
+        "study": context["study"],
+        "patient": patient,
+        "visit": visit,
+        "total": sum(n for _label, n in per_form),
+        "per_form": per_form,
     }
