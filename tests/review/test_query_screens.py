@@ -310,3 +310,22 @@ def test_the_sdv_matrix_counts_the_queries_per_visit_and_in_the_log(world, en_cl
     row = next(r for r in response.context["rows"] if r.patient == patient)
     assert row.log.open_queries == 1
     assert b'data-testid="log-queries"' in response.content
+
+
+def test_bad_posts_get_a_message_never_a_500(world, en_client, patient):
+    query = _raise(world, patient, field="consent_date", text="The date on the signed copy?")
+    en_client.force_login(world.alice)
+    url = query_url(world, query)
+    for data, expected in (
+        ({"action": "correct", "version": "1", "value": "not a date"}, "The corrected value"),
+        ({"action": "correct", "version": "0", "value": "2026-09-14"}, "was changed since"),
+        ({"action": "correct", "value": "2026-09-14"}, "was changed since"),
+        ({"action": "shred"}, "does not say what to do"),
+        ({"action": "answer", "text": ""}, "Answer: write the message."),
+    ):
+        response = en_client.post(url, data)
+        assert response.status_code == 302
+        assert expected in said(response)[-1]
+    assert Consent.objects.get(patient=patient).version == 1
+    assert QueryMessage.objects.filter(query=query).count() == 1
+    assert en_client.get(reverse("review:query", args=[world.rct.code, 999999])).status_code == 404
