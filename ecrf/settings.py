@@ -220,6 +220,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ecrf.reminders.tasks.sweep_reminders",
         "schedule": env_int("REMINDER_SWEEP_SECONDS", 15 * 60),
     },
+    "raise-automatic-queries": {
+        "task": "ecrf.review.tasks.raise_automatic_queries",
+        "schedule": env_int("AUTO_QUERY_SWEEP_SECONDS", 60 * 60),
+    },
     "retry-pending-notifications": {
         "task": "ecrf.notifications.tasks.send_pending_emails",
         "schedule": 60.0,

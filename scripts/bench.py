@@ -14,9 +14,14 @@ demographics in the form index (a third verified), one in ten with a pending SAE
 and one in five with a deviation; the monitor's site dashboard and the data manager's
 study dashboard timed.
 
-BENCH_SECTIONS=pages,reminders,dashboard (all by default) picks them; BENCH_PATIENTS=5000,
-BENCH_REMINDER_PATIENTS=20000 (5 visits each) and BENCH_DASHBOARD_PATIENTS=1000 size them,
-smaller for a quick run.
+The review's queries, on a database of its own: one site with 1,000 patients
+(BENCH_QUERY_PATIENTS), two queries each (one a monitor's, one the system's), and the site's
+query list timed, with and without filters, and the ageing of the site's queries.
+
+BENCH_SECTIONS=pages,reminders,dashboard,review (all by default) picks them;
+BENCH_PATIENTS=5000, BENCH_REMINDER_PATIENTS=20000 (5 visits each),
+BENCH_DASHBOARD_PATIENTS=1000 and BENCH_QUERY_PATIENTS=1000 size them, smaller for a quick
+run.
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 REMINDER_PATIENTS = int(os.environ.get("BENCH_REMINDER_PATIENTS", "20000"))
 DASHBOARD_PATIENTS = int(os.environ.get("BENCH_DASHBOARD_PATIENTS", "1000"))
-SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard").split(",")
+QUERY_PATIENTS = int(os.environ.get("BENCH_QUERY_PATIENTS", "1000"))
+SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard,review").split(",")
 
 
 def timed(label: str, func, repeat: int = REPEAT, status: int = 200) -> None:
@@ -521,9 +527,116 @@ def dashboard_main() -> None:
               lambda: client.get(base + "visits/overdue/?site=BXP"))  # fmt: skip
 
 
+# -- the review: queries -----------------------------------------------------------------------
+
+
+def review_main() -> None:
+    """One site with QUERY_PATIENTS patients and two queries each: the query lists timed."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from ecrf.celery import app
+    from ecrf.review.models import Query, QueryMessage
+    from ecrf.review.queries import query_ageing
+    from ecrf.studies.models import Study, StudySite
+
+    app.conf.task_always_eager = True
+    call_command("seed_demo", verbosity=0)
+    study = Study.objects.get(code="NCT00479934")
+    users = get_user_model().objects
+    investigator = users.get(username="investigator.bordeaux")
+    monitor = users.get(username="monitor.bordeaux")
+    site = investigator.memberships.first().site
+    version = study.current_protocol
+    today = timezone.localdate()
+    start = time.perf_counter()
+    study_site = StudySite.objects.get(study=study, site=site)
+    patients = []
+    for _ in range(QUERY_PATIENTS):
+        study_site.last_subject_number += 1
+        patients.append(
+            Patient(
+                study=study, site=site, protocol_version=version,
+                subject_code=f"{site.code}-{study_site.last_subject_number:04d}",
+                status=Patient.Status.ENROLLED, screening_date=today - timedelta(days=90),
+                day0_date=today - timedelta(days=70), created_by=investigator,
+            )
+        )  # fmt: skip
+    study_site.save(update_fields=["last_subject_number"])
+    Patient.objects.bulk_create(patients, batch_size=1000)
+    visits = Visit.objects.bulk_create(
+        [
+            Visit(
+                patient=p, code=code, sequence=seq, protocol_version=version,
+                target_date=today - timedelta(days=70 - seq * 30),
+                earliest_date=today - timedelta(days=77 - seq * 30),
+                latest_date=today - timedelta(days=63 - seq * 30),
+            )
+            for p in patients
+            for seq, code in ((1, "M1"), (2, "M3"))
+        ],
+        batch_size=2000,
+    )  # fmt: skip
+    now = timezone.now()
+    # M1: a monitor's query; M3: the system's (past its window).
+    RAISERS = {"M1": ("manual", "", monitor), "M3": ("auto", "visit_overdue", None)}  # noqa: N806
+    queries = Query.objects.bulk_create(
+        [
+            Query(
+                patient_id=visit.patient_id, visit=visit, origin=origin, rule=rule,
+                raised_by=by, opened_at=now - timedelta(days=n % 45),
+            )
+            for n, visit in enumerate(visits)
+            for origin, rule, by in [RAISERS[visit.code]]
+        ],
+        batch_size=2000,
+    )  # fmt: skip
+    QueryMessage.objects.bulk_create(
+        [
+            QueryMessage(query=q, patient_id=q.patient_id, kind="raise",
+                         text="Please check this visit's data.",
+                         by=q.raised_by, at=q.opened_at)
+            for q in queries
+        ],
+        batch_size=2000,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ANALYZE patients_patient, patients_visit, review_query, review_querymessage"
+        )
+    print(f"{'review: patients, visits and queries written in bulk':<58} "
+          f"{time.perf_counter() - start:7.2f} s   {len(patients)} patients at {site.code}, "
+          f"{len(queries)} queries")  # fmt: skip
+    client = Client()
+    base = f"/studies/{study.code}/review/queries/"
+    with override_settings(DEBUG=True):
+        client.force_login(users.get(username="datamanager"))
+        timed(f"query list of site {site.code} ({QUERY_PATIENTS} patients), data manager",
+              lambda: client.get(f"{base}sites/{site.code}/"))  # fmt: skip
+        filtered = f"{base}sites/{site.code}/?status=open&age=over-30&visit=M3"
+        timed("query list of the site, open, over 30 days, visit M3",
+              lambda: client.get(filtered))  # fmt: skip
+        timed("query list of the study, data manager (all sites)", lambda: client.get(base))
+        client.force_login(monitor)
+        timed("query list, monitor of the site, raised by the system",
+              lambda: client.get(f"{base}?raised_by=system"))  # fmt: skip
+        samples = []
+        for _ in range(REPEAT):
+            begin = time.perf_counter()
+            query_ageing(Query.objects.filter(patient__site=site).unresolved())
+            samples.append((time.perf_counter() - begin) * 1000)
+        print(f"{'query_ageing of the site (one aggregate)':<58} median "
+              f"{statistics.median(samples):7.1f} ms")  # fmt: skip
+
+
 if __name__ == "__main__":
     setup_test_environment()
-    sections = (("pages", main), ("reminders", reminders_main), ("dashboard", dashboard_main))
+    sections = (
+        ("pages", main),
+        ("reminders", reminders_main),
+        ("dashboard", dashboard_main),
+        ("review", review_main),
+    )
     for name, section in sections:
         if name not in SECTIONS:
             continue

@@ -55,9 +55,6 @@ class Action(models.TextChoices):
 # Actions no service performs yet: the table says who will, the review services enforce it.
 PLANNED = frozenset(
     {
-        Action.RAISE_QUERY,
-        Action.ANSWER_QUERY,
-        Action.CLOSE_QUERY,
         Action.SIGN,
         Action.EXPORT,
     }

@@ -154,6 +154,14 @@ def headline(row: Reminder, details: Details) -> str:
             "patient": code,
             "event": event,
         }
+    if row.kind == Kind.QUERY:
+        return ngettext(
+            "%(patient)s: query #%(number)d has been open for %(days)d day and waits for "
+            "the site's answer.",
+            "%(patient)s: query #%(number)d has been open for %(days)d days and waits for "
+            "the site's answer.",
+            row.occurrence,
+        ) % {"patient": code, "number": row.object_id, "days": row.occurrence}
     if row.kind == Kind.SUSAR_DUE:
         return _("%(patient)s: a SUSAR's report to the authorities is due soon.") % {
             "patient": code
@@ -194,6 +202,9 @@ def detail_lines(row: Reminder, details: Details) -> list[str]:
         if report is not None:
             lines.append(_("Due at: %(instant)s") % {"instant": _instant(report.due_at, zone)})
     lines.append(_("Site: %(site)s") % {"site": f"{row.site.name} ({row.site.code})"})
+    if row.kind == Kind.QUERY:
+        path = reverse("review:query", args=[row.study.code, row.object_id])
+        lines.append(settings.SITE_URL.rstrip("/") + path)
     lines.append(patient_url(row))
     return lines
 

@@ -25,6 +25,7 @@ class Kind(models.TextChoices):
     SAE_OVERDUE = "sae_overdue", _("SAE initial report overdue")
     SUSAR_DUE = "susar_due", _("SUSAR report to the authorities due")
     SUSAR_OVERDUE = "susar_overdue", _("SUSAR report to the authorities overdue")
+    QUERY = "query", _("Query waiting for the site's answer")
 
 
 VISIT_KINDS = frozenset({Kind.WINDOW_OPENS, Kind.BEFORE_TARGET, Kind.WINDOW_CLOSES, Kind.OVERDUE})
@@ -85,11 +86,11 @@ class Reminder(models.Model):
         SKIPPED = "skipped", _("Skipped")
 
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
-    # The row the reminder is about: a visit, a patient (pregnancy test), an SAE report or
-    # an adverse event (SUSAR), by kind.
+    # The row the reminder is about: a visit, a patient (pregnancy test), an SAE report, an
+    # adverse event (SUSAR) or a query, by kind.
     object_id = models.PositiveBigIntegerField()
     # Which one of the kind for that object: the days before (window, target), the n-th
-    # overdue reminder, the n-th SAE overdue period.
+    # overdue reminder, the n-th SAE overdue period, the query's days open.
     occurrence = models.PositiveIntegerField()
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,

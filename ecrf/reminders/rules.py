@@ -134,3 +134,10 @@ def repeated_overdue(now: datetime, *, due: datetime, every: timedelta) -> int |
     if now < due:
         return None
     return 1 + int((now - due) // every)
+
+
+def query_reminder_due(day: date, *, waiting_since: date, every_days: int) -> bool:
+    """A query unanswered since `waiting_since` (its raise, or its reopening) reminds the
+    site every `every_days` days: on day N, 2N, ... of the wait."""
+    waited = (day - waiting_since).days
+    return waited >= every_days and waited % every_days == 0

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import BooleanField, Exists, OuterRef, Q
+from django.db.models import BooleanField, Exists, OuterRef, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -50,11 +50,14 @@ from ecrf.reminders.models import (
 )
 from ecrf.reminders.rules import (
     pregnancy_test_due_on,
+    query_reminder_due,
     reminder_day,
     repeated_overdue,
     send_instant,
     visit_due_on,
 )
+from ecrf.review.models import Query, QueryMessage
+from ecrf.review.states import QueryStatus
 from ecrf.safety.clock import susar_clock
 from ecrf.safety.models import AdverseEvent, SaeReport
 from ecrf.studies.models import ProtocolVersion, Site
@@ -191,6 +194,7 @@ def reminders_due(*, at: datetime) -> list[Due]:
             sent_at = send_instant(day, spec.send_time, zone)
             due += _visits_due(version, spec, zone, day, sent_at, recipients)
             due += _pregnancy_tests_due(version, spec, zone, day, sent_at, recipients)
+            due += _queries_due(version, spec, zone, day, sent_at, recipients)
     specs = {v.pk: v.protocol.reminders for v in versions}
     due += _sae_reports_due(at, specs, recipients)
     due += _susars_due(at, specs, recipients)
@@ -296,6 +300,50 @@ def _pregnancy_tests_due(version, spec, zone, day, sent_at, recipients) -> list[
             Kind.PREGNANCY_TEST,
             object_id=patient_id,
             occurrence=left,
+            study_id=version.study_id,
+            site_id=site_id,
+            patient_id=patient_id,
+            visit_id=None,
+            due_on=day,
+            due_at=sent_at,
+        )
+    return found
+
+
+# The queries that wait for the site: raised, or reopened by the reviewer.
+WAITING_FOR_SITE = (QueryStatus.OPEN, QueryStatus.REOPENED)
+
+
+def _queries_due(version, spec, zone, day, sent_at, recipients) -> list[Due]:
+    """Queries the site has not answered for `query_reminder_days` (again every as many
+    days), counted from the raise or the last reopening, in the site's calendar. The
+    occurrence is the query's days open on that day, so a reopened query's reminders
+    never meet the earlier ones' keys."""
+    every = spec.query_reminder_days
+    reopened = (
+        QueryMessage.objects.filter(query=OuterRef("pk"), kind=QueryMessage.Kind.REOPEN)
+        .order_by("-pk")
+        .values("at")[:1]
+    )
+    queries = (
+        Query.objects.filter(
+            status__in=WAITING_FOR_SITE,
+            patient__protocol_version=version,
+            patient__site__timezone=zone,
+        )
+        .annotate(reopened_at=Subquery(reopened))
+        .values_list("pk", "patient_id", "patient__site_id", "opened_at", "reopened_at")
+    )
+    found = []
+    for query_id, patient_id, site_id, opened_at, reopened_at in queries:
+        since = _local_day(reopened_at or opened_at, zone)
+        if not query_reminder_due(day, waiting_since=since, every_days=every):
+            continue
+        found += _due_for(
+            recipients.at_site(version.study_id, site_id, Kind.QUERY),
+            Kind.QUERY,
+            object_id=query_id,
+            occurrence=(day - _local_day(opened_at, zone)).days,
             study_id=version.study_id,
             site_id=site_id,
             patient_id=patient_id,
@@ -549,12 +597,15 @@ def reminders_cancel_moot() -> int:
     susar_reported = Q(kind__in=[Kind.SUSAR_DUE, Kind.SUSAR_OVERDUE]) & Exists(
         AdverseEvent.objects.filter(pk=OuterRef("object_id"), authority_reported_at__isnull=False)
     )
+    answered = Q(kind=Kind.QUERY) & ~Exists(
+        Query.objects.filter(pk=OuterRef("object_id"), status__in=WAITING_FOR_SITE)
+    )
     waiting = Q(status=Reminder.Status.DUE) | Q(
         status=Reminder.Status.QUEUED, email__status=OutboundEmail.Status.PENDING
     )
     moot = list(
         Reminder.objects.filter(waiting)
-        .filter(visit_done | included | reported | susar_reported)
+        .filter(visit_done | included | reported | susar_reported | answered)
         .values_list("pk", "email_id")
     )
     if not moot:

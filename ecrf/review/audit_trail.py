@@ -69,6 +69,8 @@ HIDDEN_BY_MODEL = {
     "patients.Unblinding": frozenset({"at"}),  # the time of the write
     "patients.Allocation": frozenset({"allocation_list_id"}),  # the kit names the slot
     "review.SdvMark": frozenset({"at", "patient_id"}),  # the time of the write; the page's
+    "review.QueryMessage": frozenset({"at", "patient_id"}),
+    "review.Query": frozenset({"patient_id"}),
 }
 # At a creation or a deletion, the columns the object's name already gives.
 NAMED_FIELDS = {
@@ -107,6 +109,7 @@ SYSTEM_REASONS = {
     "visit form reopened": gettext_lazy("visit form reopened"),
     "visit forms complete": gettext_lazy("visit forms complete"),
     "source data verified": gettext_lazy("source data verified"),
+    "query raised": gettext_lazy("query raised"),
 }
 SYSTEM_REASON_PREFIXES = {
     "emergency unblinding: ": gettext_lazy("emergency unblinding: %s"),
@@ -114,6 +117,10 @@ SYSTEM_REASON_PREFIXES = {
     "lab prompt dismissed: ": gettext_lazy("lab prompt dismissed: %s"),
     "planned inclusion cleared: ": gettext_lazy("planned inclusion cleared: %s"),
     "screen failure: ": gettext_lazy("screen failure: %s"),
+    "query answered: ": gettext_lazy("query answered: %s"),
+    "query closed: ": gettext_lazy("query closed: %s"),
+    "query reopened: ": gettext_lazy("query reopened: %s"),
+    "automatic query: ": gettext_lazy("automatic query: %s"),
 }
 
 

@@ -34,6 +34,7 @@ from ecrf.patients.locks import lock_day, lock_message, lock_person
 from ecrf.patients.models import DataLock, FormIndexEntry, Patient, Visit
 from ecrf.review.dashboard import overdue_visits
 from ecrf.review.matrix import sdv_backlog
+from ecrf.review.models import Query
 from ecrf.safety.models import SaeReport
 from ecrf.studies.models import StudySite
 
@@ -240,7 +241,8 @@ class ChecklistItem:
 # What the other parts of the review (issue 13) will count, each in its own module: until
 # then the checklist says "not tracked yet" rather than a reassuring 0.
 def _open_queries(study) -> int | None:
-    return None  # the queries part counts the open and answered queries of the study here
+    """Queries not closed (open, answered, reopened): each needs the reviewer or the site."""
+    return Query.objects.filter(patient__study=study).unresolved().count()
 
 
 def _sdv_not_done(study) -> int:
@@ -267,6 +269,7 @@ def study_lock_checklist(study) -> list[ChecklistItem]:
             "open_queries",
             gettext_lazy("Open queries"),
             _open_queries(study),
+            reverse("review:queries", args=[code]),
         ),
         ChecklistItem(
             "sdv",

@@ -1,8 +1,9 @@
 """The SDV matrix: a page of patients × the protocol's visits, each cell the forms' states.
 
-Three queries whatever the number of patients and forms: the patients (the page), their
-visits, and their form index entries (every form table and the safety log at once, the
-seriousness of adverse events annotated); the plan is applied in Python. The backlog of
+Four queries whatever the number of patients and forms: the patients (the page), their
+visits, their form index entries (every form table and the safety log at once, the
+seriousness of adverse events annotated) and the counts of their queries not closed; the
+plan is applied in Python. The backlog of
 a whole site counts in one more query, grouped by patient and form.
 """
 
@@ -17,6 +18,7 @@ from django.utils.translation import gettext as _
 from ecrf.patients.models import DataLock, FormIndexEntry, Patient, Visit
 from ecrf.patients.visits import conditions_met, patient_visit_forms
 from ecrf.review.plan import AE_CODE, SAE_CODE, sdv_sampled, with_seriousness
+from ecrf.review.queries import open_queries_by_visit
 from ecrf.review.states import CellState, cell_state, is_partly_verified
 from ecrf.safety.models import AdverseEvent, SaeReport
 from ecrf.studies.models import ProtocolVersion
@@ -43,9 +45,9 @@ class VisitCell:
 
     visit: Visit | None  # None: the patient's logs (adverse events, SAE reports)
     forms: list[FormCell] = field(default_factory=list)
-    # The open queries on the visit's forms and its signature come with the later parts of
-    # issue 13, one query each for the page; frozen and locked are filled from the freezes
-    # and locks over the whole visit (the study's, the site's, the casebook's, its own).
+    # The queries not closed on the visit and its forms (one query for the page); frozen
+    # and locked from the freezes and locks over the whole visit (the study's, the site's,
+    # the casebook's, its own); its signature comes with the signatures part of issue 13.
     open_queries: int = 0
     frozen: bool = False
     locked: bool = False
@@ -133,7 +135,8 @@ def _shared_protocol_versions(patients: list[Patient]) -> None:
 
 
 def sdv_matrix(patients: list[Patient]) -> list[MatrixRow]:
-    """The rows of a page of patients (read with their protocol version): two queries."""
+    """The rows of a page of patients (read with their protocol version): three queries,
+    the visits, the form index entries and the counts of queries not closed."""
     _shared_protocol_versions(patients)
     visits = defaultdict(list)
     for visit in Visit.objects.filter(patient__in=patients).order_by(
@@ -146,9 +149,14 @@ def sdv_matrix(patients: list[Patient]) -> list[MatrixRow]:
         with_seriousness(FormIndexEntry.objects.filter(patient__in=patients))
     ).order_by("patient", "visit", "form_code", "object_id"):
         entries[entry.patient_id].append(entry)
+    queries = open_queries_by_visit(patients)
     rows = [_row(patient, visits[patient.pk], entries[patient.pk]) for patient in patients]
     for row in rows:
         _mark_locks(row, locks)
+        for column in row.cells:
+            for cell in column:
+                cell.open_queries = queries.get((row.patient.pk, cell.visit.pk), 0)
+        row.log.open_queries = queries.get((row.patient.pk, None), 0)
     return rows
 
 

@@ -1,8 +1,9 @@
-"""The review's own records: today the marks of source data verification."""
+"""The review's own records: the marks of source data verification, and the queries."""
 
 from __future__ import annotations
 
 import pghistory
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -10,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.access import scope
 from ecrf.patients.models import FormIndexEntry, Patient
+from ecrf.review.states import QueryStatus
 
 
 class SdvMarkQuerySet(models.QuerySet):
@@ -76,3 +78,200 @@ class SdvMark(models.Model):
     def __str__(self) -> str:
         what = self.field or "form"
         return f"{self.entry.form_code} #{self.entry.object_id} {what} v{self.version} {self.kind}"
+
+
+class QueryQuerySet(models.QuerySet):
+    def visible_to(self, user) -> QueryQuerySet:
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+
+    def unresolved(self) -> QueryQuerySet:
+        """The queries not closed: open, answered (waiting for the monitor) or reopened."""
+        return self.exclude(status="closed")
+
+
+@pghistory.track()
+class Query(models.Model):
+    """A discrepancy note on a field of a form, a whole form, or a visit.
+
+    Raised by a monitor or a data manager (`origin` manual) or by the system's rules
+    (`origin` auto, `rule` naming which: ecrf.review.auto_queries), answered by the site,
+    closed by the reviewer (ecrf.review.states.QueryStatus has the moves). What was said
+    is the thread of `QueryMessage`s, never edited nor deleted; this row holds only where
+    the query is and its status, and the database refuses any other change.
+
+    `visit` is the visit of the form (copied from the entry, so that one column counts a
+    visit's queries), or the visit itself for a query without a form (a visit past its
+    window with nothing entered).
+    """
+
+    class Origin(models.TextChoices):
+        MANUAL = "manual", _("raised by a reviewer")
+        AUTO = "auto", _("raised by the system")
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="queries")
+    entry = models.ForeignKey(
+        FormIndexEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="queries",
+        verbose_name=_("form"),
+        help_text="The form instance queried (a CRF, an adverse event); None for a visit.",
+    )
+    visit = models.ForeignKey(
+        "patients.Visit",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="queries",
+        verbose_name=_("visit"),
+    )
+    field = models.CharField(
+        _("field"), max_length=64, blank=True, help_text="The field queried; '' for the whole form."
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=QueryStatus.choices, default=QueryStatus.OPEN
+    )
+    origin = models.CharField(_("origin"), max_length=8, choices=Origin.choices)
+    rule = models.CharField(
+        _("rule"),
+        max_length=32,
+        blank=True,
+        help_text="The automatic rule that raised it (ecrf.review.auto_queries); '' if manual.",
+    )
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("raised by"),
+        help_text="None: raised by the system.",
+    )
+    opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+
+    objects = QueryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        verbose_name = _("query")
+        verbose_name_plural = _("queries")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["open", "answered", "closed", "reopened"]),
+                name="query_status_choice",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(entry__isnull=False) | models.Q(visit__isnull=False),
+                name="query_on_a_form_or_a_visit",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(origin="manual", rule="", raised_by__isnull=False)
+                | (models.Q(origin="auto") & ~models.Q(rule="")),
+                name="query_manual_by_someone_auto_by_a_rule",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="closed", closed_at__isnull=False)
+                | (~models.Q(status="closed") & models.Q(closed_at__isnull=True)),
+                name="query_closed_with_when",
+            ),
+            # A rule raises its query once per target, however often the sweep runs.
+            models.UniqueConstraint(
+                fields=["rule", "entry", "visit", "field"],
+                condition=models.Q(origin="auto"),
+                nulls_distinct=False,
+                name="one_auto_query_per_rule_and_target",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["patient"],
+                condition=~models.Q(status="closed"),
+                name="review_queries_unresolved",
+            ),
+        ]
+        # Only the status moves (and the moment of closing, once): the database refuses
+        # any other change, and every delete.
+        triggers = [
+            pgtrigger.Protect(name="query_never_deleted", operation=pgtrigger.Delete),
+            pgtrigger.Protect(
+                name="query_target_fixed",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange(exclude=["status", "closed_at"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk}"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == "closed"
+
+
+class QueryMessageQuerySet(models.QuerySet):
+    def visible_to(self, user) -> QueryMessageQuerySet:
+        return self.filter(scope(user).site_filter("patient__study_id", "patient__site_id"))
+
+
+@pghistory.track()
+class QueryMessage(models.Model):
+    """One message of a query's thread: append-only (the database refuses an edit or a
+    delete). A correction names the version of the form it produced, and that version's
+    audit event carries the query as its reason: the link goes both ways."""
+
+    class Kind(models.TextChoices):
+        RAISE = "raise", _("raised")
+        ANSWER = "answer", _("answered")
+        CORRECTION = "correction", _("corrected the data")
+        CLOSE = "close", _("closed")
+        REOPEN = "reopen", _("reopened")
+
+    query = models.ForeignKey(Query, on_delete=models.PROTECT, related_name="messages")
+    # The query's patient, so that the thread is in the patient's audit trail, and scoped.
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    text = models.TextField(_("message"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="None: the system.",
+    )
+    at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="For a correction: the form's version it produced."
+    )
+
+    objects = QueryMessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["query_id", "pk"]
+        verbose_name = _("query message")
+        verbose_name_plural = _("query messages")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["raise", "answer", "correction", "close", "reopen"]),
+                name="query_message_kind_choice",
+            ),
+            models.CheckConstraint(condition=~models.Q(text=""), name="query_message_has_text"),
+            models.CheckConstraint(
+                condition=models.Q(kind="correction", version__isnull=False)
+                | (~models.Q(kind="correction") & models.Q(version__isnull=True)),
+                name="query_correction_names_its_version",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="raise") | models.Q(by__isnull=False),
+                name="query_message_by_someone",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="query_message_never_deleted", operation=pgtrigger.Delete),
+            pgtrigger.Protect(name="query_message_never_edited", operation=pgtrigger.Update),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.query_id} {self.kind}"

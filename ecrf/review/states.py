@@ -18,6 +18,8 @@ already lists the forms:
 A change resets only what it changed (`ecrf.review.sdv`): the fields whose values differ
 between the verified version and the new one are reset, the others stay verified.
 
+Queries have their own statuses and moves here too (`QueryStatus`, `QUERY_TRANSITIONS`).
+
 Room for what follows (issue 13): freezing and locking are a `DataLock` beside the state
 (ecrf/patients/locks.py), not a state of their own, since a frozen form still gets
 verified; signatures hold on visits and casebooks. A new state goes into `ReviewState`
@@ -63,6 +65,46 @@ def is_verified(entry: FormIndexEntry) -> bool:
 def is_partly_verified(entry: FormIndexEntry) -> bool:
     """Some fields of the current version are verified, not all."""
     return not is_verified(entry) and entry.review_version == entry.version
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+
+class QueryStatus(models.TextChoices):
+    """What `Query.status` holds.
+
+    ::
+
+        open ── query_answer / query_correct (site) ──▶ answered ── query_close ──▶ closed
+                                                         │  ▲
+                          query_reopen (reviewer) ◀──────┘  └── query_answer / query_correct
+                                    │                                         ▲
+                                    ▼                                         │
+                                 reopened ────────────────────────────────────┘
+
+    A reviewer may also close a query nobody answered (raised in error, or settled
+    otherwise: the close message says how). Closed is final: a new question is a new query.
+    """
+
+    OPEN = "open", _("open")
+    ANSWERED = "answered", _("answered")
+    CLOSED = "closed", _("closed")
+    REOPENED = "reopened", _("reopened")
+
+
+# (from, to) -> the service that moves a query along it.
+QUERY_TRANSITIONS: dict[tuple[str, str], str] = {
+    (QueryStatus.OPEN, QueryStatus.ANSWERED): "query_answer, query_correct",
+    (QueryStatus.REOPENED, QueryStatus.ANSWERED): "query_answer, query_correct",
+    (QueryStatus.ANSWERED, QueryStatus.CLOSED): "query_close",
+    (QueryStatus.OPEN, QueryStatus.CLOSED): "query_close",
+    (QueryStatus.REOPENED, QueryStatus.CLOSED): "query_close",
+    (QueryStatus.ANSWERED, QueryStatus.REOPENED): "query_reopen",
+}
+
+
+def query_transition_allowed(current: str, target: str) -> bool:
+    return (current, target) in QUERY_TRANSITIONS
 
 
 class CellState(models.TextChoices):

@@ -2,13 +2,13 @@
 
 `patient_urlpatterns` are served under the patients app's URL names (see ecrf/urls.py): the
 audit trail is a page of the patient. `review_urlpatterns` are the review's own, under
-/studies/<code>/review/ (the `review` namespace): source data verification, freezing,
-locking and lifting data; the dashboards and the lists behind them.
+/studies/<code>/review/ (the `review` namespace): source data verification, queries,
+freezing, locking and lifting data; the dashboards and the lists behind them.
 """
 
 from django.urls import path
 
-from ecrf.review import views, views_dashboard, views_sdv
+from ecrf.review import views, views_dashboard, views_queries, views_sdv
 
 patient = "<str:subject_code>/"
 patient_urlpatterns = [
@@ -24,6 +24,10 @@ review_urlpatterns = [
     path("sdv/", views_sdv.matrix, name="matrix"),
     path("sdv/visits/<int:visit_id>/", views_sdv.verify_visit, name="visit"),
     path("sdv/forms/<int:entry_id>/", views_sdv.verify_form, name="form"),
+    path("queries/", views_queries.query_list, name="queries"),
+    path("queries/sites/<str:site_code>/", views_queries.query_list, name="site_queries"),
+    path("queries/<int:query_id>/", views_queries.query_detail, name="query"),
+    path("queries/raise/<int:entry_id>/", views_queries.query_raise_view, name="query_raise"),
     path("locks/", views.study_locks, name="locks"),
     path("locks/<int:lock_id>/lift/", views.lock_lift, name="lift"),
     path(review_patient + "locks/", views.casebook_lock, name="casebook_lock"),

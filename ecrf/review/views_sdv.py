@@ -26,6 +26,7 @@ from ecrf.patients.selectors import study_for
 from ecrf.review.matrix import matrix_columns, sdv_backlog, sdv_matrix
 from ecrf.review.models import SdvMark
 from ecrf.review.plan import sdv_required, sdv_sampled
+from ecrf.review.queries import entry_threads
 from ecrf.review.sdv import (
     WHOLE,
     entry_label,
@@ -214,6 +215,7 @@ def verify_form(request, study_code: str, entry_id: int):
     marks = list(SdvMark.objects.filter(entry=entry).select_related("by").order_by("pk"))
     verified = entry_verified_fields(entry, marks)
     required = sdv_required(patient, entry.form_code, entry)
+    actions = actions_for(request.user, patient=patient)
     rows = [
         {
             "name": name,
@@ -238,7 +240,10 @@ def verify_form(request, study_code: str, entry_id: int):
             "state": cell_state(entry, required=required),
             "required": required,
             "sampled": sdv_sampled(patient),
-            "can_sdv": Action.SDV in actions_for(request.user, patient=patient),
+            "can_sdv": Action.SDV in actions,
             "can_view_visit": entry.visit_id is not None,
+            "can_raise": Action.RAISE_QUERY in actions,
+            "fields": [(name, field_label(entry.form_code, name)) for name in names if name],
+            "queries": entry_threads(entry),
         },
     )

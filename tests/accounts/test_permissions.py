@@ -63,6 +63,14 @@ from ecrf.patients.visits import (
 )
 from ecrf.reminders.models import Kind, Reminder
 from ecrf.review.locks import data_freeze, data_lock, data_unlock
+from ecrf.review.models import Query
+from ecrf.review.queries import (
+    query_answer,
+    query_close,
+    query_correct,
+    query_raise,
+    query_reopen,
+)
 from ecrf.review.sdv import sdv_mark, sdv_mark_visit
 from ecrf.safety.models import LabAlert, SaeReport
 from ecrf.safety.services import (
@@ -105,6 +113,7 @@ STEPS = {
     "patient_record_death": "ae_create and ae_update of a fatal adverse event",
     "safety_labs_saved": "crf_save of the safety_labs form, through the crf_saved signal",
     "audited": "the audit context every service opens, not a write itself",
+    "query_create": "query_raise, and the automatic rules (the system raises, nobody's act)",
     # Not a site's data: the operator loads a protocol file from the command line.
     "load_protocol": "manage.py load_protocol, the study's configuration",
 }
@@ -295,6 +304,19 @@ def _casebook_locked(world, people, client):
     return data_lock(
         by=world.diane, patient=_screened(world, people, client), reason="Database lock of BXP"
     )
+
+
+def _query(world, people, client):
+    """A query of Monica's on the consent version of a consented Bordeaux patient."""
+    patient = _consented(world, people, client)
+    entry = FormIndexEntry.objects.get(patient=patient, form_code="consent")
+    return query_raise(
+        by=world.monica, entry=entry, field="consent_version", text="Version 2.1 or 2.2?"
+    )
+
+
+def _answered(world, people, client):
+    return query_answer(by=world.alice, query=_query(world, people, client), text="Version 2.1.")
 
 
 IMPORT_ROWS = [
@@ -507,6 +529,43 @@ SCENARIOS = {
         _consented,
         lambda patient, by, world: sdv_mark_visit(by=by, visit=patient.visits.get(code="SCR")),
     ),
+    # Queries: a monitor raises and closes but writes no data; the site answers and
+    # corrects, and cannot close.
+    "query_raise": Scenario(
+        Action.RAISE_QUERY,
+        _consented,
+        lambda patient, by, world: query_raise(
+            by=by,
+            entry=FormIndexEntry.objects.get(patient=patient, form_code="consent"),
+            text="Please check the consent date.",
+        ),
+    ),
+    "query_answer": Scenario(
+        Action.ANSWER_QUERY,
+        _query,
+        lambda query, by, world: query_answer(by=by, query=fresh(query), text="Version 2.1."),
+    ),
+    "query_correct": Scenario(
+        Action.ANSWER_QUERY,
+        _query,
+        lambda query, by, world: query_correct(
+            by=by, query=fresh(query), values={"consent_version": "2.2"}, expected_version=1
+        ),
+    ),
+    "query_close": Scenario(
+        Action.CLOSE_QUERY,
+        _answered,
+        lambda query, by, world: query_close(
+            by=by, query=Query.objects.get(pk=query.pk), text="Agreed with the source."
+        ),
+    ),
+    "query_reopen": Scenario(
+        Action.CLOSE_QUERY,
+        _answered,
+        lambda query, by, world: query_reopen(
+            by=by, query=Query.objects.get(pk=query.pk), text="The source says 2.2, check it."
+        ),
+    ),
 }
 
 
@@ -641,6 +700,10 @@ def test_todays_rules_in_words():
     assert roles_allowed(Action.SDV) == {Role.MONITOR, Role.DATA_MANAGER}
     writes = (Action.ENTER, Action.CORRECT, Action.ENROL, Action.RECORD_AE, Action.SUBMIT_SAE)
     assert not any(Role.MONITOR in roles_allowed(action) for action in writes)
+    # Queries: the reviewers raise and close, the site answers; nobody does both.
+    assert roles_allowed(Action.RAISE_QUERY) == roles_allowed(Action.CLOSE_QUERY)
+    assert roles_allowed(Action.CLOSE_QUERY) == {Role.MONITOR, Role.DATA_MANAGER}
+    assert roles_allowed(Action.ANSWER_QUERY) == {Role.INVESTIGATOR, Role.COORDINATOR}
 
 
 def _functions_taking_by():

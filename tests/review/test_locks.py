@@ -28,6 +28,7 @@ from ecrf.patients.models import DataLock, FormIndexEntry, Patient
 from ecrf.patients.services import patient_create, patient_plan_inclusion
 from ecrf.patients.visits import visit_add_unscheduled, visit_record_date, visits_schedule_from_day0
 from ecrf.review.locks import data_freeze, data_lock, data_unlock, study_lock_checklist
+from ecrf.review.queries import query_close, query_raise
 from ecrf.review.sdv import sdv_mark
 from ecrf.safety.models import SaeReport
 from ecrf.safety.services import ae_create, ae_update, sae_acknowledge, sae_submit_initial
@@ -416,9 +417,21 @@ def test_the_pre_lock_checklist_counts_what_still_stands(world, diane, patient):
     ]
     # Day 0 on 29 September, today 15 December: the screening visit never dated, M0, M1.
     assert overdue == ["SCR", "M0", "M1"]
+    query = query_raise(
+        by=world.diane,
+        entry=FormIndexEntry.objects.get(patient=patient, form_code="consent"),
+        text="Please check the consent date.",
+    )
+    closed = query_raise(
+        by=world.diane,
+        entry=FormIndexEntry.objects.get(patient=patient, form_code="consent"),
+        text="Raised on the wrong patient.",
+    )
+    query_close(by=world.diane, query=closed, text="Raised on the wrong patient.")
     items = {item.code: item for item in study_lock_checklist(world.rct)}
+    assert query.status == "open"
     assert {code: item.count for code, item in items.items()} == {
-        "open_queries": None,  # the queries part counts them
+        "open_queries": 1,  # the closed one is settled
         "sdv": 2,  # BXP-004's consent (always verified) and serious adverse event
         "signatures": None,
         "sae_not_reported": 1,
@@ -426,6 +439,7 @@ def test_the_pre_lock_checklist_counts_what_still_stands(world, diane, patient):
         "overdue": 3,
     }
     assert items["sae_not_reported"].url == reverse("safety:sae_list", args=[world.rct.code])
+    assert items["open_queries"].url == reverse("review:queries", args=[world.rct.code])
     assert items["screening"].url.endswith("?status=screening")
     assert items["sdv"].url == reverse("review:matrix", args=[world.rct.code])
     assert items["overdue"].url == reverse("review:overdue_visits", args=[world.rct.code])
