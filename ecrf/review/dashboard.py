@@ -5,9 +5,8 @@ read the same functions, one per figure, each taking the study and the sites sho
 answering for all of them at once: a dict site id -> figure, in one query (grouped by
 site), whatever the number of sites and patients. `study_dashboard` puts them together.
 
-Two figures come with other parts of issue 13 and are not tracked yet: the open queries
-by age (`_query_ageing`) and the casebooks awaiting the investigator's signature
-(`_casebooks_awaiting_signature`). They return None until then, which the screens show as
+The casebooks awaiting the investigator's signature (`_casebooks_awaiting_signature`)
+come with the signatures part of issue 13: None until then, which the screens show as
 "not tracked yet", never as a reassuring 0.
 """
 
@@ -20,21 +19,17 @@ from datetime import date
 from django.db.models import Count, Q
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
 
 from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.review.matrix import SdvProgress, sdv_progress
+from ecrf.review.models import Query
+from ecrf.review.queries import AGE_BUCKETS, age_bucket_filter, with_age
 from ecrf.safety.models import SaeReport
 
-# The age buckets of open queries, in days since raised: the keys `_query_ageing` fills,
-# and how the screens name them.
-QUERY_AGE_BUCKETS = ("0-7", "8-14", "15-30", "30+")
-QUERY_AGE_LABELS = {
-    "0-7": gettext_lazy("0–7 days"),
-    "8-14": gettext_lazy("8–14 days"),
-    "15-30": gettext_lazy("15–30 days"),
-    "30+": gettext_lazy("> 30 days"),
-}
+# The age buckets of queries not closed, in days open (ecrf/review/queries.py): the keys
+# `_query_ageing` fills, and how the screens name them.
+QUERY_AGE_BUCKETS = tuple(code for code, *_rest in AGE_BUCKETS)
+QUERY_AGE_LABELS = {code: label for code, label, *_rest in AGE_BUCKETS}
 
 # Visits are overdue only for patients still followed: a patient who ended has no more.
 FOLLOWED = (Patient.Status.SCREENING, Patient.Status.ENROLLED)
@@ -73,13 +68,18 @@ def _sdv(study, sites, *, versions) -> dict[int, SdvProgress]:
     return sdv_progress(_patients(study, sites), versions=versions)
 
 
-def _query_ageing(study, sites) -> dict[int, dict[str, int]] | None:
-    """Open queries by age: {site id: {"0-7": n, "8-14": n, "15-30": n, "30+": n}}.
-
-    None: the queries part of the review is not here yet; it fills this function (one
-    query grouped by site and bucket, every bucket of QUERY_AGE_BUCKETS present, a site
-    without open queries left out or all zeros)."""
-    return None
+def _query_ageing(study, sites, *, now=None) -> dict[int, dict[str, int]]:
+    """Queries not closed by days open: {site id: {"0-7": n, "8-14": n, "15-30": n,
+    "over-30": n}}, one query grouped by site (a site without any left out)."""
+    queries = Query.objects.filter(patient__study=study, patient__site__in=_site_ids(sites))
+    rows = (
+        with_age(queries.unresolved().order_by(), now=now)
+        .values("patient__site_id")
+        .annotate(
+            **{code: Count("pk", filter=age_bucket_filter(code)) for code in QUERY_AGE_BUCKETS}
+        )
+    )
+    return {row.pop("patient__site_id"): row for row in rows}
 
 
 def _casebooks_awaiting_signature(study, sites) -> dict[int, int] | None:

@@ -71,6 +71,8 @@ def _links(study, site=None) -> dict[str, str]:
         "sae_late": url("safety:sae_list", "clock=late"),
         "deviations": url("review:deviations", "state=open"),
         "patients": url("patients:list"),
+        "queries": url("review:queries"),
+        **{f"queries_{code}": url("review:queries", f"age={code}") for code in QUERY_AGE_BUCKETS},
     }
 
 
@@ -78,11 +80,11 @@ def _charts(*, figures, progress_rows, target) -> dict:
     ageing = figures.query_ageing
     return {
         "ageing": bar_chart(
-            None
-            if ageing is None
-            else [(str(QUERY_AGE_LABELS[bucket]), ageing[bucket]) for bucket in QUERY_AGE_BUCKETS],
+            [(str(QUERY_AGE_LABELS[bucket]), ageing[bucket]) for bucket in QUERY_AGE_BUCKETS]
+            if ageing and any(ageing.values())
+            else None,
             label=_("Open queries by age, in days"),
-            empty=_("Queries are not tracked yet."),
+            empty=_("No query is open."),
         ),
         "sdv": progress_bars(
             progress_rows,

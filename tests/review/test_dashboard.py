@@ -15,6 +15,7 @@ from django.utils import timezone
 from ecrf.patients.models import Deviation, FormIndexEntry, Patient, Visit
 from ecrf.review.charts import bar_chart, enrolment_chart, progress_bars
 from ecrf.review.dashboard import study_dashboard
+from ecrf.review.queries import query_close, query_create
 from ecrf.review.sdv import sdv_mark
 from ecrf.safety.models import SaeReport
 from tests.factories import AdverseEventFactory, PatientFactory, VisitFactory
@@ -171,8 +172,10 @@ def test_the_figures_of_each_site_and_their_sum(world, built):
         date(2026, 11, 1): 1,
         date(2026, 12, 1): 1,
     }
-    # Not here yet: the queries and signatures parts of the review fill them.
-    assert total.query_ageing is None and total.open_queries is None
+    # No query raised: every bucket at 0, not "not tracked".
+    assert total.query_ageing == {"0-7": 0, "8-14": 0, "15-30": 0, "over-30": 0}
+    assert total.open_queries == 0
+    # Not here yet: the signatures part of the review fills it.
     assert total.awaiting_signature is None
 
 
@@ -195,9 +198,11 @@ def test_the_monitors_site_dashboard_links_each_figure_to_its_list(world, built,
     assert f'href="{sae_list}?site=BXP&amp;clock=late"' in figure("sae_late")
     deviations = reverse("review:deviations", args=[code])
     assert f'href="{deviations}?site=BXP&amp;state=open"' in figure("deviations")
-    # The figures another part of the review brings say so, with no link and no 0.
-    assert "href" not in figure("queries") and "href" not in figure("signatures")
-    assert page.count("not tracked yet") >= 2
+    queries = reverse("review:queries", args=[code])
+    assert f'href="{queries}?site=BXP"' in figure("queries")
+    # The figure another part of the review brings says so, with no link and no 0.
+    assert "href" not in figure("signatures")
+    assert "not tracked yet" in page
     assert re.search(r'data-testid="figure-sae_late".*?>1</div>', page, re.S)
 
 
@@ -238,25 +243,61 @@ def test_the_study_dashboard_puts_the_sites_side_by_side(world, built, en_client
     assert f'<a href="{overdue}">3</a>' in total
 
 
-def test_the_figures_still_to_come_plug_in(world, built, en_client, monkeypatch):
-    """What the queries and signatures parts return: the screens are ready for it."""
-    from ecrf.review import dashboard
+def raise_aged(world, patient, *, days: int, field: str = ""):
+    """A monitor's query on the patient's consent (or first visit, with no consent entered),
+    raised `days` (and an hour) ago."""
+    entry = FormIndexEntry.objects.filter(patient=patient, form_code="consent").first()
+    return query_create(
+        patient=patient,
+        entry=entry,
+        visit=patient.visits.order_by("sequence").first() if entry is None else None,
+        field=field,
+        text="Is the consent date the one on the signed form?",
+        by=world.monica,
+        now=timezone.now() - timedelta(days=days, hours=1),
+    )
 
-    ageing = {world.bxp.pk: {"0-7": 2, "8-14": 0, "15-30": 1, "30+": 4}}
-    monkeypatch.setattr(dashboard, "_query_ageing", lambda study, sites: ageing)
-    monkeypatch.setattr(dashboard, "_casebooks_awaiting_signature", lambda study, sites: {})
+
+def test_queries_not_closed_count_by_age_and_lead_to_their_list(world, built, en_client):
+    bxp1, bxp2, _bxp3 = world.bxp_patients
+    str1, _str2 = world.str_patients
+    for patient, days in [(bxp1, 0), (bxp1, 3), (bxp2, 20), (bxp2, 41), (bxp1, 90), (str1, 9)]:
+        raise_aged(world, patient, days=days)
+    closed = raise_aged(world, bxp2, days=5)
+    query_close(by=world.monica, query=closed, text="Raised on the wrong patient.")
     en_client.force_login(world.diane)
 
     response = en_client.get(site_url(world))
 
     figures = response.context["figures"]
-    assert (figures.open_queries, figures.awaiting_signature) == (7, 0)
+    assert figures.query_ageing == {"0-7": 2, "8-14": 0, "15-30": 1, "over-30": 2}
+    assert figures.open_queries == 5  # the closed one is settled
     svg = str(response.context["charts"]["ageing"])
-    assert [int(v) for v in re.findall(r'data-value="([0-9]+)"', svg)] == [2, 0, 1, 4]
+    assert [int(v) for v in re.findall(r'data-value="([0-9]+)"', svg)] == [2, 0, 1, 2]
     assert "chart-is-empty" not in svg
+    queries = reverse("review:queries", args=[world.rct.code])
+    page = response.content.decode()
+    assert f'href="{queries}?site=BXP"' in page
+    assert f'href="{queries}?site=BXP&amp;age=over-30"' in page
     total = en_client.get(study_url(world)).context["total"]
-    assert total.query_ageing == {"0-7": 2, "8-14": 0, "15-30": 1, "30+": 4}
-    assert total.awaiting_signature == 0
+    assert total.query_ageing == {"0-7": 2, "8-14": 1, "15-30": 1, "over-30": 2}
+    # The list behind a bucket shows those queries, and only those.
+    listed = en_client.get(f"{queries}?site=BXP&age=over-30")
+    assert sorted(q.patient.subject_code for q in listed.context["page"]) == [
+        bxp1.subject_code,
+        bxp2.subject_code,
+    ]
+
+
+def test_the_signatures_figure_plugs_in(world, built, en_client, monkeypatch):
+    """What the signatures part returns: the screens are ready for it."""
+    from ecrf.review import dashboard
+
+    monkeypatch.setattr(dashboard, "_casebooks_awaiting_signature", lambda study, sites: {})
+    en_client.force_login(world.diane)
+    figures = en_client.get(site_url(world)).context["figures"]
+    assert figures.awaiting_signature == 0
+    assert en_client.get(study_url(world)).context["total"].awaiting_signature == 0
 
 
 # -- who sees what --------------------------------------------------------------------------
@@ -411,7 +452,7 @@ def test_the_site_dashboard_draws_its_charts(world, built, en_client):
     en_client.force_login(world.monica)
     page = en_client.get(site_url(world)).content.decode()
     assert page.count('role="img"') >= 3
-    assert "Queries are not tracked yet." in page
+    assert "No query is open." in page  # the empty state, not four empty bars
     assert 'class="chart-line"' in page
     assert 'data-done="1" data-total="6"' in page  # the SDV progress bar of BXP
 
@@ -420,14 +461,15 @@ def test_the_site_dashboard_draws_its_charts(world, built, en_client):
 
 # Session, user, study, the site (visible, 404 otherwise), the SDV permission at the site,
 # the protocol versions; the figures: SDV by site, patient and form, overdue visits, SAE
-# reports, deviations, enrolment by month (five); the study-wide permission for the link to
-# the study's dashboard (her memberships, then the study's sites: a monitor holds hers site
-# by site), the sites she reviews; the session update and its savepoint: 17.
-SITE_QUERIES = 17
+# reports, deviations, enrolment by month, queries not closed by site and age (six); the
+# study-wide permission for the link to the study's dashboard (her memberships, then the
+# study's sites: a monitor holds hers site by site), the sites she reviews; the session
+# update and its savepoint: 18.
+SITE_QUERIES = 18
 # Session, user, study, the study-wide permission (an all-site membership: one query), the
-# protocol versions, the study's sites, the five figures, the session update and its
-# savepoint: 14, whatever the number of sites and patients.
-STUDY_QUERIES = 14
+# protocol versions, the study's sites, the six figures, the session update and its
+# savepoint: 15, whatever the number of sites and patients.
+STUDY_QUERIES = 15
 
 
 def _many(world, patients: int) -> None:
@@ -437,6 +479,7 @@ def _many(world, patients: int) -> None:
         planned(patient, "M1", 2, closed_days_ago=1 + n % 9)
         sae(patient, due_in_hours=-1 if n % 2 else 5)
         deviation(patient, by=world.alice)
+        raise_aged(world, patient, days=n % 40)
 
 
 @pytest.mark.parametrize("patients", [1, 50])
@@ -452,6 +495,7 @@ def test_the_site_dashboard_costs_the_same_for_one_patient_and_fifty(
     figures = response.context["figures"]
     assert (figures.overdue_visits, figures.deviations) == (patients, patients)
     assert figures.enrolled == patients
+    assert figures.open_queries == patients
 
 
 @pytest.mark.parametrize("patients", [1, 50])

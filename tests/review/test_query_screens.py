@@ -15,8 +15,8 @@ from ecrf.crfs.models import Consent
 from ecrf.patients.models import FormIndexEntry
 from ecrf.review.models import Query, QueryMessage
 from ecrf.review.queries import query_answer, query_close, query_create, query_raise
-from tests.review.conftest import entry
-from tests.review.test_sdv_screens import _patient_with_forms, cell, matrix_url
+from tests.review.conftest import entry, patient_with_forms
+from tests.review.test_sdv_screens import cell, matrix_url
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def _listed(response) -> list[int]:
 
 def _with_queries(world, site="bxp", age_days=0):
     """A patient of rows with two queries: Monica's on the consent, the system's on M0."""
-    patient = _patient_with_forms(world, site)
+    patient = patient_with_forms(world, site)
     consent = FormIndexEntry.objects.get(patient=patient, form_code="consent")
     when = timezone.now() - timedelta(days=age_days)
     query_create(

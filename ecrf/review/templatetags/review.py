@@ -122,3 +122,9 @@ def visit_queries(context, visit) -> dict:
         "total": sum(n for _label, n in per_form),
         "per_form": per_form,
     }
+
+
+@register.simple_tag
+def query_age_link(links: dict, bucket: str) -> str:
+    """The dashboard's link to the queries of one age bucket (see views_dashboard._links)."""
+    return links[f"queries_{bucket}"]
