@@ -48,7 +48,7 @@ class Action(models.TextChoices):
     FREEZE = "freeze", gettext_lazy("freeze data")
     LOCK = "lock", gettext_lazy("lock data")
     UNLOCK = "unlock", gettext_lazy("lift a freeze or a lock")
-    SIGN = "sign", gettext_lazy("sign a casebook")
+    SIGN = "sign", gettext_lazy("sign a visit or a casebook")
     EXPORT = "export", gettext_lazy("export data")
 
 
@@ -58,7 +58,6 @@ PLANNED = frozenset(
         Action.RAISE_QUERY,
         Action.ANSWER_QUERY,
         Action.CLOSE_QUERY,
-        Action.SIGN,
         Action.EXPORT,
     }
 )

@@ -69,6 +69,8 @@ HIDDEN_BY_MODEL = {
     "patients.Unblinding": frozenset({"at"}),  # the time of the write
     "patients.Allocation": frozenset({"allocation_list_id"}),  # the kit names the slot
     "review.SdvMark": frozenset({"at", "patient_id"}),  # the time of the write; the page's
+    # What a signature covers, for the software to compare: the digest says it.
+    "review.Signature": frozenset({"patient_id", "scope"}),
 }
 # At a creation or a deletion, the columns the object's name already gives.
 NAMED_FIELDS = {
@@ -107,6 +109,7 @@ SYSTEM_REASONS = {
     "visit form reopened": gettext_lazy("visit form reopened"),
     "visit forms complete": gettext_lazy("visit forms complete"),
     "source data verified": gettext_lazy("source data verified"),
+    "electronic signature": gettext_lazy("electronic signature"),
 }
 SYSTEM_REASON_PREFIXES = {
     "emergency unblinding: ": gettext_lazy("emergency unblinding: %s"),

@@ -32,6 +32,7 @@ from ecrf.audit.context import audited
 from ecrf.core.reasons import reason_problem
 from ecrf.patients.locks import lock_day, lock_message, lock_person
 from ecrf.patients.models import DataLock, FormIndexEntry, Patient, Visit
+from ecrf.review.signatures import casebooks_awaiting_signature
 from ecrf.safety.models import SaeReport
 from ecrf.studies.models import StudySite
 
@@ -221,8 +222,8 @@ def data_unlock(*, by, lock: DataLock, reason: str) -> DataLock:
 class ChecklistItem:
     """One line of the pre-lock checklist: what still stands, how many, where to see them.
 
-    `count` is None for what this installation does not track yet (queries, SDV and
-    signatures come with the other parts of the review).
+    `count` is None for what this installation does not track yet (queries and SDV come
+    with the other parts of the review).
     """
 
     code: str
@@ -246,7 +247,7 @@ def _sdv_not_done(study) -> int | None:
 
 
 def _casebooks_not_signed(study) -> int | None:
-    return None  # the signatures part counts the casebooks awaiting the investigator here
+    return casebooks_awaiting_signature(study=study).count()
 
 
 def study_lock_checklist(study) -> list[ChecklistItem]:
@@ -272,6 +273,7 @@ def study_lock_checklist(study) -> list[ChecklistItem]:
             "signatures",
             gettext_lazy("Casebooks not signed by the investigator"),
             _casebooks_not_signed(study),
+            reverse("review:signatures", args=[code]),
         ),
         ChecklistItem(
             "sae_not_reported",

@@ -1,8 +1,9 @@
 """The SDV matrix: a page of patients × the protocol's visits, each cell the forms' states.
 
-Three queries whatever the number of patients and forms: the patients (the page), their
-visits, and their form index entries (every form table and the safety log at once, the
-seriousness of adverse events annotated); the plan is applied in Python. The backlog of
+Four queries whatever the number of patients and forms: the patients (the page), their
+visits, their form index entries (every form table and the safety log at once, the
+seriousness of adverse events annotated), and which visits hold a valid investigator
+signature; the plan is applied in Python. The backlog of
 a whole site counts in one more query, grouped by patient and form.
 """
 
@@ -17,6 +18,7 @@ from django.utils.translation import gettext as _
 from ecrf.patients.models import FormIndexEntry, Patient, Visit
 from ecrf.patients.visits import conditions_met, patient_visit_forms
 from ecrf.review.plan import AE_CODE, SAE_CODE, sdv_sampled, with_seriousness
+from ecrf.review.signatures import signed_visit_ids
 from ecrf.review.states import CellState, cell_state, is_partly_verified
 from ecrf.safety.models import AdverseEvent, SaeReport
 from ecrf.studies.models import ProtocolVersion
@@ -44,7 +46,8 @@ class VisitCell:
     visit: Visit | None  # None: the patient's logs (adverse events, SAE reports)
     forms: list[FormCell] = field(default_factory=list)
     # Filled by the later parts of issue 13, one query each for the page: the open queries
-    # on the visit's forms, whether it is frozen or locked, and signed.
+    # on the visit's forms, whether it is frozen or locked, and signed (a valid signature
+    # of the visit itself).
     open_queries: int = 0
     frozen: bool = False
     locked: bool = False
@@ -132,12 +135,15 @@ def _shared_protocol_versions(patients: list[Patient]) -> None:
 
 
 def sdv_matrix(patients: list[Patient]) -> list[MatrixRow]:
-    """The rows of a page of patients (read with their protocol version): two queries."""
+    """The rows of a page of patients (read with their protocol version): three queries."""
     _shared_protocol_versions(patients)
     visits = defaultdict(list)
-    for visit in Visit.objects.filter(patient__in=patients).order_by(
-        "patient", "sequence", "repeat"
-    ):
+    read = list(
+        Visit.objects.filter(patient__in=patients).order_by("patient", "sequence", "repeat")
+    )
+    signed = signed_visit_ids(v.pk for v in read)
+    for visit in read:
+        visit.signed = visit.pk in signed
         visits[visit.patient_id].append(visit)
     entries = defaultdict(list)
     for entry in _log_labels(
@@ -164,7 +170,7 @@ def _row(patient: Patient, visits: list[Visit], entries: list[FormIndexEntry]) -
         by_visit[entry.visit_id].append(entry)
     columns = {code: [] for code, _name in matrix_columns(protocol)}
     for visit in visits:
-        cell = VisitCell(visit=visit)
+        cell = VisitCell(visit=visit, signed=getattr(visit, "signed", False))
         mine = by_visit.get(visit.pk, [])
         if visit.visit_date is not None:
             try:

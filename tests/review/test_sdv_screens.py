@@ -331,10 +331,11 @@ def _patient_with_forms(world, site: str = "bxp") -> Patient:
 
 # Session, user, study, the SDV permission, the study's protocol versions, the site asked
 # for (the filter's check) and the sites offered, the patients counted and their page,
-# their visits, their form index entries (every form and the safety log, seriousness and
-# AE numbers annotated), the backlog grouped by patient and form, the session update (and
-# its savepoint): 15, whatever the number of patients, visits and forms.
-MATRIX_QUERIES = 15
+# their visits, which of them hold a valid signature, their form index entries (every form
+# and the safety log, seriousness and AE numbers annotated), the backlog grouped by patient
+# and form, the session update (and its savepoint): 16, whatever the number of patients,
+# visits and forms.
+MATRIX_QUERIES = 16
 
 
 @pytest.mark.parametrize("patients", [1, 50])
