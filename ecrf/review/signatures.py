@@ -338,7 +338,7 @@ def printed_name(user) -> str:
 
 
 def _sign(*, by, patient: Patient, visit: Visit | None, password, username, request) -> Signature:
-    require(by, Action.SIGN, patient=patient)
+    """The signing itself, once the caller asked the permission table."""
     first_of_session = request is not None and not request.session.get(SESSION_SIGNED)
     if first_of_session and not username:
         raise ValidationError(
@@ -397,6 +397,7 @@ def visit_sign(
     visit must have taken place with every form complete and its required forms entered;
     locked data are refused, frozen data may be signed.
     """
+    require(by, Action.SIGN, patient=visit.patient)
     return _sign(
         by=by,
         patient=visit.patient,
@@ -416,6 +417,7 @@ def casebook_sign(
     a visit whose window has closed was neither entered nor declared missed, or an SAE
     report is not submitted (the message lists them); otherwise as `visit_sign`.
     """
+    require(by, Action.SIGN, patient=patient)
     return _sign(
         by=by, patient=patient, visit=None, password=password, username=username, request=request
     )

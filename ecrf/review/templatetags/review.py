@@ -136,7 +136,7 @@ def visit_signatures(context, visit, actions) -> dict:
         "shown": signatures_shown(signatures, zone=patient.site.timezone),
         "sign_url": reverse(
             "review:visit_sign",
-            args=[patient.study.code, patient.subject_code, visit.code, visit.repeat],
+            args=[context["study"].code, patient.subject_code, visit.code, visit.repeat],
         )
         if can_sign
         else "",
@@ -152,7 +152,7 @@ def casebook_signatures(context, patient, actions) -> dict:
     signatures = _signatures(Q(patient_id=patient.pk))
     signed = any(s.visit_id is None and s.voided_at is None for s in signatures)
     can_sign = Action.SIGN in actions and not signed
-    code = patient.study.code
+    code = context["study"].code
     return {
         "shown": signatures_shown(signatures, zone=patient.site.timezone),
         "sign_url": reverse("review:casebook_sign", args=[code, patient.subject_code])
