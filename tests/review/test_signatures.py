@@ -32,7 +32,13 @@ from ecrf.review.signatures import (
     visits_awaiting_signature,
 )
 from ecrf.safety.models import SaeReport
-from ecrf.safety.services import ae_create, ae_update, sae_follow_up, sae_submit_initial
+from ecrf.safety.services import (
+    ae_create,
+    ae_update,
+    sae_acknowledge,
+    sae_follow_up,
+    sae_submit_initial,
+)
 from ecrf.scoring import mrss as mrss_scoring
 from tests.factories import PASSWORD, PatientFactory
 from tests.review.conftest import mrss_values, screened_at, screening_forms
@@ -600,3 +606,26 @@ def test_the_sdv_matrix_marks_the_signed_visits(world, signable):
     (row,) = sdv_matrix(patients)
     cells = {cell.visit.code: cell for column in row.cells for cell in column}
     assert cells["SCR"].signed is True
+
+
+def test_the_sponsors_acknowledgement_changes_no_signed_data(world, signable):
+    """The sponsor's receipt of an SAE report is not the site's data: the casebook's
+    signature stands."""
+    event = ae_create(patient=signable, by=world.alice, values=sae_values())
+    sae_submit_initial(report=event.sae_reports.get(), by=world.alice, password=PASSWORD)
+    casebook = casebook_sign(by=world.alice, patient=signable, password=PASSWORD)
+    sae_acknowledge(report=event.sae_reports.get(), by=world.diane)
+    assert fresh(casebook).voided_at is None
+    assert signature_valid(fresh(casebook))
+
+
+def test_the_signature_and_its_void_are_in_the_patients_audit_trail(world, signable, client):
+    visit_sign(by=world.alice, visit=scr(signable), password=PASSWORD)
+    correct_mrss(signable, by=world.bob)
+    client.force_login(world.monica)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    response = client.get(reverse("patients:audit", args=[world.rct.code, signable.subject_code]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "electronic signature" in body
+    assert "a change to Modified Rodnan skin score (mRSS) SCR" in body
