@@ -302,12 +302,6 @@ def signature_refusal(*, patient: Patient, visit: Visit | None = None) -> str | 
     signed = (
         Signature.objects.valid()
         .filter(patient_id=patient.pk, visit_id=visit.pk if visit is not None else None)
-        .select_related("signer")
-        .first()
-        if visit is not None
-        else Signature.objects.valid()
-        .filter(patient_id=patient.pk, visit__isnull=True)
-        .select_related("signer")
         .first()
     )
     if signed is not None:
