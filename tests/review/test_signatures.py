@@ -629,3 +629,28 @@ def test_the_signature_and_its_void_are_in_the_patients_audit_trail(world, signa
     body = response.content.decode()
     assert "electronic signature" in body
     assert "a change to Modified Rodnan skin score (mRSS) SCR" in body
+
+
+def test_the_adverse_event_pages_show_the_casebook_signature_and_its_void(
+    world, signable, alice_client
+):
+    event = ae_create(patient=signable, by=world.alice, values=ae_values())
+    casebook_sign(by=world.alice, patient=signable, password=PASSWORD)
+    pages = [
+        reverse("safety:event", args=[world.rct.code, signable.subject_code, event.number]),
+        reverse("safety:log", args=[world.rct.code, signable.subject_code]),
+    ]
+    for url in pages:
+        body = alice_client.get(url).content.decode()
+        assert "I attest that the data of this casebook are accurate and complete." in body
+        assert f"Signed by {world.alice.get_full_name()}" in body
+    ae_update(
+        event=event,
+        by=world.alice,
+        values=ae_values(ctcae_grade=2),
+        expected_version=event.version,
+        reason="Grade reassessed at the visit",
+    )
+    for url in pages:
+        body = alice_client.get(url).content.decode()
+        assert "Signature voided by a change to adverse event AE-001" in body

@@ -167,3 +167,11 @@ def casebook_signatures(context, patient, actions) -> dict:
 def printed_signatures(signatures, patient) -> dict:
     """A list of signatures on the printable casebook (read with the page: no query)."""
     return {"shown": signatures_shown(signatures, zone=patient.site.timezone)}
+
+
+@register.inclusion_tag("review/_log_signatures.html")
+def log_signatures(patient) -> dict:
+    """The casebook's signatures, which cover the patient's log, on the adverse-event
+    pages (one query): whoever reads signed data sees who signed it, and any void."""
+    signatures = _signatures(Q(patient_id=patient.pk, visit__isnull=True))
+    return {"shown": signatures_shown(signatures, zone=patient.site.timezone)}
