@@ -48,14 +48,13 @@ class Action(models.TextChoices):
     FREEZE = "freeze", gettext_lazy("freeze data")
     LOCK = "lock", gettext_lazy("lock data")
     UNLOCK = "unlock", gettext_lazy("lift a freeze or a lock")
-    SIGN = "sign", gettext_lazy("sign a casebook")
+    SIGN = "sign", gettext_lazy("sign a visit or a casebook")
     EXPORT = "export", gettext_lazy("export data")
 
 
 # Actions no service performs yet: the table says who will, the review services enforce it.
 PLANNED = frozenset(
     {
-        Action.SIGN,
         Action.EXPORT,
     }
 )

@@ -58,6 +58,7 @@ def patient_detail(request, study_code: str, subject_code: str):
             "protocol": protocol,
             "allocation": allocation,
             "show_arm": allocation is not None and can_see_allocation(request.user, study=study),
+            "actions": actions,
             "can_read_audit": Action.READ_AUDIT in actions,
             "can_enter": Action.ENTER in actions and not held,
             "locks": locks_shown(locks, protocol=protocol),

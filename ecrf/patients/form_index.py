@@ -12,7 +12,8 @@ The save services call `form_index_sync` after saving an instance and `form_inde
 before deleting one, in the save's transaction, so the index and the tables change
 together or not at all. A save that gives a verified instance (source data verification,
 the review app) a new version resets its review in the same statement and sends
-`signals.form_entry_changed`, so that the review app records what the change reset.
+`signals.form_entry_changed`, so that the review app records what the change reset; every
+new version sends `signals.form_entry_saved`, which voids the signatures covering it.
 `form_index_problems` compares the index with the tables (``manage.py
 form_index_check``); the models are found through Django's app registry, so this app
 imports none of them.
@@ -32,7 +33,7 @@ from django.apps import apps
 from django.db import connection
 
 from ecrf.patients.models import FormIndexEntry, Patient, Visit
-from ecrf.patients.signals import form_entry_changed
+from ecrf.patients.signals import form_entry_changed, form_entry_saved
 from ecrf.studies.protocol import CULTURE_FORMS
 
 
@@ -143,6 +144,8 @@ def form_index_sync(instance) -> FormIndexEntry:
             previous_state=previous_state,
             previous_review_version=previous_reviewed,
         )
+    if previous_version != entry.version:
+        form_entry_saved.send(sender=FormIndexEntry, entry=entry, previous_version=previous_version)
     return entry
 
 

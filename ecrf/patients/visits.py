@@ -26,6 +26,7 @@ from ecrf.core.reasons import reason_problem
 from ecrf.patients.form_index import visit_entries, visit_lacks
 from ecrf.patients.locks import require_unlocked
 from ecrf.patients.models import Deviation, Patient, Visit
+from ecrf.patients.signals import visit_changed
 from ecrf.studies.protocol import CULTURE_FORMS
 from ecrf.studies.schedule import window_for
 
@@ -329,6 +330,8 @@ def visit_record_date(
                 visit.status = Visit.Status.IN_PROGRESS
             visit.version += 1
             visit.save()
+            # What vouches for the visit as it was (a signature) learns of its new date.
+            visit_changed.send(sender=Visit, visit=visit, field=Visit._meta.get_field("visit_date"))
     return visit
 
 
@@ -362,6 +365,7 @@ def visit_mark_missed(*, visit: Visit, by, reason: str, expected_version=None) -
             visit.missed_reason = reason
             visit.version += 1
             visit.save()
+            visit_changed.send(sender=Visit, visit=visit, field=Visit._meta.get_field("status"))
     return visit
 
 

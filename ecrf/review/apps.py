@@ -13,10 +13,16 @@ class ReviewConfig(AppConfig):
     verbose_name = _("Review")
 
     def ready(self) -> None:
-        from ecrf.patients.models import FormIndexEntry
-        from ecrf.patients.signals import form_entry_changed
+        from ecrf.patients.models import FormIndexEntry, Visit
+        from ecrf.patients.signals import form_entry_changed, form_entry_saved, visit_changed
         from ecrf.review import receivers
 
         form_entry_changed.connect(
             receivers.form_entry_changed, sender=FormIndexEntry, dispatch_uid="review.sdv_reset"
+        )
+        form_entry_saved.connect(
+            receivers.form_entry_saved, sender=FormIndexEntry, dispatch_uid="review.signature_void"
+        )
+        visit_changed.connect(
+            receivers.visit_changed, sender=Visit, dispatch_uid="review.signature_void_visit"
         )

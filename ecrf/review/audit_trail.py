@@ -71,6 +71,8 @@ HIDDEN_BY_MODEL = {
     "review.SdvMark": frozenset({"at", "patient_id"}),  # the time of the write; the page's
     "review.QueryMessage": frozenset({"at", "patient_id"}),
     "review.Query": frozenset({"patient_id"}),
+    # What a signature covers, for the software to compare: the digest says it.
+    "review.Signature": frozenset({"patient_id", "scope"}),
 }
 # At a creation or a deletion, the columns the object's name already gives.
 NAMED_FIELDS = {
@@ -110,6 +112,7 @@ SYSTEM_REASONS = {
     "visit forms complete": gettext_lazy("visit forms complete"),
     "source data verified": gettext_lazy("source data verified"),
     "query raised": gettext_lazy("query raised"),
+    "electronic signature": gettext_lazy("electronic signature"),
 }
 SYSTEM_REASON_PREFIXES = {
     "emergency unblinding: ": gettext_lazy("emergency unblinding: %s"),

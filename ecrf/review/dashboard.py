@@ -5,9 +5,7 @@ read the same functions, one per figure, each taking the study and the sites sho
 answering for all of them at once: a dict site id -> figure, in one query (grouped by
 site), whatever the number of sites and patients. `study_dashboard` puts them together.
 
-The casebooks awaiting the investigator's signature (`_casebooks_awaiting_signature`)
-come with the signatures part of issue 13: None until then, which the screens show as
-"not tracked yet", never as a reassuring 0.
+A figure a function returns as None is shown as "not tracked yet", never as a reassuring 0.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from ecrf.patients.models import Deviation, Patient, Visit
 from ecrf.review.matrix import SdvProgress, sdv_progress
 from ecrf.review.models import Query
 from ecrf.review.queries import AGE_BUCKETS, age_bucket_filter, with_age
+from ecrf.review.signatures import casebooks_awaiting_signature
 from ecrf.safety.models import SaeReport
 
 # The age buckets of queries not closed, in days open (ecrf/review/queries.py): the keys
@@ -82,12 +81,17 @@ def _query_ageing(study, sites, *, now=None) -> dict[int, dict[str, int]]:
     return {row.pop("patient__site_id"): row for row in rows}
 
 
-def _casebooks_awaiting_signature(study, sites) -> dict[int, int] | None:
-    """Casebooks awaiting the investigator's signature: {site id: count}.
-
-    None: the signatures part of the review is not here yet; it fills this function (one
-    query grouped by site, a site without any left out)."""
-    return None
+def _casebooks_awaiting_signature(study, sites) -> dict[int, int]:
+    """Casebooks awaiting the investigator's signature (`review.signatures`): {site id:
+    count}, one query grouped by site (a site without any left out)."""
+    rows = (
+        casebooks_awaiting_signature(study=study)
+        .filter(site__in=_site_ids(sites))
+        .order_by()
+        .values("site_id")
+        .annotate(n=Count("pk"))
+    )
+    return {row["site_id"]: row["n"] for row in rows}
 
 
 def _overdue_visits(study, sites) -> dict[int, int]:

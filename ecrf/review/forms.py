@@ -44,3 +44,22 @@ class UnlockForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text=REASON_HELP,
     )
+
+
+class SignForm(forms.Form):
+    """The signature's re-authentication: the username on the session's first signing (the
+    page leaves the field out afterwards), and the password each time."""
+
+    username = forms.CharField(label=_("Username"), max_length=150, required=False)
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("Your signature is your password: the one you sign in with."),
+    )
+
+    def __init__(self, *args, ask_username: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not ask_username:
+            del self.fields["username"]

@@ -35,6 +35,7 @@ from ecrf.patients.models import DataLock, FormIndexEntry, Patient, Visit
 from ecrf.review.dashboard import overdue_visits
 from ecrf.review.matrix import sdv_backlog
 from ecrf.review.models import Query
+from ecrf.review.signatures import casebooks_awaiting_signature
 from ecrf.safety.models import SaeReport
 from ecrf.studies.models import StudySite
 
@@ -224,8 +225,7 @@ def data_unlock(*, by, lock: DataLock, reason: str) -> DataLock:
 class ChecklistItem:
     """One line of the pre-lock checklist: what still stands, how many, where to see them.
 
-    `count` is None for what this installation does not track yet (queries and signatures
-    come with the other parts of the review).
+    `count` is None for what this installation does not track.
     """
 
     code: str
@@ -253,7 +253,7 @@ def _sdv_not_done(study) -> int:
 
 
 def _casebooks_not_signed(study) -> int | None:
-    return None  # the signatures part counts the casebooks awaiting the investigator here
+    return casebooks_awaiting_signature(study=study).count()
 
 
 def study_lock_checklist(study) -> list[ChecklistItem]:
@@ -281,6 +281,7 @@ def study_lock_checklist(study) -> list[ChecklistItem]:
             "signatures",
             gettext_lazy("Casebooks not signed by the investigator"),
             _casebooks_not_signed(study),
+            reverse("review:signatures", args=[code]),
         ),
         ChecklistItem(
             "sae_not_reported",

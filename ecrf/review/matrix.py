@@ -2,8 +2,9 @@
 
 Four queries whatever the number of patients and forms: the patients (the page), their
 visits, their form index entries (every form table and the safety log at once, the
-seriousness of adverse events annotated) and the counts of their queries not closed; the
-plan is applied in Python. The backlog of
+seriousness of adverse events annotated), the counts of their queries not closed, and
+which visits hold a valid investigator signature; the plan is applied in Python. The
+backlog of
 a whole site counts in one more query, grouped by patient and form.
 """
 
@@ -19,6 +20,7 @@ from ecrf.patients.models import DataLock, FormIndexEntry, Patient, Visit
 from ecrf.patients.visits import conditions_met, patient_visit_forms
 from ecrf.review.plan import AE_CODE, SAE_CODE, sdv_sampled, with_seriousness
 from ecrf.review.queries import open_queries_by_visit
+from ecrf.review.signatures import signed_visit_ids
 from ecrf.review.states import CellState, cell_state, is_partly_verified
 from ecrf.safety.models import AdverseEvent, SaeReport
 from ecrf.studies.models import ProtocolVersion
@@ -47,7 +49,7 @@ class VisitCell:
     forms: list[FormCell] = field(default_factory=list)
     # The queries not closed on the visit and its forms (one query for the page); frozen
     # and locked from the freezes and locks over the whole visit (the study's, the site's,
-    # the casebook's, its own); its signature comes with the signatures part of issue 13.
+    # the casebook's, its own); signed: a valid signature of the visit itself.
     open_queries: int = 0
     frozen: bool = False
     locked: bool = False
@@ -135,13 +137,17 @@ def _shared_protocol_versions(patients: list[Patient]) -> None:
 
 
 def sdv_matrix(patients: list[Patient]) -> list[MatrixRow]:
-    """The rows of a page of patients (read with their protocol version): three queries,
-    the visits, the form index entries and the counts of queries not closed."""
+    """The rows of a page of patients (read with their protocol version): five queries,
+    the visits, the signed ones, the locks, the form index entries and the counts of
+    queries not closed."""
     _shared_protocol_versions(patients)
     visits = defaultdict(list)
-    for visit in Visit.objects.filter(patient__in=patients).order_by(
-        "patient", "sequence", "repeat"
-    ):
+    read = list(
+        Visit.objects.filter(patient__in=patients).order_by("patient", "sequence", "repeat")
+    )
+    signed = signed_visit_ids(v.pk for v in read)
+    for visit in read:
+        visit.signed = visit.pk in signed
         visits[visit.patient_id].append(visit)
     entries = defaultdict(list)
     locks = _whole_visit_locks(patients)
@@ -212,7 +218,7 @@ def _row(patient: Patient, visits: list[Visit], entries: list[FormIndexEntry]) -
         by_visit[entry.visit_id].append(entry)
     columns = {code: [] for code, _name in matrix_columns(protocol)}
     for visit in visits:
-        cell = VisitCell(visit=visit)
+        cell = VisitCell(visit=visit, signed=getattr(visit, "signed", False))
         mine = by_visit.get(visit.pk, [])
         if visit.visit_date is not None:
             try:

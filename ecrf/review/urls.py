@@ -3,12 +3,13 @@
 `patient_urlpatterns` are served under the patients app's URL names (see ecrf/urls.py): the
 audit trail is a page of the patient. `review_urlpatterns` are the review's own, under
 /studies/<code>/review/ (the `review` namespace): source data verification, queries,
-freezing, locking and lifting data; the dashboards and the lists behind them.
+freezing, locking and lifting data, the investigator's signatures and the printable
+casebook; the dashboards and the lists behind them.
 """
 
 from django.urls import path
 
-from ecrf.review import views, views_dashboard, views_queries, views_sdv
+from ecrf.review import views, views_dashboard, views_queries, views_sdv, views_signatures
 
 patient = "<str:subject_code>/"
 patient_urlpatterns = [
@@ -35,5 +36,13 @@ review_urlpatterns = [
         review_patient + "visits/<str:code>/<int:repeat>/locks/",
         views.visit_lock,
         name="visit_lock",
+    ),
+    path("signatures/", views_signatures.awaiting_signature, name="signatures"),
+    path(review_patient + "sign/", views_signatures.casebook_sign_view, name="casebook_sign"),
+    path(review_patient + "print/", views_signatures.casebook_print, name="casebook_print"),
+    path(
+        review_patient + "visits/<str:code>/<int:repeat>/sign/",
+        views_signatures.visit_sign_view,
+        name="visit_sign",
     ),
 ]

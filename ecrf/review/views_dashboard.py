@@ -72,6 +72,7 @@ def _links(study, site=None) -> dict[str, str]:
         "deviations": url("review:deviations", "state=open"),
         "patients": url("patients:list"),
         "queries": url("review:queries"),
+        "signatures": url("review:signatures"),
         **{f"queries_{code}": url("review:queries", f"age={code}") for code in QUERY_AGE_BUCKETS},
     }
 

@@ -72,6 +72,7 @@ from ecrf.review.queries import (
     query_reopen,
 )
 from ecrf.review.sdv import sdv_mark, sdv_mark_visit
+from ecrf.review.signatures import casebook_sign, visit_sign
 from ecrf.safety.models import LabAlert, SaeReport
 from ecrf.safety.services import (
     ae_authority_reported,
@@ -246,6 +247,15 @@ def _eligible(world, people, client):
     patient = screen(client, world.rct, site="BXP", screening_date=day0 - timedelta(days=10))
     rct_pre_inclusion(client, patient, day0 - timedelta(days=10))
     return patient, day0
+
+
+def _pre_included(world, people, client):
+    """Screened with the pre-inclusion visit complete (every form entered): signable."""
+    client.force_login(world.alice)
+    day = timezone.localdate() - timedelta(days=12)
+    patient = screen(client, world.rct, site="BXP", screening_date=day)
+    rct_pre_inclusion(client, patient, day)
+    return fresh(patient)
 
 
 def _randomised(world, people, client):
@@ -523,6 +533,18 @@ SCENARIOS = {
             entry=FormIndexEntry.objects.get(patient=patient, form_code="consent"),
             expected_version=1,
         ),
+    ),
+    "visit_sign": Scenario(
+        Action.SIGN,
+        _pre_included,
+        lambda patient, by, world: visit_sign(
+            by=by, visit=patient.visits.get(code="SCR"), password=PASSWORD
+        ),
+    ),
+    "casebook_sign": Scenario(
+        Action.SIGN,
+        _pre_included,
+        lambda patient, by, world: casebook_sign(by=by, patient=fresh(patient), password=PASSWORD),
     ),
     "sdv_mark_visit": Scenario(
         Action.SDV,

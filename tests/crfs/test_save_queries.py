@@ -94,15 +94,16 @@ def test_an_mrss_save_costs_the_same_whatever_the_patients_history(
     # Session, user, study, visit, the visit's forms (conditions), the form, roles; then
     # crf_save: the visit and patient locked (conditions and consent date are the patient's
     # facts), the form locked, the freezes and locks over it (one query), the previous mRSS
-    # (the drop warning), the insert in its savepoint, the form index entry, the visit's
-    # index entries (completion); the session saved.
-    with django_assert_num_queries(21):
+    # (the drop warning), the insert in its savepoint, the form index entry, the valid
+    # signatures its change would void (one query when none), the visit's index entries
+    # (completion); the session saved.
+    with django_assert_num_queries(22):
         saved(client.post(url, {"version": 0, **mrss_data(TODAY, 2)}))
-    with django_assert_num_queries(21):
+    with django_assert_num_queries(22):
         correction = {**mrss_data(TODAY, 2), "face": "3", "reason": "re-read the sheet"}
         saved(client.post(url, {"version": 1, **correction}))
     # The service alone: the same minus the request's own queries and the form's reading.
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         crf_save(
             visit=uns, form_code="mrss", values={"face": 1}, by=alice,
             expected_version=2, reason="second opinion",
@@ -122,10 +123,10 @@ def test_the_first_form_after_consent_costs_as_many_queries(
     }
     saved(fill(client, patient, "SCR", "consent", consent))
     url = reverse("crfs:form", args=[patient.study.code, patient.subject_code, "SCR", 1, "mrss"])
-    with django_assert_num_queries(21):
+    with django_assert_num_queries(22):
         saved(client.post(url, {"version": 0, **mrss_data(TODAY, 2)}))
     scr = patient.visits.get(code="SCR")
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         crf_save(
             visit=scr, form_code="mrss", values=dict.fromkeys(mrss_scoring.AREAS, 1),
             by=world.alice, expected_version=1, reason="re-read the sheet",

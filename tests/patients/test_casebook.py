@@ -43,9 +43,10 @@ def test_casebook_query_count_is_the_same_for_1_and_10_visits(
     # Fixed cost: session, user, study, patient, roles, the freezes and locks over the
     # casebook, allocation, visits, the form index (every form of every visit at once), the
     # mRSS series, the adverse-event log and its open lab prompts, deviations, the queries
-    # not closed per visit (the review's tag), and the session expiry update; the same for
-    # 1 visit and for 10 (the protocol conditions are facts on the patient).
-    with django_assert_num_queries(17):
+    # not closed per visit and the investigator signatures (one query each, the review's
+    # tags), and the session expiry update; the same for 1 visit and for 10 (the protocol
+    # conditions are facts on the patient).
+    with django_assert_num_queries(18):
         response = client.get(url)
     assert len(response.context["columns"]) == patient.visits.count()
 

@@ -175,8 +175,8 @@ def test_the_figures_of_each_site_and_their_sum(world, built):
     # No query raised: every bucket at 0, not "not tracked".
     assert total.query_ageing == {"0-7": 0, "8-14": 0, "15-30": 0, "over-30": 0}
     assert total.open_queries == 0
-    # Not here yet: the signatures part of the review fills it.
-    assert total.awaiting_signature is None
+    # The withdrawn patient's casebook, unsigned.
+    assert total.awaiting_signature == 1
 
 
 def test_the_monitors_site_dashboard_links_each_figure_to_its_list(world, built, en_client):
@@ -200,9 +200,9 @@ def test_the_monitors_site_dashboard_links_each_figure_to_its_list(world, built,
     assert f'href="{deviations}?site=BXP&amp;state=open"' in figure("deviations")
     queries = reverse("review:queries", args=[code])
     assert f'href="{queries}?site=BXP"' in figure("queries")
-    # The figure another part of the review brings says so, with no link and no 0.
-    assert "href" not in figure("signatures")
-    assert "not tracked yet" in page
+    signatures = reverse("review:signatures", args=[code])
+    assert f'href="{signatures}?site=BXP"' in figure("signatures")
+    assert "not tracked yet" not in page
     assert re.search(r'data-testid="figure-sae_late".*?>1</div>', page, re.S)
 
 
@@ -289,15 +289,21 @@ def test_queries_not_closed_count_by_age_and_lead_to_their_list(world, built, en
     ]
 
 
-def test_the_signatures_figure_plugs_in(world, built, en_client, monkeypatch):
-    """What the signatures part returns: the screens are ready for it."""
-    from ecrf.review import dashboard
-
-    monkeypatch.setattr(dashboard, "_casebooks_awaiting_signature", lambda study, sites: {})
+def test_casebooks_awaiting_signature_count_by_site_and_lead_to_their_list(world, built, en_client):
+    bxp1, bxp2, _bxp3 = world.bxp_patients
+    Patient.objects.filter(pk__in=[bxp1.pk, bxp2.pk]).update(status=Patient.Status.COMPLETED)
     en_client.force_login(world.diane)
-    figures = en_client.get(site_url(world)).context["figures"]
-    assert figures.awaiting_signature == 0
-    assert en_client.get(study_url(world)).context["total"].awaiting_signature == 0
+
+    response = en_client.get(site_url(world))
+
+    # The two ended at Bordeaux, and the withdrawn one: none signed.
+    assert response.context["figures"].awaiting_signature == 3
+    signatures = reverse("review:signatures", args=[world.rct.code])
+    assert f'href="{signatures}?site=BXP"' in response.content.decode()
+    total = en_client.get(study_url(world)).context["total"]
+    assert total.awaiting_signature == 3
+    listed = en_client.get(f"{signatures}?site=BXP").context["casebooks"]
+    assert listed.paginator.count == 3
 
 
 # -- who sees what --------------------------------------------------------------------------
@@ -461,15 +467,16 @@ def test_the_site_dashboard_draws_its_charts(world, built, en_client):
 
 # Session, user, study, the site (visible, 404 otherwise), the SDV permission at the site,
 # the protocol versions; the figures: SDV by site, patient and form, overdue visits, SAE
-# reports, deviations, enrolment by month, queries not closed by site and age (six); the
+# reports, deviations, enrolment by month, queries not closed by site and age, casebooks awaiting signature
+# (seven); the
 # study-wide permission for the link to the study's dashboard (her memberships, then the
 # study's sites: a monitor holds hers site by site), the sites she reviews; the session
-# update and its savepoint: 18.
-SITE_QUERIES = 18
+# update and its savepoint: 19.
+SITE_QUERIES = 19
 # Session, user, study, the study-wide permission (an all-site membership: one query), the
-# protocol versions, the study's sites, the six figures, the session update and its
-# savepoint: 15, whatever the number of sites and patients.
-STUDY_QUERIES = 15
+# protocol versions, the study's sites, the seven figures, the session update and its
+# savepoint: 16, whatever the number of sites and patients.
+STUDY_QUERIES = 16
 
 
 def _many(world, patients: int) -> None:

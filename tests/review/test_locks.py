@@ -433,13 +433,14 @@ def test_the_pre_lock_checklist_counts_what_still_stands(world, diane, patient):
     assert {code: item.count for code, item in items.items()} == {
         "open_queries": 1,  # the closed one is settled
         "sdv": 2,  # BXP-004's consent (always verified) and serious adverse event
-        "signatures": None,
+        "signatures": 0,  # nobody ended the study nor did every visit
         "sae_not_reported": 1,
         "screening": 6,  # BXP-001 to 004, STR-001 and 002
         "overdue": 3,
     }
     assert items["sae_not_reported"].url == reverse("safety:sae_list", args=[world.rct.code])
     assert items["open_queries"].url == reverse("review:queries", args=[world.rct.code])
+    assert items["signatures"].url == reverse("review:signatures", args=[world.rct.code])
     assert items["screening"].url.endswith("?status=screening")
     assert items["sdv"].url == reverse("review:matrix", args=[world.rct.code])
     assert items["overdue"].url == reverse("review:overdue_visits", args=[world.rct.code])

@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC
+from zoneinfo import ZoneInfo
+
 from django import template
-from django.db.models import Count
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from ecrf.accounts.permissions import Action
+from ecrf.patients.models import Visit
 from ecrf.patients.visits import conditions_met, patient_visit_forms
 from ecrf.review.matrix import FormCell, VisitCell
-from ecrf.review.models import Query
+from ecrf.review.models import Query, Signature
 from ecrf.review.plan import sdv_required
 from ecrf.review.queries import instance_threads, open_queries_by_patient, open_queries_by_visit
+from ecrf.review.signatures import printed_name
 from ecrf.review.states import cell_state
 
 register = template.Library()
@@ -128,3 +136,119 @@ def visit_queries(context, visit) -> dict:
 def query_age_link(links: dict, bucket: str) -> str:
     """The dashboard's link to the queries of one age bucket (see views_dashboard._links)."""
     return links[f"queries_{bucket}"]
+
+
+# -- signatures --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureShown:
+    """A signature as every screen showing the signed data shows it: who, when (the site's
+    time zone, and UTC), what it means; a voided one with the change that voided it."""
+
+    signature: Signature
+    target: str
+    local: str
+    utc: str
+    iso: str
+    void: str
+
+    @property
+    def valid(self) -> bool:
+        return self.signature.voided_at is None
+
+
+def signatures_shown(signatures, *, zone: str) -> list[SignatureShown]:
+    """The signatures with what the screens say of them (no query: `voided_by` and `visit`
+    read with them)."""
+    tz = ZoneInfo(zone)
+    shown = []
+    for s in signatures:
+        if s.visit_id:
+            visit = s.visit
+            name = f"{visit.code} #{visit.repeat}" if visit.repeat > 1 else visit.code
+            target = _("Visit %s") % name
+        else:
+            target = _("Casebook")
+        void = ""
+        if s.voided_at is not None:
+            who = printed_name(s.voided_by) if s.voided_by_id else _("the system")
+            void = _("Signature voided by %(change)s on %(when)s by %(who)s.") % {
+                "change": s.void_reason,
+                "when": date_format(s.voided_at.astimezone(tz), "Y-m-d H:i T"),
+                "who": who,
+            }
+        shown.append(
+            SignatureShown(
+                signature=s,
+                target=target,
+                local=date_format(s.signed_at.astimezone(tz), "Y-m-d H:i T"),
+                utc=s.signed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                iso=s.signed_at.astimezone(UTC).isoformat(),
+                void=void,
+            )
+        )
+    return shown
+
+
+def _signatures(where) -> list[Signature]:
+    return list(
+        Signature.objects.filter(where)
+        .select_related("visit", "voided_by")
+        .order_by("signed_at", "pk")
+    )
+
+
+@register.inclusion_tag("review/_signatures.html", takes_context=True)
+def visit_signatures(context, visit, actions) -> dict:
+    """The visit page's signatures: the visit's own and the casebook's, which covers it too
+    (one query), and the sign button for the site's investigator."""
+    patient = visit.patient
+    signatures = _signatures(
+        Q(patient_id=patient.pk) & (Q(visit_id=visit.pk) | Q(visit__isnull=True))
+    )
+    signed = any(s.visit_id == visit.pk and s.voided_at is None for s in signatures)
+    can_sign = Action.SIGN in actions and visit.status == Visit.Status.COMPLETE and not signed
+    return {
+        "shown": signatures_shown(signatures, zone=patient.site.timezone),
+        "sign_url": reverse(
+            "review:visit_sign",
+            args=[context["study"].code, patient.subject_code, visit.code, visit.repeat],
+        )
+        if can_sign
+        else "",
+        "sign_label": _("Sign the visit"),
+        "print_url": "",
+    }
+
+
+@register.inclusion_tag("review/_signatures.html", takes_context=True)
+def casebook_signatures(context, patient, actions) -> dict:
+    """The casebook page's signatures: the casebook's and its visits' (one query), the sign
+    button for the site's investigator, and the printable casebook."""
+    signatures = _signatures(Q(patient_id=patient.pk))
+    signed = any(s.visit_id is None and s.voided_at is None for s in signatures)
+    can_sign = Action.SIGN in actions and not signed
+    code = context["study"].code
+    return {
+        "shown": signatures_shown(signatures, zone=patient.site.timezone),
+        "sign_url": reverse("review:casebook_sign", args=[code, patient.subject_code])
+        if can_sign
+        else "",
+        "sign_label": _("Sign the casebook"),
+        "print_url": reverse("review:casebook_print", args=[code, patient.subject_code]),
+    }
+
+
+@register.inclusion_tag("review/_signature_list.html")
+def printed_signatures(signatures, patient) -> dict:
+    """A list of signatures on the printable casebook (read with the page: no query)."""
+    return {"shown": signatures_shown(signatures, zone=patient.site.timezone)}
+
+
+@register.inclusion_tag("review/_log_signatures.html")
+def log_signatures(patient) -> dict:
+    """The casebook's signatures, which cover the patient's log, on the adverse-event
+    pages (one query): whoever reads signed data sees who signed it, and any void."""
+    signatures = _signatures(Q(patient_id=patient.pk, visit__isnull=True))
+    return {"shown": signatures_shown(signatures, zone=patient.site.timezone)}
