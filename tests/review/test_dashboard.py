@@ -467,11 +467,10 @@ def test_the_site_dashboard_draws_its_charts(world, built, en_client):
 
 # Session, user, study, the site (visible, 404 otherwise), the SDV permission at the site,
 # the protocol versions; the figures: SDV by site, patient and form, overdue visits, SAE
-# reports, deviations, enrolment by month, queries not closed by site and age, casebooks awaiting signature
-# (seven); the
-# study-wide permission for the link to the study's dashboard (her memberships, then the
-# study's sites: a monitor holds hers site by site), the sites she reviews; the session
-# update and its savepoint: 19.
+# reports, deviations, enrolment by month, queries not closed by site and age, casebooks
+# awaiting signature (seven); the study-wide permission for the link to the study's
+# dashboard (her memberships, then the study's sites: a monitor holds hers site by site),
+# the sites she reviews; the session update and its savepoint: 19.
 SITE_QUERIES = 19
 # Session, user, study, the study-wide permission (an all-site membership: one query), the
 # protocol versions, the study's sites, the seven figures, the session update and its

@@ -571,10 +571,11 @@ def test_casebooks_awaiting_signature_are_the_ended_or_done_ones_without_a_valid
     assert list(visits_awaiting_signature(study=world.rct)) == []
 
 
-# Session, user, study, the casebooks awaiting (with their site, among the patients the
-# user sees), the visits awaiting (with their patient and site), the permission for the
-# sign buttons, the session update (and its savepoint): 9, whatever the number of casebooks.
-AWAITING_QUERIES = 9
+# Session, user, study, the casebooks awaiting counted and their page (with their site,
+# among the patients the user sees), the visits awaiting counted (none here, so no page to
+# read), the permission for the sign buttons, the session update (and its savepoint): 10,
+# whatever the number of casebooks.
+AWAITING_QUERIES = 10
 
 
 @pytest.mark.parametrize("patients", [1, 50])
