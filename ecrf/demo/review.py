@@ -52,6 +52,7 @@ def _raise(by, entry: FormIndexEntry, field: str, text: str, *, days: int) -> Qu
 
 
 def _correct(by, entry: FormIndexEntry, values: dict, *, reason: str):
+    """A correction through the form's save service (the fields not given keep their value)."""
     instance = FORM_MODELS[entry.form_code].objects.get(pk=entry.object_id)
     return crf_save(
         visit=entry.visit,
@@ -90,8 +91,8 @@ def seed_review(users: dict, password: str) -> str:
     # Queries of every age and status, on mRSS areas and questionnaires.
     _raise(monitor, _entry(late_m3, "M3", "mrss"), "face", "Face scored higher than at M0 while "
            "every other area softened: please check the examination sheet.", days=3)  # fmt: skip
-    _raise(monitor, _entry(at_m6, "M6", "dlqi"), "q1", "Question 1 is answered 'very much' "
-           "with every other answer at 'not at all': is this the patient's answer?",
+    _raise(monitor, _entry(at_m6, "M6", "dlqi"), "q1", "Question 1: two boxes are ticked on "
+           "the paper questionnaire in the source file. Which one did the patient mean?",
            days=10)  # fmt: skip
     _raise(monitor, _entry(late_m3, "M0", "safety_labs"), "hemoglobin_g_dl", "The laboratory "
            "report in the source file is not dated: which sample is this?",
@@ -120,11 +121,12 @@ def seed_review(users: dict, password: str) -> str:
     # the signature and resets the SDV of what changed. BXP-001's casebook is signed.
     visit_sign(by=investigator, visit=_visit(at_m6, "M1"), password=password)
     visit_sign(by=investigator, visit=_visit(at_m6, "M3"), password=password)
+    mrss_m3 = _entry(at_m6, "M3", "mrss")
     _correct(
-        users["coordinator.bordeaux"],
-        _entry(at_m6, "M3", "dlqi"),
-        {"q2": "a_little"},
-        reason="Transcription error: the questionnaire's answer to question 2 is 'a little'",
+        investigator,
+        mrss_m3,
+        {"face": 2},
+        reason="Transcription error: the examination sheet of M3 gives 2 for the face",
     )
     casebook_sign(by=investigator, patient=completed, password=password)
 
@@ -141,6 +143,7 @@ def seed_review(users: dict, password: str) -> str:
         reason="Casebook complete, source verified and signed: locked for the interim analysis",
     )
     return (
-        f"review: {verified} form(s) verified, 6 queries raised by the monitor and "
-        f"{automatic} by the system, 3 signatures (one voided), a frozen visit, a locked casebook"
+        f"review: {verified} form(s) verified, 7 queries raised by the monitor and "
+        f"{len(automatic)} by the system, 3 signatures (one voided), a frozen visit, "
+        "a locked casebook"
     )

@@ -313,13 +313,18 @@ def days_ago(n: int):
 
 def test_a_week_of_visit_reminders_went_out_at_their_hour(seeded):
     """BXP-004's M1: three days before its window closed, then overdue the day after; BXP-003's
-    M6: a week before its window opens, on that same day."""
+    M6: a week before its window opens, on that same day. The monitor's queries the site has
+    not answered, every 7 days they stay open: BXP-003's of 20 days on its 14th, BXP-002's
+    of 40 days on its 35th and of 10 days on its 7th."""
     sent = reminder_rows(status=Reminder.Status.QUEUED, email__status="sent")
     bordeaux = ("investigator.bordeaux", "coordinator.bordeaux")
     assert sent == {
         *((days_ago(7), "BXP-004", "M1", Kind.WINDOW_CLOSES, 3, who) for who in bordeaux),
         *((days_ago(3), "BXP-004", "M1", Kind.OVERDUE, 1, who) for who in bordeaux),
         *((days_ago(3), "BXP-003", "M6", Kind.WINDOW_OPENS, 7, who) for who in bordeaux),
+        *((days_ago(6), "BXP-003", None, Kind.QUERY, 14, who) for who in bordeaux),
+        *((days_ago(5), "BXP-002", None, Kind.QUERY, 35, who) for who in bordeaux),
+        *((days_ago(3), "BXP-002", None, Kind.QUERY, 7, who) for who in bordeaux),
     }
     for reminder in Reminder.objects.filter(email__status="sent").select_related("email"):
         # Sent at 08:00 in Paris on its day, as the beat's sweep would have.
@@ -350,9 +355,12 @@ def test_the_digest_reader_and_the_english_reader(seeded):
         Delivery.DIGEST,
     )
     investigator = OutboundEmail.objects.filter(recipients=["investigator.bordeaux@example.org"])
+    # One digest a day: BXP-004's M1 window, a query, a query, then three reminders.
     assert sorted((e.kind, e.reminders.count()) for e in investigator) == [
         ("reminder_digest", 1),
-        ("reminder_digest", 2),
+        ("reminder_digest", 1),
+        ("reminder_digest", 1),
+        ("reminder_digest", 3),
     ]
     # Dates in each reader's language: the target date of BXP-004's M1.
     target = Visit.objects.get(patient__subject_code="BXP-004", code="M1").target_date
@@ -361,21 +369,22 @@ def test_the_digest_reader_and_the_english_reader(seeded):
     with translation.override("fr"):
         french = date_format(target, "DATE_FORMAT")
     coordinator = OutboundEmail.objects.filter(recipients=["coordinator.bordeaux@example.org"])
-    assert coordinator.count() == 3 and {e.kind for e in coordinator} == {"reminder"}
+    assert coordinator.count() == 6 and {e.kind for e in coordinator} == {"reminder"}
     assert all(english in e.body for e in coordinator.filter(reminders__visit__code="M1"))
-    assert all(french in e.body for e in investigator)
+    about_m1 = investigator.filter(reminders__visit__code="M1").distinct()
+    assert about_m1.count() == 2 and all(french in e.body for e in about_m1)
 
 
 def test_the_sent_reminders_are_files_in_the_mail_folder(seeded, mail_dir):
     written = mails(mail_dir)
     sent = OutboundEmail.objects.filter(status="sent", kind__startswith="reminder")
-    assert sent.count() == 5
+    assert sent.count() == 10
     assert sorted((m["To"], m["Subject"].strip()) for m in written) == sorted(
         (e.recipients[0], e.subject) for e in sent
     )
-    digest = next(m for m in written if m["Subject"].strip().startswith(f"[{RCT}] 2 "))
+    digest = next(m for m in written if m["Subject"].strip().startswith(f"[{RCT}] 3 "))
     body = digest.get_content()
-    assert "BXP-003" in body and "BXP-004" in body
+    assert "BXP-002" in body and "BXP-003" in body and "BXP-004" in body
     assert "/profile/reminders/" in body
 
 
@@ -401,9 +410,73 @@ def test_the_reminders_log_shows_sent_and_pending(seeded, client):
     client.force_login(get_user_model().objects.get(username="datamanager"))
     response = client.get(reverse("reminders:log", args=[RCT]), HTTP_ACCEPT_LANGUAGE="en")
     assert response.context["counts"] == {
-        "sent": 6,
+        "sent": 12,
         "pending": 2,
         "failed": 0,
         "cancelled": 0,
         "skipped": 0,
     }
+
+
+# -- the review ---------------------------------------------------------------------------------
+
+
+def test_queries_at_every_age_and_status(seeded):
+    from ecrf.review.models import Query
+    from ecrf.review.queries import days_open
+
+    manual = Query.objects.filter(origin=Query.Origin.MANUAL).select_related("patient")
+    opened = sorted(days_open(q) for q in manual.filter(status="open"))
+    assert opened == [3, 10, 20, 40]
+    assert sorted(manual.values_list("status", flat=True)) == sorted(
+        ["open"] * 4 + ["answered", "closed", "reopened"]
+    )
+    reopened = manual.get(status="reopened")
+    assert [m.kind for m in reopened.messages.order_by("at", "pk")] == [
+        "raise",
+        "answer",
+        "reopen",
+    ]
+    # The system's own: BXP-004's overdue M1, STR-001's overdue SAE report.
+    auto = Query.objects.filter(origin=Query.Origin.AUTO).select_related("patient")
+    assert sorted((q.patient.subject_code, q.rule) for q in auto) == [
+        ("BXP-004", "visit_overdue"),
+        ("STR-001", "sae_overdue"),
+    ]
+
+
+def test_verified_forms_a_reset_a_frozen_visit_and_a_locked_casebook(seeded):
+    from ecrf.patients.models import DataLock, FormIndexEntry
+    from ecrf.review.models import SdvMark
+
+    completed = Patient.objects.get(subject_code="BXP-001")
+    verified = FormIndexEntry.objects.filter(patient=completed, review_state="verified")
+    assert verified.filter(form_code="mrss").count() == 6  # the primary endpoint, every visit
+    reset = SdvMark.objects.get(kind="reset")
+    assert (reset.patient.subject_code, reset.entry.form_code, reset.field) == (
+        "BXP-002",
+        "mrss",
+        "face",
+    )
+    assert reset.entry.visit.code == "M3" and reset.entry.review_state == ""
+    locks = {(lock.kind, lock.level): lock for lock in DataLock.objects.active()}
+    assert locks[("lock", "patient")].patient == completed
+    frozen = locks[("freeze", "visit")]
+    assert (frozen.patient.subject_code, frozen.visit.code) == ("BXP-002", "M1")
+
+
+def test_a_signed_visit_a_voided_signature_and_a_signed_casebook(seeded):
+    from ecrf.review.models import Signature
+    from ecrf.review.signatures import signature_valid
+
+    signatures = {
+        (s.patient.subject_code, s.visit.code if s.visit else None): s
+        for s in Signature.objects.select_related("patient", "visit")
+    }
+    assert set(signatures) == {("BXP-002", "M1"), ("BXP-002", "M3"), ("BXP-001", None)}
+    assert signatures[("BXP-002", "M1")].voided_at is None
+    assert signature_valid(signatures[("BXP-002", "M1")])
+    voided = signatures[("BXP-002", "M3")]
+    assert voided.voided_at is not None and "M3" in voided.void_reason
+    assert voided.voided_by.username == "investigator.bordeaux"
+    assert signature_valid(signatures[("BXP-001", None)])

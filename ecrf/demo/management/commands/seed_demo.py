@@ -39,6 +39,7 @@ from ecrf.audit.context import audited
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.models import SafetyLabs
 from ecrf.crfs.services import crf_save, visit_forms
+from ecrf.demo.review import seed_review
 from ecrf.notifications.models import OutboundEmail
 from ecrf.notifications.tasks import send_emails
 from ecrf.patients.models import Allocation, AllocationList, Patient, Visit
@@ -478,6 +479,8 @@ class Command(BaseCommand):
             patient.refresh_from_db()
             created.append(patient)
             self.stdout.write(f"  {patient.subject_code} ({study.code}): {self._stage(patient)}")
+        # The review before the reminders: its open queries remind the site too.
+        self.stdout.write(f"  {seed_review(self.users, self.password)}")
         self._reminder_settings(studies)
         self._reminders()
         self.stdout.write(
