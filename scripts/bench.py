@@ -627,6 +627,11 @@ def review_main() -> None:
             samples.append((time.perf_counter() - begin) * 1000)
         print(f"{'query_ageing of the site (one aggregate)':<58} median "
               f"{statistics.median(samples):7.1f} ms")  # fmt: skip
+        review = f"/studies/{study.code}/review/"
+        timed(f"SDV matrix of site {site.code} ({QUERY_PATIENTS} patients), its monitor",
+              lambda: client.get(f"{review}sdv/?site={site.code}"))  # fmt: skip
+        timed(f"awaiting signature at site {site.code}, its monitor",
+              lambda: client.get(f"{review}signatures/?site={site.code}"))  # fmt: skip
 
 
 if __name__ == "__main__":
