@@ -532,6 +532,21 @@ def test_the_visit_and_casebook_pages_show_the_signature_and_its_void(
     assert 'data-testid="sign"' not in alice_client.get(visit_page).content.decode()
 
 
+def test_a_form_page_shows_the_signatures_over_its_data_and_no_card_before(
+    world, signable, alice_client
+):
+    form_page = reverse("crfs:form", args=[world.rct.code, signable.subject_code, "SCR", 1, "mrss"])
+    assert 'data-testid="signatures"' not in alice_client.get(form_page).content.decode()
+    visit_sign(by=world.alice, visit=scr(signable), password=PASSWORD)
+    body = alice_client.get(form_page).content.decode()
+    assert f"Signed by {world.alice.get_full_name()}" in body
+    assert "I attest that the data of this visit are accurate and complete." in body
+    assert 'data-testid="sign"' not in body  # signing is on the visit page
+    correct_mrss(signable, by=world.bob)
+    body = alice_client.get(form_page).content.decode()
+    assert "<del>" in body and "Signature voided by a change to" in body
+
+
 def test_the_printable_casebook_shows_values_labels_log_and_signatures(
     world, signable, alice_client
 ):

@@ -223,6 +223,13 @@ def visit_signatures(context, visit, actions) -> dict:
 
 
 @register.inclusion_tag("review/_signatures.html", takes_context=True)
+def form_signatures(context, visit) -> dict:
+    """On a form's page, the signatures over its data: the visit's and the casebook's (one
+    query), shown only when there are some; signing is on the visit page."""
+    return {**visit_signatures(context, visit, ()), "hide_empty": True}
+
+
+@register.inclusion_tag("review/_signatures.html", takes_context=True)
 def casebook_signatures(context, patient, actions) -> dict:
     """The casebook page's signatures: the casebook's and its visits' (one query), the sign
     button for the site's investigator, and the printable casebook."""
