@@ -60,8 +60,10 @@ messages: $(VENV)/.dev
 	DEBUG=1 $(BIN)/python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=tests --ignore=staticfiles --ignore=scripts
 	DEBUG=1 $(BIN)/python manage.py compilemessages -l fr --ignore=.venv
 
-# Figures for the pages people use most (BENCH_PATIENTS=5000) and for the reminders sweep
-# over 100,000 visits (BENCH_REMINDER_PATIENTS=20000), each on a throw-away database;
-# BENCH_SECTIONS=pages or =reminders runs one. About a minute and a quarter in all.
+# Figures for the pages people use most (BENCH_PATIENTS=5000), the reminders sweep over
+# 100,000 visits (BENCH_REMINDER_PATIENTS=20000), the review dashboards of a site with 1,000
+# patients and the review's lists (queries, SDV matrix, awaiting signature) of a site with
+# 1,000 patients and 2,000 queries, each on a throw-away database; BENCH_SECTIONS=pages,
+# reminders, dashboard or review runs some. About two minutes in all.
 bench: $(VENV)/.dev
 	DEBUG=1 $(BIN)/python scripts/bench.py
