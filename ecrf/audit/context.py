@@ -51,3 +51,10 @@ def audit_user_id() -> int | None:
     """
     tracker = getattr(runtime._tracker, "value", None)
     return tracker.metadata.get("user") if tracker is not None else None
+
+
+def audit_reason() -> str:
+    """The reason of the audit context the current write runs in ("" without one): for the
+    review, which links a correction whose reason names a query to that query."""
+    tracker = getattr(runtime._tracker, "value", None)
+    return (tracker.metadata.get("reason") or "") if tracker is not None else ""

@@ -21,10 +21,13 @@ patient, visit and form (`open_queries_by_patient`, `open_queries_by_visit`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Prefetch, Q, Value
@@ -33,8 +36,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from ecrf.accounts.permissions import Action, require
-from ecrf.audit.context import audited
+from ecrf.accounts.permissions import Action, can, require
+from ecrf.audit.context import audit_reason, audit_user_id, audited
 from ecrf.core.reasons import reason_problem
 from ecrf.crfs.services import crf_save, is_repeatable
 from ecrf.patients.locks import require_unlocked
@@ -389,6 +392,45 @@ def correction_reason(query: Query, text: str) -> str:
     return f"Query #{query.pk}: {text}"
 
 
+# A reason for change that names a query (correction_reason's form, as the form page's
+# "Correct on this form" prefills it), and the query query_correct is answering itself.
+QUERY_REASON = re.compile(r"^Query #(\d+):")
+_answering: ContextVar[int | None] = ContextVar("review_query_answering", default=None)
+
+
+def query_answered_by_save(entry: FormIndexEntry) -> Query | None:
+    """A form saved with a reason for change that names one of its queries ("Query #12:
+    ...", typed or prefilled on the form's own page) answers that query with the
+    correction, in the save's transaction and audit context: the thread's message names
+    the version, the version's audit event names the query. Nothing when the query is
+    not this form's, is closed or already answered, or the saver may not answer it."""
+    match = QUERY_REASON.match(audit_reason())
+    user_id = audit_user_id()
+    if match is None or user_id is None or _answering.get() is not None:
+        return None
+    query = (
+        Query.objects.select_for_update(of=("self",))
+        .select_related("patient")
+        .filter(pk=int(match[1]), entry_id=entry.pk)
+        .first()
+    )
+    if query is None or not query_transition_allowed(query.status, QueryStatus.ANSWERED):
+        return None
+    by = get_user_model().objects.get(pk=user_id)
+    if not can(by, Action.ANSWER_QUERY, patient=query.patient):
+        return None
+    _move(
+        query,
+        kind=QueryMessage.Kind.CORRECTION,
+        target=QueryStatus.ANSWERED,
+        by=by,
+        text=_("Corrected on the form (version %d).") % entry.version,
+        now=timezone.now(),
+        version=entry.version,
+    )
+    return query
+
+
 def query_correct(
     *,
     by,
@@ -426,14 +468,18 @@ def query_correct(
             "text", flat=True
         )[0]
         reason = correction_reason(query, text or question)
-        saved = _save_correction(
-            entry,
-            by=by,
-            values=values,
-            expected_version=expected_version,
-            reason=reason,
-            confirmed=confirmed,
-        )
+        answering = _answering.set(query.pk)  # this service writes the thread's message
+        try:
+            saved = _save_correction(
+                entry,
+                by=by,
+                values=values,
+                expected_version=expected_version,
+                reason=reason,
+                confirmed=confirmed,
+            )
+        finally:
+            _answering.reset(answering)
         if saved.version == expected_version:
             raise ValidationError(
                 {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecrf.review import signatures
+from ecrf.review import queries, signatures
 from ecrf.review.sdv import sdv_entry_changed
 
 
@@ -13,9 +13,11 @@ def form_entry_changed(sender, *, entry, previous_review_version, **kwargs) -> N
 
 
 def form_entry_saved(sender, *, entry, **kwargs) -> None:
-    """A form instance got a new version: the signatures it changes are voided, in the
-    save's transaction and audit context."""
+    """A form instance got a new version: the signatures it changes are voided, and a
+    query its reason for change names is answered, in the save's transaction and audit
+    context."""
     signatures.form_entry_saved(entry)
+    queries.query_answered_by_save(entry)
 
 
 def visit_changed(sender, *, visit, field, **kwargs) -> None:

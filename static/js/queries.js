@@ -17,3 +17,22 @@
     (label || holder).appendChild(mark);
   });
 })();
+
+// "Correct on this form": the reason for change names the query ("Query #12: "), so that
+// saving the form answers it; the queried field (or the first one) takes the focus.
+(function () {
+  "use strict";
+  document.querySelectorAll(".query-correct[data-reason]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var reason = document.getElementById("id_reason");
+      if (reason) {
+        var prefix = button.getAttribute("data-reason");
+        if (reason.value.indexOf(prefix) !== 0) reason.value = prefix + reason.value;
+      }
+      var name = button.getAttribute("data-field");
+      var field = (name && document.getElementById("id_" + name)) ||
+        document.querySelector("form[data-crf] input:not([type=hidden]), form[data-crf] select");
+      if (field) field.focus();
+    });
+  });
+})();

@@ -144,6 +144,49 @@ def test_a_correction_goes_through_crf_save_with_the_query_as_its_reason(world, 
     assert entry(patient, "consent").version == 2
 
 
+def _save_consent(patient, *, by, reason: str, version: str = "2.2"):
+    consent = Consent.objects.get(patient=patient)
+    return crf_save(
+        visit=consent.visit,
+        form_code="consent",
+        values={"consent_version": version},
+        by=by,
+        expected_version=consent.version,
+        reason=reason,
+    )
+
+
+def test_a_save_on_the_form_whose_reason_names_the_query_answers_it(world, patient):
+    """The form's own page: "Correct on this form" prefills the reason with the query."""
+    query = _raise(world, patient)
+    _save_consent(patient, by=world.bob, reason=f"Query #{query.pk}: version 2.2 on the copy")
+    assert _fresh(query).status == QueryStatus.ANSWERED
+    message = QueryMessage.objects.get(query=query, kind="correction")
+    assert (message.version, message.by, message.text) == (
+        2,
+        world.bob,
+        "Corrected on the form (version 2).",
+    )
+    # Answered, the query waits for the reviewer: another save naming it adds nothing.
+    _save_consent(patient, by=world.bob, reason=f"Query #{query.pk}: back to 2.1", version="2.1")
+    assert [kind for kind, _text in _thread(query)] == ["raise", "correction"]
+
+
+def test_a_save_naming_a_closed_or_another_forms_query_leaves_it_alone(world, patient):
+    closed = _raise(world, patient)
+    query_close(by=world.monica, query=closed, text="Raised on the wrong field.")
+    elsewhere = query_raise(
+        by=world.monica, entry=entry(patient, "demographics"), text="Year of birth?"
+    )
+    _save_consent(patient, by=world.alice, reason=f"Query #{closed.pk}: version 2.2")
+    _save_consent(
+        patient, by=world.alice, reason=f"Query #{elsewhere.pk}: version 2.1", version="2.1"
+    )
+    assert _fresh(closed).status == QueryStatus.CLOSED
+    assert [kind for kind, _text in _thread(elsewhere)] == ["raise"]
+    assert Consent.objects.get(patient=patient).version == 3  # the saves themselves went on
+
+
 def test_a_correction_with_an_explanation_uses_it_as_the_reason(world, patient):
     query = _raise(world, patient)
     query_correct(

@@ -281,6 +281,12 @@ def test_the_crf_page_marks_the_field_and_shows_its_thread(world, en_client, pat
     assert "Version 2.1 or 2.2?" in page
     assert f'data-testid="form-query-{closed.pk}"' not in page
     assert "js/queries.js" in page
+    # The site corrects on the form: the button carries the query into the reason.
+    assert f'data-testid="correct-on-form-{query.pk}"' in page
+    assert f'data-reason="Query #{query.pk}: "' in page
+    # A monitor reads the thread, and corrects nothing.
+    en_client.force_login(world.monica)
+    assert "correct-on-form" not in en_client.get(url).content.decode()
 
 
 def test_the_patient_list_and_the_casebook_count_the_queries(world, en_client, patient):

@@ -73,6 +73,9 @@ def form_queries(context, instance) -> dict:
     if instance is None or instance.pk is None:
         return {"threads": []}
     return {
+        # The site corrects on this page: the button prefills the reason for change with
+        # the query, and the save answers it (queries.query_answered_by_save).
+        "can_correct": bool(context.get("can_enter")),
         "threads": instance_threads(instance, closed=False),
         "study": context["study"],
         "on_form": True,
