@@ -41,6 +41,9 @@ def log_in_as(page, live_server, username: str) -> None:
 
 def shot(page, name: str) -> None:
     assert page.locator("html").get_attribute("lang") == "en", f"{name}: not in English"
+    # At 1280 px the menu holds on one line (the study's name gives way), nothing scrolls sideways.
+    assert page.locator("nav.navbar").bounding_box()["height"] < 64, f"{name}: the menu wraps"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280, f"{name}: too wide"
     page.screenshot(path=str(ARTIFACTS / f"review-{name}.png"), full_page=True)
 
 
@@ -203,6 +206,7 @@ def test_query_correction_sdv_signature_and_lock(live_server, browser_page, pati
     assert row.get_by_role("link", name="View").is_visible()
     assert row.get_by_role("link", name="Edit").count() == 0
     page.goto(crf_url)
+    assert page.get_by_test_id("data-lock").get_attribute("data-kind") == "lock"
     said = page.get_by_test_id("data-lock").inner_text()
     assert "locked by Thomas Dubois" in said and patient.subject_code in said
     assert page.get_by_role("button", name="Save", exact=True).count() == 0
