@@ -507,6 +507,7 @@ def crf_edit(request, study_code, subject_code, code, repeat, form_code, instanc
             ),
             "can_enter": can_enter,
             "lock_message": refusal,
+            "lock_kind": lock.kind if lock is not None else "",
             "live_fields": model.LIVE_TOTAL,
             # The saved form's totals from the first view, not only after a change.
             "live_values": live_values(instance) if instance is not None else None,

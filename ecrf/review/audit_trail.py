@@ -33,7 +33,8 @@ from django.utils.translation import gettext_lazy
 
 from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import SafetyLabs
-from ecrf.patients.models import Visit
+from ecrf.patients.models import FormIndexEntry, Visit
+from ecrf.review.sdv import field_label
 from ecrf.studies.models import ProtocolVersion
 from ecrf.studies.protocol import Protocol
 
@@ -80,6 +81,8 @@ NAMED_FIELDS = {
     "patients.Visit": frozenset({"code", "repeat"}),
     "safety.AdverseEvent": frozenset({"number"}),
 }
+# Rows whose `field` names a field of the form they are about (`entry_id`): shown by its label.
+FORM_FIELD_MODELS = frozenset({"review.Query", "review.SdvMark"})
 # Text columns holding an ISO date that may lack its day (an onset "2026-10").
 PARTIAL_DATES = {"safety.AdverseEvent": frozenset({"onset_date"})}
 PARTIAL_DATE_RE = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
@@ -579,6 +582,12 @@ class _Reader:
                 changes.extend(_warnings(old, new, kind))
             elif isinstance(old, dict) or isinstance(new, dict):
                 changes.extend(self._keyed(event, model, name, title, old, new))
+            elif column == "field" and label in FORM_FIELD_MODELS:
+
+                def shown(value, event=event):
+                    return self._form_field(event, value)
+
+                changes.append(_change(name, title, kind, old, new, shown))
             else:
 
                 def shown(value, column=column):
@@ -605,6 +614,18 @@ class _Reader:
             reason=reason_shown(reason),
             note=note,
         )
+
+    def _form_field(self, event, value) -> str:
+        """A query's or an SDV mark's field by its label on the form ("hand (dorsum),
+        right", not "hand_r"), from the form the row is about (loaded with its name)."""
+        if _empty(value):
+            return EMPTY
+        entry_id = (event.pgh_data or {}).get("entry_id")
+        entry = self.rows.data.get((FormIndexEntry, str(entry_id))) or {}
+        try:
+            return field_label(entry["form_code"], value)
+        except KeyError:  # the form is not known (any more): its code is all there is
+            return _plain(value)
 
     def _keyed(self, event, model, name, title, old, new) -> list[Change]:
         """The keys of a JSON object that changed, each as its own line: "I3: No → Yes"."""

@@ -13,6 +13,9 @@
     mark.className = "badge text-bg-warning query-mark ms-1";
     mark.href = "#" + block.id;
     mark.textContent = card.getAttribute("data-mark-label") || "?";
+    // A grid row holds two fields (the mRSS's right and left): the mark names its side.
+    var side = holder.getAttribute("data-query-side");
+    if (side) mark.textContent += " · " + side;
     var label = holder.querySelector("label");
     (label || holder).appendChild(mark);
   });

@@ -19,9 +19,11 @@ from ecrf.accounts.models import Membership
 from ecrf.audit.context import audited
 from ecrf.crfs.models import Consent, Demographics, Eligibility, MdmCytokines, SafetyLabs
 from ecrf.crfs.services import crf_save
-from ecrf.patients.models import Patient, Visit
+from ecrf.patients.models import FormIndexEntry, Patient, Visit
 from ecrf.patients.services import patient_create
 from ecrf.patients.visits import visit_record_date
+from ecrf.review.queries import query_raise
+from ecrf.review.sdv import sdv_mark
 from ecrf.safety.services import ae_create
 from ecrf.studies.models import Site
 from tests.factories import AllocationFactory
@@ -224,6 +226,21 @@ def test_choices_are_shown_by_their_labels(client, world):
         patient.save()
     changed = row_of(page(client, world.monica, patient), f"Patient {patient.subject_code} changed")
     assert "Status: Screening → Withdrawn" in changed
+
+
+def test_the_field_of_a_query_and_of_an_sdv_mark_is_named_by_its_label(client, world):
+    patient, _visit = consented(world)
+    entry = FormIndexEntry.objects.get(patient=patient, form_code="consent")
+    query_raise(
+        by=world.monica, entry=entry, field="consent_version", text="Which version was signed?"
+    )
+    sdv_mark(by=world.monica, entry=entry, fields=["consent_date"], expected_version=1)
+    response = page(client, world.monica, patient)
+    raised = row_of(response, "Query · Visit SCR (Pre-inclusion) created")
+    assert "Field: consent form version" in raised
+    marked = row_of(response, "SDV mark", "created")
+    assert "Field: date of consent" in marked
+    assert "consent_version" not in text(response) and "consent_date" not in text(response)
 
 
 # -- what is left out ---------------------------------------------------------------------

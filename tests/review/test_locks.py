@@ -523,6 +523,10 @@ def test_a_locked_visit_shows_its_lock_and_refuses_a_posted_date_with_the_messag
     )
     assert form.context["lock_message"] == "Visit SCR of BXP-004" + LOCKED
     assert not form.context["can_enter"]
+    # Its fields are shown read-only, not left to be typed into for nothing.
+    html = form.content.decode()
+    assert '<fieldset class="crf-fields" disabled data-testid="crf-read-only">' in html
+    assert 'type="submit"' not in html.split("data-crf")[1]
 
 
 def test_a_form_lock_turns_its_edit_button_into_view(client, world, diane, patient):
