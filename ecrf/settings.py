@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "ecrf.crfs",
     "ecrf.safety",
     "ecrf.review",
+    "ecrf.exports",
     "ecrf.reminders",
     "ecrf.notifications",
     "ecrf.audit",

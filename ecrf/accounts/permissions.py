@@ -40,7 +40,7 @@ class Action(models.TextChoices):
     MANAGE_ALLOCATION_LISTS = "manage_allocation_lists", gettext_lazy("manage allocation lists")
     RECEIVE_REMINDERS = "receive_reminders", gettext_lazy("receive the site's visit reminders")
     READ_REMINDER_LOG = "read_reminder_log", gettext_lazy("read the reminders sent")
-    # Review and export: declared in the table, enforced as their services come (PLANNED).
+    # Review and export.
     RAISE_QUERY = "raise_query", gettext_lazy("raise queries")
     ANSWER_QUERY = "answer_query", gettext_lazy("answer queries")
     CLOSE_QUERY = "close_query", gettext_lazy("close queries")
@@ -52,12 +52,8 @@ class Action(models.TextChoices):
     EXPORT = "export", gettext_lazy("export data")
 
 
-# Actions no service performs yet: the table says who will, the review services enforce it.
-PLANNED = frozenset(
-    {
-        Action.EXPORT,
-    }
-)
+# Actions no service performs yet: the table says who will, their services enforce it.
+PLANNED: frozenset[Action] = frozenset()
 
 _ROLES = (Role.INVESTIGATOR, Role.COORDINATOR, Role.MONITOR, Role.DATA_MANAGER, Role.ADMIN)
 X, o = True, False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import pkgutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -46,6 +47,7 @@ from ecrf.accounts.permissions import (
 )
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.services import crf_save
+from ecrf.exports.services import export_run
 from ecrf.patients.models import FormIndexEntry, Patient, Visit
 from ecrf.patients.randomisation import (
     allocation_list_generate,
@@ -152,6 +154,7 @@ def _tables() -> list[str]:
         "crfs",
         "safety",
         "review",
+        "exports",
         "notifications",
         "audit",
     }
@@ -488,6 +491,13 @@ SCENARIOS = {
         _submitted,
         lambda event, by, world: sae_acknowledge(
             report=SaeReport.objects.get(adverse_event=event), by=by
+        ),
+    ),
+    "export_run": Scenario(
+        Action.EXPORT,
+        _consented,
+        lambda patient, by, world: export_run(
+            study=world.rct, by=by, sites=["BXP"], out_dir=tempfile.mkdtemp()
         ),
     ),
     "data_freeze": Scenario(

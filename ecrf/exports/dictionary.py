@@ -1,0 +1,175 @@
+"""The data dictionary of a study's forms, read from the CRF models and the protocol.
+
+A form's columns are its model's fields under their data dictionary names
+(``crf-spec.md``): the answers, then the derived values, never the bookkeeping of
+`CrfBase` (who entered it, its version). The optional `initials` are a near-identifier and
+are left out. Each variable has its labels in English and in French, its type, its unit
+when the name's suffix gives one, its allowed values with their labels, and the visits of
+the protocol(s) where the form is collected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import models
+from django.utils import translation
+from django.utils.text import capfirst
+
+from ecrf.crfs.base import CrfBase
+from ecrf.crfs.models import FORM_MODELS
+from ecrf.patients.models import Patient
+
+# Never exported: near-identifiers, left out unless asked for (not offered yet).
+LEFT_OUT = frozenset({"initials"})
+_BOOKKEEPING = frozenset(f.name for f in CrfBase._meta.get_fields()) | {"id"}
+
+# The unit a field name's suffix states (crf-spec.md names carry their unit).
+UNIT_SUFFIXES = (
+    ("_pg_ml", "pg/mL"),
+    ("_pct", "%"),
+    ("_kg", "kg"),
+    ("_cm", "cm"),
+    ("_mm", "mm"),
+    ("_mmhg", "mmHg"),
+    ("_days", "days"),
+)
+
+# The fixed columns before a form's items.
+KEY_COLUMNS = ("subject_code", "site", "visit_code", "visit_date", "form_status")
+
+
+@dataclass(frozen=True)
+class Variable:
+    form: str
+    name: str
+    label_en: str
+    label_fr: str
+    type: str
+    unit: str
+    values_en: str
+    values_fr: str
+    visits: str
+    # What values_list() reads for it (a patient reference is read as its subject code).
+    lookup: str
+
+
+def _type(field: models.Field) -> str:
+    if field.choices:
+        return "coded"
+    if isinstance(field, models.BooleanField):
+        return "boolean"
+    if isinstance(field, (models.IntegerField, models.AutoField)):
+        return "integer"
+    if isinstance(field, models.DecimalField):
+        return "decimal"
+    if isinstance(field, models.FloatField):
+        return "float"
+    if isinstance(field, models.DateTimeField):
+        return "datetime"
+    if isinstance(field, models.DateField):
+        return "date"
+    return "text"
+
+
+def _unit(name: str) -> str:
+    return next((unit for suffix, unit in UNIT_SUFFIXES if name.endswith(suffix)), "")
+
+
+def _values(field: models.Field) -> str:
+    if field.choices:
+        return " | ".join(f"{value}={label}" for value, label in field.choices)
+    if isinstance(field, models.BooleanField):
+        return f"1={translation.gettext('Yes')} | 0={translation.gettext('No')}"
+    return ""
+
+
+def export_fields(model: type[CrfBase]) -> list[models.Field]:
+    """The model's exported fields in their order: answers and derived values."""
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if field.name not in _BOOKKEEPING and field.name not in LEFT_OUT
+    ]
+
+
+def lookup_of(field: models.Field) -> str:
+    if field.is_relation and field.related_model is Patient:
+        return f"{field.name}__subject_code"
+    return field.attname
+
+
+def visits_by_form(protocols: Iterable) -> dict[str, list[str]]:
+    """Form code -> the visit codes that collect it, over the protocol versions given
+    (a per-patient log: "per_patient")."""
+    found: dict[str, list[str]] = {}
+    for protocol in protocols:
+        for visit in protocol.visits:
+            for code in visit.form_codes:
+                codes = found.setdefault(code, [])
+                if visit.code not in codes:
+                    codes.append(visit.code)
+        for form in protocol.per_patient_forms():
+            found.setdefault(form.code, ["per_patient"])
+    return found
+
+
+def exportable_forms(protocols: Iterable) -> list[str]:
+    """The study's form codes that have a CRF model, in protocol order."""
+    codes: list[str] = []
+    for protocol in protocols:
+        for form in protocol.forms:
+            if form.code in FORM_MODELS and form.code not in codes:
+                codes.append(form.code)
+    return codes
+
+
+def variables(form_code: str, visits: list[str]) -> Iterator[Variable]:
+    """The dictionary rows of one form."""
+    model = FORM_MODELS[form_code]
+    for field in export_fields(model):
+        labels, values = {}, {}
+        for language in ("en", "fr"):
+            with translation.override(language):
+                labels[language] = str(capfirst(field.verbose_name))
+                values[language] = _values(field)
+        yield Variable(
+            form=form_code,
+            name=field.name,
+            label_en=labels["en"],
+            label_fr=labels["fr"],
+            type=_type(field),
+            unit=_unit(field.name),
+            values_en=values["en"],
+            values_fr=values["fr"],
+            visits=" ".join(visits),
+            lookup=lookup_of(field),
+        )
+
+
+DICTIONARY_COLUMNS = (
+    "form",
+    "variable",
+    "label_en",
+    "label_fr",
+    "type",
+    "unit",
+    "allowed_values_en",
+    "allowed_values_fr",
+    "visits",
+)
+
+
+def dictionary_row(variable: Variable) -> list[str]:
+    return [
+        variable.form,
+        variable.name,
+        variable.label_en,
+        variable.label_fr,
+        variable.type,
+        variable.unit,
+        variable.values_en,
+        variable.values_fr,
+        variable.visits,
+    ]
