@@ -14,6 +14,8 @@ import pghistory.models
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from ecrf.crfs.models import FORM_MODELS, Demographics, MdmCytokines, Mrss
@@ -267,3 +269,30 @@ def test_site_staff_and_monitors_may_not_export(rct, tmp_path, username, sites):
         export_run(study=rct, by=user(username), sites=sites, out_dir=tmp_path / "o")
     assert not (tmp_path / "o").exists()
     assert not ExportRecord.objects.exists()
+
+
+def test_the_queries_do_not_grow_with_the_rows(rct, tmp_path):
+    """One server-side cursor per form, whatever its rows: Bordeaux's six patients cost the
+    queries Strasbourg's two do."""
+    counts, rows = {}, {}
+    for site in ("BXP", "STR"):
+        with CaptureQueriesContext(connection) as queries:
+            record = export_run(
+                study=rct, by=user("datamanager"), sites=[site], out_dir=tmp_path / site
+            )
+        counts[site] = len(queries)
+        rows[site] = sum(file.get("rows", 0) for file in record.files)
+    assert rows["BXP"] > rows["STR"]
+    assert counts["BXP"] == counts["STR"]
+
+
+def test_french_labels_keep_their_accents(rct, tmp_path):
+    export_run(study=rct, by=user("datamanager"), forms=["drug_accountability"], out_dir=tmp_path)
+    dictionary = read(tmp_path / "dictionary.csv")
+    returned = dictionary[dictionary.variable == "units_returned"].iloc[0]
+    with translation.override("fr"):
+        french = str(
+            FORM_MODELS["drug_accountability"]._meta.get_field("units_returned").verbose_name
+        )
+    assert returned.label_fr.lower() == french.lower()
+    assert any(letter in french for letter in "éèàç")
