@@ -227,7 +227,8 @@ def export_run(
     `sites` and `forms` are codes (None: all of them). Refused (PermissionDenied) unless
     `by` may export at every site asked for (every site of the study when none is named);
     refused (ValidationError keyed by the argument) for an unknown format, site or form, a
-    cut-off, or an unblinded export by someone who does not see the allocation. Nothing is
+    cut-off, an unblinded export by someone who does not see the allocation, or a folder
+    that is not empty. Nothing is
     written before every check has passed.
     """
     now = timezone.now()
@@ -253,6 +254,15 @@ def export_run(
         )
 
     out = Path(out_dir)
+    # An earlier export's files left beside this one's (an unblinded allocation.csv
+    # beside a blinded export) would pass for part of it.
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValidationError(
+            {
+                "out_dir": _("Folder: %(folder)s is not an empty folder; give a new or empty one.")
+                % {"folder": out}
+            }
+        )
     out.mkdir(parents=True, exist_ok=True)
     visits = visits_by_form(protocols)
     files = []

@@ -56,13 +56,14 @@ def test_the_command_exports_and_says_what_it_wrote(seeded, tmp_path):
         (["--study", RCT, "--unblinded"], "Unblinded: you do not see the allocation"),
         (["--study", RCT, "--user", "monitor.bordeaux"], "Your role does not allow you to"),
         (["--study", RCT, "--user", "nobody"], "User: nobody is not an active account."),
+        (["--study", RCT, "--out", "/"], "Folder: / is not an empty folder"),
     ],
 )
 def test_errors_are_messages_not_tracebacks(seeded, tmp_path, arguments, message):
     if "--user" not in arguments:
         arguments = [*arguments, "--user", "datamanager"]
     with pytest.raises(CommandError) as refused:
-        export(*arguments, "--out", str(tmp_path / "o"))
+        export(*arguments, *([] if "--out" in arguments else ["--out", str(tmp_path / "o")]))
     assert message in str(refused.value)
     assert not (tmp_path / "o").exists()
     assert not ExportRecord.objects.exists()

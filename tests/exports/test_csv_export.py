@@ -296,3 +296,15 @@ def test_french_labels_keep_their_accents(rct, tmp_path):
         )
     assert returned.label_fr.lower() == french.lower()
     assert any(letter in french for letter in "éèàç")
+
+
+def test_a_folder_that_is_not_empty_is_refused(rct, tmp_path):
+    export_run(study=rct, by=user("admin"), unblinded=True, out_dir=tmp_path)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        export_run(study=rct, by=user("admin"), out_dir=tmp_path)
+    assert refused.value.message_dict == {
+        "out_dir": [f"Folder: {tmp_path} is not an empty folder; give a new or empty one."]
+    }
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert ExportRecord.objects.count() == 1
