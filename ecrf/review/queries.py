@@ -367,24 +367,32 @@ def query_raise(*, by, entry: FormIndexEntry, field: str = WHOLE, text: str) -> 
             )
 
 
+def _reply(*, by, query: Query, text: str, label, kind, target, said: str) -> Query:
+    """A message that moves the query along the table: the site's answer, the reviewer's
+    close or reopening (the caller has asked the table; atomic, audited as "query <said>:
+    #N")."""
+    text = _text(text, label=label)
+    with transaction.atomic():
+        query = _locked_query(query)
+        _refuse_move(query, target)
+        _unlocked(query)
+        with audited(by=by, reason=f"query {said}: #{query.pk}"):
+            _move(query, kind=kind, target=target, by=by, text=text, now=timezone.now())
+    return query
+
+
 def query_answer(*, by, query: Query, text: str) -> Query:
     """The site answers with an explanation: the query waits for the reviewer."""
     require(by, Action.ANSWER_QUERY, patient=query.patient)
-    text = _text(text, label=_("Answer"))
-    with transaction.atomic():
-        query = _locked_query(query)
-        _refuse_move(query, QueryStatus.ANSWERED)
-        _unlocked(query)
-        with audited(by=by, reason=f"query answered: #{query.pk}"):
-            _move(
-                query,
-                kind=QueryMessage.Kind.ANSWER,
-                target=QueryStatus.ANSWERED,
-                by=by,
-                text=text,
-                now=timezone.now(),
-            )
-    return query
+    return _reply(
+        by=by,
+        query=query,
+        text=text,
+        label=_("Answer"),
+        kind=QueryMessage.Kind.ANSWER,
+        target=QueryStatus.ANSWERED,
+        said="answered",
+    )
 
 
 def correction_reason(query: Query, text: str) -> str:
@@ -542,38 +550,26 @@ def _save_correction(entry, *, by, values, expected_version, reason, confirmed):
 def query_close(*, by, query: Query, text: str) -> Query:
     """The reviewer closes the query: the answer settles it (or it was raised in error)."""
     require(by, Action.CLOSE_QUERY, patient=query.patient)
-    text = _text(text, label=_("Closing note"))
-    with transaction.atomic():
-        query = _locked_query(query)
-        _refuse_move(query, QueryStatus.CLOSED)
-        _unlocked(query)
-        with audited(by=by, reason=f"query closed: #{query.pk}"):
-            _move(
-                query,
-                kind=QueryMessage.Kind.CLOSE,
-                target=QueryStatus.CLOSED,
-                by=by,
-                text=text,
-                now=timezone.now(),
-            )
-    return query
+    return _reply(
+        by=by,
+        query=query,
+        text=text,
+        label=_("Closing note"),
+        kind=QueryMessage.Kind.CLOSE,
+        target=QueryStatus.CLOSED,
+        said="closed",
+    )
 
 
 def query_reopen(*, by, query: Query, text: str) -> Query:
     """The reviewer reopens an answered query: the answer does not settle it."""
     require(by, Action.CLOSE_QUERY, patient=query.patient)
-    text = _text(text, label=_("Reason for reopening"))
-    with transaction.atomic():
-        query = _locked_query(query)
-        _refuse_move(query, QueryStatus.REOPENED)
-        _unlocked(query)
-        with audited(by=by, reason=f"query reopened: #{query.pk}"):
-            _move(
-                query,
-                kind=QueryMessage.Kind.REOPEN,
-                target=QueryStatus.REOPENED,
-                by=by,
-                text=text,
-                now=timezone.now(),
-            )
-    return query
+    return _reply(
+        by=by,
+        query=query,
+        text=text,
+        label=_("Reason for reopening"),
+        kind=QueryMessage.Kind.REOPEN,
+        target=QueryStatus.REOPENED,
+        said="reopened",
+    )

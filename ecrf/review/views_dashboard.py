@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from ecrf.accounts.access import scope, study_sites_visible_to
 from ecrf.accounts.permissions import Action, can, roles_allowed
+from ecrf.core.pagination import paginate
 from ecrf.patients.models import Deviation, Visit
 from ecrf.patients.selectors import study_for
 from ecrf.review.charts import bar_chart, enrolment_chart, progress_bars
@@ -176,13 +176,6 @@ def _visit_name(versions, visit) -> str:
         return ""
 
 
-def _page(request, queryset):
-    page = Paginator(queryset, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return page, query.urlencode()
-
-
 @login_required
 def overdue_visit_list(request, study_code: str):
     """The visits overdue at the user's sites, the longest overdue first."""
@@ -193,8 +186,10 @@ def overdue_visit_list(request, study_code: str):
         Visit.objects.visible_to(request.user).filter(patient__study=study), today=today
     ).select_related("patient__site")
     filterset = OverdueVisitFilter(request.GET or None, queryset=visits, sites=sites)
-    page, query = _page(
-        request, filterset.qs.order_by("latest_date", "patient__subject_code", "sequence", "pk")
+    page, query = paginate(
+        request,
+        filterset.qs.order_by("latest_date", "patient__subject_code", "sequence", "pk"),
+        size=LIST_PAGE_SIZE,
     )
     versions = _versions(study)
     rows = [
@@ -226,7 +221,9 @@ def deviation_list(request, study_code: str):
         .select_related("patient__site", "visit", "recorded_by", "closed_by")
     )
     filterset = DeviationFilter(request.GET or None, queryset=deviations, sites=sites)
-    page, query = _page(request, filterset.qs.order_by("-recorded_at", "-pk"))
+    page, query = paginate(
+        request, filterset.qs.order_by("-recorded_at", "-pk"), size=LIST_PAGE_SIZE
+    )
     return render(
         request,
         "review/deviations.html",

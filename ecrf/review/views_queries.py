@@ -8,7 +8,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ecrf.accounts.access import scope
 from ecrf.accounts.permissions import Action, actions_for
 from ecrf.core.errors import StaleVersion
+from ecrf.core.pagination import paginate
 from ecrf.crfs.services import WarningsPending
 from ecrf.patients.models import FormIndexEntry
 from ecrf.patients.selectors import study_for
@@ -151,10 +151,8 @@ def query_list(request, study_code: str, site_code: str | None = None):
         .annotate(question=Subquery(question))
         .order_by("-opened_at", "-pk")
     )
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page, query = paginate(request, rows, size=PAGE_SIZE)
     _shared_protocols(page, versions)
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "review/queries.html",
@@ -164,7 +162,7 @@ def query_list(request, study_code: str, site_code: str | None = None):
             "sites": list(sites),
             "filter": filterset,
             "page": page,
-            "query": query.urlencode(),
+            "query": query,
             "rows": [
                 {
                     "query": q,

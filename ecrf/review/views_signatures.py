@@ -11,13 +11,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from ecrf.accounts.permissions import Action, actions_for, can
+from ecrf.core.pagination import paginate
 from ecrf.patients.models import Patient, Visit
 from ecrf.patients.selectors import patient_for, study_for
 from ecrf.review.casebook_print import casebook_printout
@@ -155,26 +155,23 @@ def awaiting_signature(request, study_code: str):
     site = request.GET.get("site", "")
     if site:
         visible = visible.filter(site__code=site)
-    casebooks = Paginator(
+    casebooks, casebooks_query = paginate(
+        request,
         casebooks_awaiting_signature(study=study)
         .filter(pk__in=visible.values("pk"))
         .select_related("site")
         .order_by("site__code", "subject_code"),
-        PAGE_SIZE,
-    ).get_page(request.GET.get("page"))
-    visits = Paginator(
+        size=PAGE_SIZE,
+    )
+    visits, visits_query = paginate(
+        request,
         visits_awaiting_signature(study=study)
         .filter(patient__in=visible.values("pk"))
         .select_related("patient__site")
         .order_by("patient__site__code", "patient__subject_code", "sequence", "repeat"),
-        PAGE_SIZE,
-    ).get_page(request.GET.get("vpage"))
-
-    def without(name: str) -> str:
-        query = request.GET.copy()
-        query.pop(name, None)
-        return query.urlencode()
-
+        size=PAGE_SIZE,
+        param="vpage",
+    )
     return render(
         request,
         "review/awaiting_signature.html",
@@ -183,8 +180,8 @@ def awaiting_signature(request, study_code: str):
             "site": site,
             "casebooks": casebooks,
             "visits": visits,
-            "casebooks_query": without("page"),
-            "visits_query": without("vpage"),
+            "casebooks_query": casebooks_query,
+            "visits_query": visits_query,
             "can_sign": Action.SIGN in actions_for(request.user, study=study),
         },
     )
