@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from django.db import models
 from django.utils import translation
@@ -20,10 +21,15 @@ from django.utils.text import capfirst
 from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import FORM_MODELS
 from ecrf.patients.models import Patient
+from ecrf.safety.models import AdverseEvent
 
-# Never exported: near-identifiers, left out unless asked for (not offered yet).
+# Never exported unless asked for: near-identifiers (export_run(initials=True)).
 LEFT_OUT = frozenset({"initials"})
-_BOOKKEEPING = frozenset(f.name for f in CrfBase._meta.get_fields()) | {"id"}
+_BOOKKEEPING = frozenset(f.name for f in CrfBase._meta.get_fields()) | {
+    "id",
+    "created_at",
+    "created_by",
+}
 
 # The unit a field name's suffix states (crf-spec.md names carry their unit).
 UNIT_SUFFIXES = (
@@ -53,6 +59,32 @@ class Variable:
     visits: str
     # What values_list() reads for it (a patient reference is read as its subject code).
     lookup: str
+    # The model field (data type, length, range validators, choices); None for a key
+    # column that is not one.
+    field: models.Field | None = dataclass_field(default=None, compare=False, repr=False)
+
+    @property
+    def codes(self) -> list[tuple[object, str, str]]:
+        """The allowed values as (code, English label, French label): choices, or 1/0 for
+        a yes/no; empty for a free value."""
+        if self.field is None:
+            return []
+        if self.field.choices:
+            found = []
+            for value, _label in self.field.flatchoices:
+                labels = []
+                for language in ("en", "fr"):
+                    with translation.override(language):
+                        labels.append(str(dict(self.field.flatchoices)[value]))
+                found.append((value, *labels))
+            return found
+        if isinstance(self.field, models.BooleanField):
+            with translation.override("en"):
+                yes_en, no_en = translation.gettext("Yes"), translation.gettext("No")
+            with translation.override("fr"):
+                yes_fr, no_fr = translation.gettext("Yes"), translation.gettext("No")
+            return [(1, yes_en, yes_fr), (0, no_en, no_fr)]
+        return []
 
 
 def _type(field: models.Field) -> str:
@@ -85,12 +117,14 @@ def _values(field: models.Field) -> str:
     return ""
 
 
-def export_fields(model: type[CrfBase]) -> list[models.Field]:
-    """The model's exported fields in their order: answers and derived values."""
+def export_fields(model: type[CrfBase], *, initials: bool = False) -> list[models.Field]:
+    """The model's exported fields in their order: answers and derived values (the
+    initials only when asked for)."""
+    left_out = LEFT_OUT - {"initials"} if initials else LEFT_OUT
     return [
         field
         for field in model._meta.concrete_fields
-        if field.name not in _BOOKKEEPING and field.name not in LEFT_OUT
+        if field.name not in _BOOKKEEPING and field.name not in left_out
     ]
 
 
@@ -115,37 +149,51 @@ def visits_by_form(protocols: Iterable) -> dict[str, list[str]]:
     return found
 
 
-def exportable_forms(protocols: Iterable) -> list[str]:
-    """The study's form codes that have a CRF model, in protocol order."""
+def exportable_forms(protocols: Iterable, *, study=None) -> list[str]:
+    """The study's form codes that have a CRF model, in protocol order, then the
+    adverse-event log (not a CRF model) when a protocol lists it or the study has events."""
     codes: list[str] = []
     for protocol in protocols:
         for form in protocol.forms:
             if form.code in FORM_MODELS and form.code not in codes:
                 codes.append(form.code)
+    listed = any(form.code == AdverseEvent.FORM_CODE for p in protocols for form in p.forms)
+    recorded = study is not None and AdverseEvent.objects.filter(patient__study=study).exists()
+    if listed or recorded:
+        codes.append(AdverseEvent.FORM_CODE)
     return codes
 
 
-def variables(form_code: str, visits: list[str]) -> Iterator[Variable]:
-    """The dictionary rows of one form."""
-    model = FORM_MODELS[form_code]
-    for field in export_fields(model):
-        labels, values = {}, {}
-        for language in ("en", "fr"):
-            with translation.override(language):
-                labels[language] = str(capfirst(field.verbose_name))
-                values[language] = _values(field)
-        yield Variable(
-            form=form_code,
-            name=field.name,
-            label_en=labels["en"],
-            label_fr=labels["fr"],
-            type=_type(field),
-            unit=_unit(field.name),
-            values_en=values["en"],
-            values_fr=values["fr"],
-            visits=" ".join(visits),
-            lookup=lookup_of(field),
-        )
+def variable_of(
+    form_code: str, field: models.Field, visits: list[str], *, name: str | None = None
+) -> Variable:
+    """The dictionary row of one model field."""
+    labels, values = {}, {}
+    for language in ("en", "fr"):
+        with translation.override(language):
+            labels[language] = str(capfirst(field.verbose_name))
+            values[language] = _values(field)
+    return Variable(
+        form=form_code,
+        name=name or field.name,
+        label_en=labels["en"],
+        label_fr=labels["fr"],
+        type=_type(field),
+        unit=_unit(field.name),
+        values_en=values["en"],
+        values_fr=values["fr"],
+        visits=" ".join(visits),
+        lookup=field.attname if name else lookup_of(field),
+        field=field,
+    )
+
+
+def variables(
+    form_code: str, visits: list[str], *, model=None, initials: bool = False
+) -> Iterator[Variable]:
+    """The dictionary rows of one form (or of `model`, for the logs that are not forms)."""
+    for field in export_fields(model or FORM_MODELS[form_code], initials=initials):
+        yield variable_of(form_code, field, visits)
 
 
 DICTIONARY_COLUMNS = (

@@ -1,54 +1,58 @@
-"""The export service: a study's forms as files, one service for the command and (later)
-the screen.
+"""The export service: a study's data in the formats asked for, one service for the
+command and the screen.
 
-`export_run` checks who may export and what was asked for before it writes anything, then
-writes, while it reads, one CSV per form (RFC 4180, UTF-8), `dictionary.csv` and
-`manifest.json`, and records the export (`ExportRecord`, pghistory-tracked) in the same
-transaction. Rows are read with a server-side cursor (`.iterator()`), so memory stays
-flat whatever the study's size.
+`export_prepare` checks who may export and what was asked for and returns the request,
+before anything is written; `export_write` writes it into a folder, one subfolder per
+format (`csv/`, `xlsx/`, ...), plus `manifest.json`, and records the export
+(`ExportRecord`, pghistory-tracked) in the same transaction; `export_run` does both.
+Every format reads the same `Dataset`s (datasets.py), streamed with server-side cursors,
+inside one REPEATABLE READ transaction so that every file shows the same instant; each
+format's writer lives in `writers/` and reports the rows it writes (`ExportContext.tick`)
+for a progress bar.
 
-Blinded by default: the forms carry kit numbers, never an arm, and nothing else is
-exported. An unblinded export, for a user who sees the allocation, adds
-`allocation.csv` (subject, site, kit, arm) and says UNBLINDED in its manifest and record.
+Blinded by default: the forms carry kit numbers, never an arm. An unblinded export, for a
+user who sees the allocation, adds the allocation dataset (subject, site, kit, arm) and
+says UNBLINDED in its manifest and record.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import tomllib
-from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ecrf.accounts.access import can_see_allocation
 from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
-from ecrf.crfs.models import FORM_MODELS
-from ecrf.exports.dictionary import (
-    DICTIONARY_COLUMNS,
-    KEY_COLUMNS,
-    dictionary_row,
-    exportable_forms,
-    variables,
-    visits_by_form,
+from ecrf.exports import writers
+from ecrf.exports.datasets import (
+    AE_LOG,
+    Dataset,
+    ae_dataset,
+    allocation_dataset,
+    form_dataset,
 )
+from ecrf.exports.dictionary import Variable, exportable_forms, visits_by_form
 from ecrf.exports.models import ExportRecord
-from ecrf.patients.models import Allocation
 from ecrf.studies.models import Site
 
-FORMATS = ("csv",)
-# Issue 14's other formats, refused by name until they are built.
-PLANNED_FORMATS = ("xlsx", "sas", "stata", "spss", "odm", "odm-audit", "sdtm", "audit")
-CHUNK_SIZE = 2000
+# The formats whose writer is built, in the order they are offered; the others are
+# refused by name until they are.
+FORMATS = writers.supported()
+PLANNED_FORMATS = writers.planned()
+# Progress is reported every so many rows (a callback per row would cost more than the row).
+PROGRESS_STEP = 500
 
 
 def software_version() -> str:
@@ -57,21 +61,6 @@ def software_version() -> str:
             return tomllib.load(file)["project"]["version"]
     except (OSError, KeyError, tomllib.TOMLDecodeError):
         return "unknown"
-
-
-def cell(value) -> str:
-    """A value as the CSV writes it: codes as codes, ISO 8601 dates, empty for missing."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
 
 
 def _allowed(items: Iterable[str]) -> str:
@@ -157,61 +146,104 @@ def _check_as_of(as_of, now) -> None:
     )
 
 
-class _HashingWriter:
-    """A text file that counts the SHA-256 of what is written to it."""
-
-    def __init__(self, file):
-        self.file = file
-        self.sha = hashlib.sha256()
-
-    def write(self, text: str) -> int:
-        self.sha.update(text.encode("utf-8"))
-        return self.file.write(text)
-
-
-def _write_csv(path: Path, header: Iterable[str], rows: Iterator[Iterable]) -> dict:
-    """Write the rows as they come; the file's name, row count and SHA-256."""
-    count = 0
-    with path.open("w", encoding="utf-8", newline="") as file:
-        hashing = _HashingWriter(file)
-        writer = csv.writer(hashing, lineterminator="\r\n")  # RFC 4180
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    return {"name": path.name, "rows": count, "sha256": hashing.sha.hexdigest()}
+def file_entry(root: Path, path: Path, rows: int | None) -> dict:
+    """A written file as the manifest lists it: its path under the export, its rows (None
+    for a file that is not a table) and its SHA-256."""
+    sha = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            sha.update(block)
+    entry = {"name": path.relative_to(root).as_posix(), "sha256": sha.hexdigest()}
+    if rows is not None:
+        entry["rows"] = rows
+    return entry
 
 
-def _form_rows(form_code: str, study, sites: list[Site], columns: list[str]) -> Iterator[list]:
-    model = FORM_MODELS[form_code]
-    rows = model.objects.filter(patient__study=study)
-    if sites:
-        rows = rows.filter(patient__site__in=sites)
-    lookups = [
-        "patient__subject_code",
-        "patient__site__code",
-        "visit__code",
-        "visit__visit_date",
-        "status",
-        *columns,
-    ]
-    ordered = rows.order_by("patient__subject_code", "visit__sequence", "visit__repeat", "pk")
-    for values in ordered.values_list(*lookups).iterator(chunk_size=CHUNK_SIZE):
-        yield [cell(value) for value in values]
+@dataclass
+class ExportRequest:
+    """What was asked for, checked: everything a writer needs to know."""
+
+    study: object
+    by: object
+    now: datetime
+    formats: tuple[str, ...]
+    sites: list[Site]
+    forms: list[str]
+    # The forms asked for by name (empty: all of them), as the record keeps them.
+    forms_asked: list[str]
+    protocols: list
+    as_of: datetime | None = None
+    unblinded: bool = False
+    initials: bool = False
+    # The audit trail's date range (format "audit"; None: open-ended).
+    audit_from: datetime | None = None
+    audit_to: datetime | None = None
+
+    @property
+    def cut_off(self) -> datetime:
+        return self.as_of or self.now
+
+    @property
+    def blinding(self) -> str:
+        return "UNBLINDED" if self.unblinded else "BLINDED"
 
 
-def _allocation_rows(study, sites: list[Site]) -> Iterator[list]:
-    rows = Allocation.objects.filter(study=study, patient__isnull=False)
-    if sites:
-        rows = rows.filter(site__in=sites)
-    ordered = rows.order_by("patient__subject_code").values_list(
-        "patient__subject_code", "site__code", "kit_number", "arm"
-    )
-    for values in ordered.iterator(chunk_size=CHUNK_SIZE):
-        yield [cell(value) for value in values]
+@dataclass
+class ExportContext:
+    """One export being written: the request, its datasets, where to write, the progress."""
+
+    request: ExportRequest
+    root: Path
+    datasets: list[Dataset]
+    on_progress: Callable[[int, int], None] | None = None
+    total: int = 0
+    written: int = 0
+    _reported: int = field(default=0, repr=False)
+
+    @property
+    def study(self):
+        return self.request.study
+
+    @property
+    def dictionary(self) -> list[Variable]:
+        """Every exported variable, keys left out, form by form."""
+        return [variable for dataset in self.datasets for variable in dataset.variables]
+
+    def folder(self, fmt: str) -> Path:
+        path = self.root / fmt
+        path.mkdir(exist_ok=True)
+        return path
+
+    def entry(self, path: Path, rows: int | None = None) -> dict:
+        return file_entry(self.root, path, rows)
+
+    def tick(self, rows: int = 1) -> None:
+        """`rows` more rows written; the progress callback hears of it every PROGRESS_STEP."""
+        self.written += rows
+        if self.on_progress is not None and self.written - self._reported >= PROGRESS_STEP:
+            self._reported = self.written
+            self.on_progress(self.written, self.total)
 
 
-def export_run(
+def _check_audit_range(audit_from, audit_to) -> None:
+    for name, value in (("audit_from", audit_from), ("audit_to", audit_to)):
+        if value is not None and timezone.is_naive(value):
+            raise ValidationError(
+                {name: _("Audit period: give a date and time with its time zone (ISO 8601).")}
+            )
+    if audit_from is not None and audit_to is not None and audit_from > audit_to:
+        raise ValidationError(
+            {
+                "audit_to": _(
+                    "Audit period: the end (%(to)s) is before the start (%(from)s); give an "
+                    "end after the start."
+                )
+                % {"to": audit_to.isoformat(), "from": audit_from.isoformat()}
+            }
+        )
+
+
+def export_prepare(
     *,
     study,
     by,
@@ -220,16 +252,16 @@ def export_run(
     forms=None,
     as_of=None,
     unblinded: bool = False,
-    out_dir,
-) -> ExportRecord:
-    """Export the study's forms into `out_dir`; the export's audit record.
+    initials: bool = False,
+    audit_from=None,
+    audit_to=None,
+) -> ExportRequest:
+    """Check an export before anything is written; the request to write.
 
     `sites` and `forms` are codes (None: all of them). Refused (PermissionDenied) unless
     `by` may export at every site asked for (every site of the study when none is named);
     refused (ValidationError keyed by the argument) for an unknown format, site or form, a
-    cut-off, an unblinded export by someone who does not see the allocation, or a folder
-    that is not empty. Nothing is
-    written before every check has passed.
+    cut-off in the future, an unblinded export by someone who does not see the allocation.
     """
     now = timezone.now()
     chosen_sites = _check_sites(study, sites)
@@ -240,8 +272,9 @@ def export_run(
         require(by, Action.EXPORT, study=study, every_site=True)
     formats = _check_formats(formats)
     protocols = [version.protocol for version in study.protocol_versions.order_by("loaded_at")]
-    chosen_forms = _check_forms(forms, exportable_forms(protocols))
+    chosen_forms = _check_forms(forms, exportable_forms(protocols, study=study))
     _check_as_of(as_of, now)
+    _check_audit_range(audit_from, audit_to)
     if unblinded and not can_see_allocation(by, study=study):
         raise ValidationError(
             {
@@ -252,10 +285,41 @@ def export_run(
                 % {"study": study.code}
             }
         )
+    return ExportRequest(
+        study=study,
+        by=by,
+        now=now,
+        formats=formats,
+        sites=chosen_sites,
+        forms=chosen_forms,
+        forms_asked=list(forms or []),
+        protocols=protocols,
+        as_of=as_of,
+        unblinded=unblinded,
+        initials=initials,
+        audit_from=audit_from,
+        audit_to=audit_to,
+    )
 
-    out = Path(out_dir)
-    # An earlier export's files left beside this one's (an unblinded allocation.csv
-    # beside a blinded export) would pass for part of it.
+
+def _datasets(request: ExportRequest) -> list[Dataset]:
+    visits = visits_by_form(request.protocols)
+    found = [
+        ae_dataset(request.study, request.sites)
+        if code == AE_LOG
+        else form_dataset(
+            code, visits.get(code, []), request.study, request.sites, initials=request.initials
+        )
+        for code in request.forms
+    ]
+    if request.unblinded:
+        found.append(allocation_dataset(request.study, request.sites))
+    return found
+
+
+def _check_folder(out: Path) -> None:
+    # An earlier export's files left beside this one's (an unblinded allocation beside a
+    # blinded export) would pass for part of it.
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValidationError(
             {
@@ -263,61 +327,92 @@ def export_run(
                 % {"folder": out}
             }
         )
-    out.mkdir(parents=True, exist_ok=True)
-    visits = visits_by_form(protocols)
-    files = []
+
+
+@contextmanager
+def _snapshot():
+    """One transaction for the whole export, REPEATABLE READ so that every file shows the
+    same instant (inside a caller's transaction, a savepoint of it)."""
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        dictionary = []
-        for form_code in chosen_forms:
-            form_variables = list(variables(form_code, visits.get(form_code, [])))
-            dictionary += form_variables
-            files.append(
-                _write_csv(
-                    out / f"{form_code}.csv",
-                    [*KEY_COLUMNS, *(v.name for v in form_variables)],
-                    _form_rows(form_code, study, chosen_sites, [v.lookup for v in form_variables]),
-                )
-            )
-        files.append(
-            _write_csv(out / "dictionary.csv", DICTIONARY_COLUMNS, map(dictionary_row, dictionary))
+        if outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def export_write(
+    request: ExportRequest, out_dir, *, on_progress: Callable[[int, int], None] | None = None
+) -> ExportRecord:
+    """Write a checked export into `out_dir` (a new or empty folder); its audit record.
+
+    `on_progress(written, total)` hears of the rows written every PROGRESS_STEP rows and
+    at the end, from inside the export's transaction (so it must not report through the
+    database: another connection would not see it before the end).
+    """
+    out = Path(out_dir)
+    _check_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with _snapshot():
+        context = ExportContext(
+            request=request, root=out, datasets=_datasets(request), on_progress=on_progress
         )
-        if unblinded:
-            files.append(
-                _write_csv(
-                    out / "allocation.csv",
-                    ("subject_code", "site", "kit_number", "arm"),
-                    _allocation_rows(study, chosen_sites),
-                )
-            )
-        manifest = {
-            "study": study.code,
-            "protocol_versions": list(
-                study.protocol_versions.order_by("loaded_at").values_list("version", flat=True)
-            ),
-            "cut_off": now.astimezone(UTC).isoformat(),
-            "exported_by": by.get_username(),
-            "exported_at": now.astimezone(UTC).isoformat(),
-            "software_version": software_version(),
-            "blinding": "UNBLINDED" if unblinded else "BLINDED",
-            "formats": list(formats),
-            "sites": [site.code for site in chosen_sites] or "all",
-            "forms": chosen_forms,
-            "files": files,
+        chosen = [writers.writer(fmt) for fmt in request.formats]
+        context.total = sum(writer.total(context) for writer in chosen)
+        files = []
+        for writer in chosen:
+            files += writer.write(context)
+        if on_progress is not None:
+            on_progress(context.written, context.total)
+        return _record(request, out, files)
+
+
+def _record(request: ExportRequest, out: Path, files: list[dict]) -> ExportRecord:
+    study, by, now = request.study, request.by, request.now
+    manifest = {
+        "study": study.code,
+        "protocol_versions": list(
+            study.protocol_versions.order_by("loaded_at").values_list("version", flat=True)
+        ),
+        "cut_off": request.cut_off.astimezone(UTC).isoformat(),
+        "exported_by": by.get_username(),
+        "exported_at": now.astimezone(UTC).isoformat(),
+        "software_version": software_version(),
+        "blinding": request.blinding,
+        "formats": list(request.formats),
+        "sites": [site.code for site in request.sites] or "all",
+        "forms": request.forms,
+        "initials": request.initials,
+        "files": files,
+    }
+    if "audit" in request.formats or "odm-audit" in request.formats:
+        manifest["audit_period"] = {
+            "from": request.audit_from.astimezone(UTC).isoformat() if request.audit_from else None,
+            "to": request.audit_to.astimezone(UTC).isoformat() if request.audit_to else None,
         }
-        text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
-        (out / "manifest.json").write_text(text, encoding="utf-8")
-        what = "UNBLINDED export" if unblinded else "blinded export"
-        with audited(by=by, reason=f"{what} of {study.code} ({', '.join(formats)})"):
-            record = ExportRecord.objects.create(
-                by=by,
-                at=now,
-                study=study,
-                formats=list(formats),
-                sites=[site.code for site in chosen_sites],
-                forms=list(forms or []),
-                as_of=as_of,
-                blinded=not unblinded,
-                manifest_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                files=[*files, {"name": "manifest.json"}],
-            )
-    return record
+    text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
+    (out / "manifest.json").write_text(text, encoding="utf-8")
+    what = "UNBLINDED export" if request.unblinded else "blinded export"
+    with audited(by=by, reason=f"{what} of {study.code} ({', '.join(request.formats)})"):
+        return ExportRecord.objects.create(
+            by=by,
+            at=now,
+            study=study,
+            formats=list(request.formats),
+            sites=[site.code for site in request.sites],
+            forms=request.forms_asked,
+            as_of=request.as_of,
+            blinded=not request.unblinded,
+            manifest_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            files=[*files, {"name": "manifest.json"}],
+        )
+
+
+def export_run(*, out_dir, on_progress=None, **asked) -> ExportRecord:
+    """Check, then write, an export (export_prepare's arguments) into `out_dir`.
+
+    Nothing is written before every check, the folder's included, has passed.
+    """
+    request = export_prepare(**asked)
+    _check_folder(Path(out_dir))
+    return export_write(request, out_dir, on_progress=on_progress)

@@ -39,8 +39,8 @@ def test_the_command_exports_and_says_what_it_wrote(seeded, tmp_path):
     )
     rows = Mrss.objects.filter(patient__study__code=RCT, patient__site__code="BXP").count()
     assert f"Exported {RCT} (blinded) into {tmp_path}:" in output
-    assert f"  mrss.csv: {rows} rows" in output
-    assert len(pandas.read_csv(tmp_path / "mrss.csv")) == rows
+    assert f"  csv/mrss.csv: {rows} rows" in output
+    assert len(pandas.read_csv(tmp_path / "csv" / "mrss.csv")) == rows
     record = ExportRecord.objects.get()
     assert f"manifest.json: sha256 {record.manifest_sha256}" in output
     assert record.forms == ["mrss"] and record.sites == ["BXP"]

@@ -32,6 +32,10 @@ def user(username):
     return get_user_model().objects.get(username=username)
 
 
+def files(folder):
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
 def read(path) -> pandas.DataFrame:
     return pandas.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
 
@@ -69,8 +73,10 @@ def _compare_with_database(study, folder) -> int:
     """Every exported form's rows equal the database's, value by value; the rows compared."""
     compared = 0
     for name in json.loads((folder / "manifest.json").read_text())["forms"]:
+        if name == "adverse_event":
+            continue  # not a CRF model: test_the_adverse_event_log_keeps_partial_dates
         model = FORM_MODELS[name]
-        frame = read(folder / f"{name}.csv")
+        frame = read(folder / "csv" / f"{name}.csv")
         fields = export_fields(model)
         assert list(frame.columns) == [*KEY_COLUMNS, *(f.name for f in fields)]
         instances = (
@@ -99,7 +105,7 @@ def test_the_trial_exported_blinded_reads_back_as_the_database_holds_it(rct, tmp
     record = export_run(study=rct, by=user("datamanager"), out_dir=tmp_path)
     assert _compare_with_database(rct, tmp_path) > 50
     # A derived score is exported with its answers: the mRSS total as the database has it.
-    mrss = read(tmp_path / "mrss.csv")
+    mrss = read(tmp_path / "csv" / "mrss.csv")
     assert (mrss["total"] != "").all()
     stored = list(
         Mrss.objects.filter(patient__study=rct)
@@ -108,11 +114,12 @@ def test_the_trial_exported_blinded_reads_back_as_the_database_holds_it(rct, tmp
     )
     assert [int(total) for total in mrss["total"]] == stored
     # A missing answer is an empty cell, never "None" or "nan".
-    text = "".join(path.read_text(encoding="utf-8") for path in tmp_path.iterdir())
+    data = [path for path in files(tmp_path / "csv") if path.name != "dictionary.csv"]
+    text = "".join(path.read_text(encoding="utf-8") for path in data)
     assert "None" not in text and "nan" not in text.lower().split(",")
     # The near-identifier is left out.
-    assert "initials" not in read(tmp_path / "demographics.csv").columns
-    assert "QXZ" not in (tmp_path / "demographics.csv").read_text(encoding="utf-8")
+    assert "initials" not in read(tmp_path / "csv" / "demographics.csv").columns
+    assert "QXZ" not in (tmp_path / "csv" / "demographics.csv").read_text(encoding="utf-8")
     assert record.blinded
 
 
@@ -122,19 +129,19 @@ def test_a_blinded_export_names_no_arm_anywhere(rct, tmp_path):
     assert Allocation.objects.filter(study=rct, patient__isnull=False).exists()
     words = [arm.code for arm in arms] + [arm.label_en for arm in arms]
     words += [arm.label_fr for arm in arms if arm.label_fr]
-    assert "allocation.csv" not in {path.name for path in tmp_path.iterdir()}
-    for path in tmp_path.iterdir():
+    assert "allocation.csv" not in {path.name for path in files(tmp_path)}
+    for path in files(tmp_path):
         content = path.read_text(encoding="utf-8")
         for word in words:
             assert not re.search(rf"\b{re.escape(word)}\b", content, re.IGNORECASE), (path, word)
     # The kits are there: what the blinded see.
-    kits = set(read(tmp_path / "drug_dispensing.csv")["kit_number"])
+    kits = set(read(tmp_path / "csv" / "drug_dispensing.csv")["kit_number"])
     assert kits and kits <= set(Allocation.objects.values_list("kit_number", flat=True))
 
 
 def test_an_unblinded_export_adds_the_arms_and_says_so(rct, tmp_path):
     record = export_run(study=rct, by=user("admin"), unblinded=True, out_dir=tmp_path)
-    allocation = read(tmp_path / "allocation.csv")
+    allocation = read(tmp_path / "csv" / "allocation.csv")
     stored = dict(
         Allocation.objects.filter(study=rct, patient__isnull=False).values_list(
             "patient__subject_code", "arm"
@@ -149,11 +156,11 @@ def test_an_unblinded_export_adds_the_arms_and_says_so(rct, tmp_path):
 def test_the_cohort_keeps_repeated_cultures_and_french_text(cohort, tmp_path):
     export_run(study=cohort, by=user("datamanager"), out_dir=tmp_path)
     assert _compare_with_database(cohort, tmp_path) > 10
-    cultures = read(tmp_path / "mdm_cytokines.csv")
+    cultures = read(tmp_path / "csv" / "mdm_cytokines.csv")
     per_visit = cultures.groupby(["subject_code", "visit_code"])["condition"].nunique()
     assert per_visit.max() > 1
     assert len(cultures) == MdmCytokines.objects.filter(patient__study=cohort).count()
-    dictionary = read(tmp_path / "dictionary.csv")
+    dictionary = read(tmp_path / "csv" / "dictionary.csv")
     row = dictionary[(dictionary.form == "mdm_cytokines") & (dictionary.variable == "condition")]
     assert len(row) == 1
     with translation.override("fr"):
@@ -166,10 +173,10 @@ def test_the_cohort_keeps_repeated_cultures_and_french_text(cohort, tmp_path):
 
 def test_the_dictionary_describes_every_exported_column(rct, tmp_path):
     export_run(study=rct, by=user("datamanager"), forms=["mrss", "demographics"], out_dir=tmp_path)
-    dictionary = read(tmp_path / "dictionary.csv")
+    dictionary = read(tmp_path / "csv" / "dictionary.csv")
     assert set(dictionary.form) == {"mrss", "demographics"}
     for form in ("mrss", "demographics"):
-        columns = list(read(tmp_path / f"{form}.csv").columns)[len(KEY_COLUMNS) :]
+        columns = list(read(tmp_path / "csv" / f"{form}.csv").columns)[len(KEY_COLUMNS) :]
         assert list(dictionary[dictionary.form == form].variable) == columns
     sex = dictionary[dictionary.variable == "sex"].iloc[0]
     assert sex.label_en == "Sex" and sex.label_fr == "Sexe"
@@ -178,8 +185,8 @@ def test_the_dictionary_describes_every_exported_column(rct, tmp_path):
     assert total.type == "integer"
     assert "M12" in total.visits.split()
     # Only the forms asked for are written.
-    names = {path.name for path in tmp_path.iterdir()}
-    assert names == {"mrss.csv", "demographics.csv", "dictionary.csv", "manifest.json"}
+    names = {path.relative_to(tmp_path).as_posix() for path in files(tmp_path)}
+    assert names == {"csv/mrss.csv", "csv/demographics.csv", "csv/dictionary.csv", "manifest.json"}
 
 
 def test_the_manifest_and_the_audit_row(rct, tmp_path):
@@ -201,7 +208,7 @@ def test_the_manifest_and_the_audit_row(rct, tmp_path):
         data = (tmp_path / file["name"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == file["sha256"]
         assert file["rows"] == len(read(tmp_path / file["name"]))
-    assert set(read(tmp_path / "mrss.csv")["site"]) == {"BXP"}
+    assert set(read(tmp_path / "csv" / "mrss.csv")["site"]) == {"BXP"}
     record.refresh_from_db()
     assert record.by == diane and record.study == rct and record.blinded
     assert record.sites == ["BXP"] and record.formats == ["csv"]
@@ -288,7 +295,7 @@ def test_the_queries_do_not_grow_with_the_rows(rct, tmp_path):
 
 def test_french_labels_keep_their_accents(rct, tmp_path):
     export_run(study=rct, by=user("datamanager"), forms=["drug_accountability"], out_dir=tmp_path)
-    dictionary = read(tmp_path / "dictionary.csv")
+    dictionary = read(tmp_path / "csv" / "dictionary.csv")
     returned = dictionary[dictionary.variable == "units_returned"].iloc[0]
     with translation.override("fr"):
         french = str(
@@ -300,11 +307,31 @@ def test_french_labels_keep_their_accents(rct, tmp_path):
 
 def test_a_folder_that_is_not_empty_is_refused(rct, tmp_path):
     export_run(study=rct, by=user("admin"), unblinded=True, out_dir=tmp_path)
-    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    before = {path: path.read_bytes() for path in files(tmp_path)}
     with translation.override("en"), pytest.raises(ValidationError) as refused:
         export_run(study=rct, by=user("admin"), out_dir=tmp_path)
     assert refused.value.message_dict == {
         "out_dir": [f"Folder: {tmp_path} is not an empty folder; give a new or empty one."]
     }
-    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert {path: path.read_bytes() for path in files(tmp_path)} == before
     assert ExportRecord.objects.count() == 1
+
+
+def test_the_adverse_event_log_keeps_partial_dates_and_french_words(rct, tmp_path):
+    from ecrf.safety.models import AdverseEvent
+
+    export_run(study=rct, by=user("datamanager"), out_dir=tmp_path)
+    log = read(tmp_path / "csv" / "adverse_event.csv")
+    events = AdverseEvent.objects.filter(patient__study=rct).order_by(
+        "patient__subject_code", "number"
+    )
+    assert list(log["term"]) == [event.term for event in events]
+    assert list(log["subject_code"]) == [event.patient.subject_code for event in events]
+    nausea = log[log["term"].str.startswith("Nausées")].iloc[0]
+    assert re.fullmatch(r"\d{4}-\d{2}", nausea["onset_date"])
+    assert nausea["term"] == "Nausées après les prises, sensation de réplétion gastrique"
+    assert nausea["relatedness"] == "probable" and nausea["serious"] == "0"
+    assert nausea["end_date"] == ""
+    dictionary = read(tmp_path / "csv" / "dictionary.csv")
+    onset = dictionary[dictionary.variable == "onset_date"].iloc[0]
+    assert onset.form == "adverse_event" and onset.visits == "per_patient"

@@ -384,8 +384,12 @@ class Chart:
         """A wall-clock time at the patient's site, as the UTC instant stored."""
         return local_instant(day, time(hour, minute), self.patient.site.timezone)
 
-    def adverse_event(self, term: str, *, onset: date, aware: datetime, lab_alert=None, **answers):
-        values = {**AE_DEFAULTS, **answers, "term": term, "onset_date": onset.isoformat()}
+    def adverse_event(
+        self, term: str, *, onset: date | str, aware: datetime, lab_alert=None, **answers
+    ):
+        """`onset` a date, or "YYYY-MM" when the patient does not remember the day."""
+        onset = onset if isinstance(onset, str) else onset.isoformat()
+        values = {**AE_DEFAULTS, **answers, "term": term, "onset_date": onset}
         return ae_create(
             patient=self.patient,
             by=self.by,
@@ -732,6 +736,15 @@ class Command(BaseCommand):
             ongoing=False,
             end_date=recheck,
             outcome="recovered",
+        )
+        # Told at M1, in the patient's words, of nausea "in the first weeks": no day known.
+        chart.adverse_event(
+            "Nausées après les prises, sensation de réplétion gastrique",
+            onset=f"{day0 + timedelta(days=10):%Y-%m}",
+            aware=chart.at(day0 + timedelta(days=30), 16, 40),
+            meddra_pt_code="10028813",
+            relatedness="probable",
+            expected=True,
         )
         visit_add_unscheduled(patient=chart.patient, by=chart.by)
         chart.date("UNS", recheck)

@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from ecrf.exports.services import FORMATS, export_run
+from ecrf.exports.services import FORMATS, PLANNED_FORMATS, export_run
 from ecrf.studies.models import Study
 
 
@@ -15,6 +15,21 @@ def _message(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
         return " ".join(str(m) for messages in exc.message_dict.values() for m in messages)
     return " ".join(exc.messages)
+
+
+def _instant(text: str | None, what: str):
+    """An ISO 8601 date and time from the command line (None when not given)."""
+    if not text:
+        return None
+    try:
+        value = parse_datetime(text)
+    except ValueError:
+        value = None
+    if value is None:
+        raise CommandError(
+            f"{what}: {text} is not a date and time in ISO 8601 (2026-12-01T00:00:00+00:00)."
+        )
+    return value
 
 
 class Command(BaseCommand):
@@ -26,13 +41,26 @@ class Command(BaseCommand):
             "--format",
             action="append",
             dest="formats",
-            help=f"A format (repeatable); default csv. Supported: {', '.join(FORMATS)}.",
+            help=f"A format (repeatable); default csv. Supported: {', '.join(FORMATS)}."
+            + (f" Not yet: {', '.join(PLANNED_FORMATS)}." if PLANNED_FORMATS else ""),
         )
         parser.add_argument("--out", required=True, help="The folder to write into.")
         parser.add_argument("--site", action="append", dest="sites", help="A site code.")
         parser.add_argument("--form", action="append", dest="forms", help="A form code.")
         parser.add_argument("--as-of", dest="as_of", help="A cut-off, ISO 8601 with time zone.")
         parser.add_argument("--unblinded", action="store_true", help="Add the allocation arms.")
+        parser.add_argument(
+            "--with-initials",
+            action="store_true",
+            dest="initials",
+            help="Add the patients' initials (a near-identifier, left out by default).",
+        )
+        parser.add_argument(
+            "--from", dest="audit_from", help="Audit trail from (ISO 8601 with time zone)."
+        )
+        parser.add_argument(
+            "--to", dest="audit_to", help="Audit trail until (ISO 8601 with time zone)."
+        )
         parser.add_argument("--user", required=True, help="Who exports (their username).")
 
     def handle(self, *args, **options):
@@ -43,17 +71,9 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["user"], is_active=True).first()
         if user is None:
             raise CommandError(f"User: {options['user']} is not an active account.")
-        as_of = None
-        if options["as_of"]:
-            try:
-                as_of = parse_datetime(options["as_of"])
-            except ValueError:
-                as_of = None
-            if as_of is None:
-                raise CommandError(
-                    f"Cut-off: {options['as_of']} is not a date and time in ISO 8601 "
-                    "(2026-12-01T00:00:00+00:00)."
-                )
+        as_of = _instant(options["as_of"], "Cut-off")
+        audit_from = _instant(options["audit_from"], "Audit period start")
+        audit_to = _instant(options["audit_to"], "Audit period end")
         try:
             record = export_run(
                 study=study,
@@ -63,6 +83,9 @@ class Command(BaseCommand):
                 forms=options["forms"],
                 as_of=as_of,
                 unblinded=options["unblinded"],
+                initials=options["initials"],
+                audit_from=audit_from,
+                audit_to=audit_to,
                 out_dir=options["out"],
             )
         except ValidationError as exc:
