@@ -7,12 +7,16 @@ allocated patient). Its `keys` and `variables` are the columns, each a dictionar
 `Variable`; `rows()` yields tuples of raw Python values (None for missing, dates as
 dates, codes as their codes) read with a server-side cursor, so that each writer converts
 them its own way and memory stays flat. Writers never query the forms themselves.
+
+With a cut-off (`as_of`), the same rows are read as they were at that instant from the
+audit trail (snapshot.py): same columns, same order, still streamed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db import models
 from django.utils import translation
@@ -21,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ecrf.crfs.base import CrfBase
 from ecrf.crfs.models import FORM_MODELS
+from ecrf.exports import snapshot
 from ecrf.exports.dictionary import Variable, variable_of, variables
 from ecrf.patients.models import Allocation
 from ecrf.safety.models import AdverseEvent
@@ -73,22 +78,44 @@ class Dataset:
     model: type[models.Model]
     keys: list[Variable]
     variables: list[Variable]
-    # The rows' filter (study, sites) and order; set by the export.
+    # The rows now: `model.objects.filter(**where).order_by(*order)` unless given.
     queryset: models.QuerySet = field(repr=False, default=None)
     # More than one row per patient and visit (the culture conditions, the AE log).
     repeating: bool = False
+    # The rows' filter (study, sites) and order, in the model's lookups; set by the export.
+    where: dict = field(repr=False, default_factory=dict)
+    order: tuple[str, ...] = ()
+    # The cut-off: the rows as they were at that instant (None: as they are now).
+    as_of: datetime | None = None
+
+    def __post_init__(self):
+        if self.queryset is None:
+            self.queryset = self.model.objects.filter(**self.where).order_by(*self.order)
 
     @property
     def columns(self) -> list[Variable]:
         return [*self.keys, *self.variables]
 
+    def _as_of(self) -> models.QuerySet:
+        if not self.order:
+            raise TypeError(f"{self.code}: a dataset read as of a cut-off needs where and order.")
+        lookups = [column.lookup for column in self.columns]
+        return snapshot.values_as_of(
+            self.model, self.as_of, where=self.where, order=self.order, lookups=lookups
+        )
+
     def count(self) -> int:
+        if self.as_of is not None:
+            return self._as_of().count()
         return self.queryset.count()
 
     def rows(self) -> Iterator[tuple]:
         """The rows, keys then variables, as raw Python values, streamed."""
-        lookups = [column.lookup for column in self.columns]
-        yield from self.queryset.values_list(*lookups).iterator(chunk_size=CHUNK_SIZE)
+        if self.as_of is not None:
+            rows = self._as_of()
+        else:
+            rows = self.queryset.values_list(*(column.lookup for column in self.columns))
+        yield from rows.iterator(chunk_size=CHUNK_SIZE)
 
 
 def _labels(model) -> tuple[str, str]:
@@ -103,9 +130,9 @@ def form_dataset(
     form_code: str, visits: list[str], study, sites, *, initials: bool = False
 ) -> Dataset:
     model = FORM_MODELS[form_code]
-    rows = model.objects.filter(patient__study=study)
+    where = {"patient__study": study}
     if sites:
-        rows = rows.filter(patient__site__in=sites)
+        where["patient__site__in"] = sites
     label_en, label_fr = _labels(model)
     return Dataset(
         code=form_code,
@@ -114,15 +141,16 @@ def form_dataset(
         model=model,
         keys=[SUBJECT, SITE, VISIT_CODE, VISIT_DATE, _status_key()],
         variables=list(variables(form_code, visits, initials=initials)),
-        queryset=rows.order_by("patient__subject_code", "visit__sequence", "visit__repeat", "pk"),
+        where=where,
+        order=("patient__subject_code", "visit__sequence", "visit__repeat", "pk"),
         repeating=bool(model.INDEX_KEY),
     )
 
 
 def ae_dataset(study, sites) -> Dataset:
-    rows = AdverseEvent.objects.filter(patient__study=study)
+    where = {"patient__study": study}
     if sites:
-        rows = rows.filter(patient__site__in=sites)
+        where["patient__site__in"] = sites
     label_en, label_fr = _labels(AdverseEvent)
     return Dataset(
         code=AE_LOG,
@@ -131,15 +159,16 @@ def ae_dataset(study, sites) -> Dataset:
         model=AdverseEvent,
         keys=[SUBJECT, SITE],
         variables=list(variables(AE_LOG, ["per_patient"], model=AdverseEvent)),
-        queryset=rows.order_by("patient__subject_code", "number"),
+        where=where,
+        order=("patient__subject_code", "number"),
         repeating=True,
     )
 
 
 def allocation_dataset(study, sites) -> Dataset:
-    rows = Allocation.objects.filter(study=study, patient__isnull=False)
+    where = {"study": study, "patient__isnull": False}
     if sites:
-        rows = rows.filter(site__in=sites)
+        where["site__in"] = sites
     label_en, label_fr = _labels(Allocation)
     return Dataset(
         code=ALLOCATION,
@@ -154,5 +183,6 @@ def allocation_dataset(study, sites) -> Dataset:
             variable_of(ALLOCATION, Allocation._meta.get_field("kit_number"), []),
             variable_of(ALLOCATION, Allocation._meta.get_field("arm"), []),
         ],
-        queryset=rows.order_by("patient__subject_code"),
+        where=where,
+        order=("patient__subject_code",),
     )

@@ -10,6 +10,9 @@ inside one REPEATABLE READ transaction so that every file shows the same instant
 format's writer lives in `writers/` and reports the rows it writes (`ExportContext.tick`)
 for a progress bar.
 
+A cut-off (`as_of`) exports the data as they were at that past instant, read from the
+audit trail (snapshot.py); the manifest's `cut_off` says which.
+
 Blinded by default: the forms carry kit numbers, never an arm. An unblinded export, for a
 user who sees the allocation, adds the allocation dataset (subject, site, kit, arm) and
 says UNBLINDED in its manifest and record.
@@ -123,7 +126,7 @@ def _check_forms(forms, available: list[str]) -> list[str]:
 def _check_as_of(as_of, now) -> None:
     if as_of is None:
         return
-    if timezone.is_naive(as_of):
+    if not isinstance(as_of, datetime) or timezone.is_naive(as_of):
         raise ValidationError(
             {"as_of": _("Cut-off: give a date and time with its time zone (ISO 8601).")}
         )
@@ -134,16 +137,6 @@ def _check_as_of(as_of, now) -> None:
                 % {"as_of": as_of.isoformat()}
             }
         )
-    # The data as they were at a past instant need the audit trail replayed per form:
-    # refused rather than exported wrong.
-    raise ValidationError(
-        {
-            "as_of": _(
-                "Cut-off: an export of the data as they were at a past instant is not "
-                "supported yet; leave the cut-off out to export the data as they are now."
-            )
-        }
-    )
 
 
 def file_entry(root: Path, path: Path, rows: int | None) -> dict:
@@ -314,6 +307,9 @@ def _datasets(request: ExportRequest) -> list[Dataset]:
     ]
     if request.unblinded:
         found.append(allocation_dataset(request.study, request.sites))
+    # A past cut-off: every dataset reads its rows as they were then (snapshot.py).
+    for dataset in found:
+        dataset.as_of = request.as_of
     return found
 
 
