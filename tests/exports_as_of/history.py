@@ -4,11 +4,31 @@ its delete. Said independently of ecrf.exports.snapshot, to check it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
 from ecrf.crfs.models import FORM_MODELS
 from ecrf.exports.dictionary import export_fields
 from ecrf.patients.models import Allocation, Patient, Visit
 from ecrf.safety.models import AdverseEvent
 from ecrf.studies.models import Site
+
+
+def database_clock():
+    """The database's own clock (no travel reaches it): what it stamps events with."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
+def keep_up_with_the_database(fixed_clock) -> None:
+    """The tests' clock may be behind the real one the database stamps its events with;
+    the application's clock never is (an instant the database stamped is not "future")."""
+    stamped = database_clock()
+    if stamped >= timezone.now():
+        fixed_clock.move_to(stamped + timedelta(seconds=1))
 
 
 def rows_at(model, at) -> dict[int, dict]:

@@ -15,7 +15,6 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -29,7 +28,11 @@ from ecrf.safety.models import AdverseEvent
 from ecrf.safety.services.adverse_events import ae_create, ae_update
 from ecrf.studies.models import Study
 from tests.exports.test_csv_export import read, same_number_or_text
-from tests.exports_as_of.history import expected_datasets
+from tests.exports_as_of.history import (
+    database_clock,
+    expected_datasets,
+    keep_up_with_the_database,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,20 +42,6 @@ INSTANT = timedelta(microseconds=1)
 
 def user(username):
     return get_user_model().objects.get(username=username)
-
-
-def database_clock():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT clock_timestamp()")
-        return cursor.fetchone()[0]
-
-
-def keep_up_with_the_database(fixed_clock) -> None:
-    """The tests' clock may be behind the real one the database stamps its events with;
-    the application's clock never is (an instant the database stamped is not "future")."""
-    stamped = database_clock()
-    if stamped >= timezone.now():
-        fixed_clock.move_to(stamped + timedelta(seconds=1))
 
 
 @pytest.fixture
@@ -196,22 +185,29 @@ def test_an_export_as_of_a_past_instant_holds_what_the_database_held_then(
     culture = MdmCytokines.objects.filter(patient__study=cohort).order_by("pk").first()
     MdmCytokines.objects.filter(pk=culture.pk).delete()
 
+    after = database_clock()
     keep_up_with_the_database(fixed_clock)
     for study in (rct, cohort):
-        export_run(
-            study=study,
-            by=admin,
-            unblinded=True,
-            as_of=cut_off,
-            out_dir=tmp_path / "as_of" / study.code,
-        )
+        for name, at in (("as_of", cut_off), ("after", after)):
+            export_run(
+                study=study,
+                by=admin,
+                unblinded=True,
+                as_of=at,
+                out_dir=tmp_path / name / study.code,
+            )
         export_run(study=study, by=admin, unblinded=True, out_dir=tmp_path / "now" / study.code)
         then = manifest(tmp_path / "then" / study.code)
         as_of = manifest(tmp_path / "as_of" / study.code)
-        # File for file, byte for byte (their SHA-256): the data as they were.
+        # File for file, byte for byte (their SHA-256): the data as they were, ...
         assert as_of["files"] == then["files"], study.code
         assert as_of["cut_off"] == cut_off.isoformat()
         compare_with_history(study, tmp_path / "as_of" / study.code, cut_off)
+        # ... and after the changes, as they are now (the deleted culture gone).
+        assert (
+            manifest(tmp_path / "after" / study.code)["files"]
+            == (manifest(tmp_path / "now" / study.code)["files"])
+        )
 
     # The changes are there now, and were not then.
     now = tmp_path / "now" / RCT / "csv"
