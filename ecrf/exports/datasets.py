@@ -87,18 +87,21 @@ class Dataset:
     order: tuple[str, ...] = ()
     # The cut-off: the rows as they were at that instant (None: as they are now).
     as_of: datetime | None = None
+    # Only rows described by `where` and `order` can be read again from the history.
+    _described: bool = field(init=False, repr=False, default=False)
 
     def __post_init__(self):
         if self.queryset is None:
             self.queryset = self.model.objects.filter(**self.where).order_by(*self.order)
+            self._described = True
 
     @property
     def columns(self) -> list[Variable]:
         return [*self.keys, *self.variables]
 
     def _as_of(self) -> models.QuerySet:
-        if not self.order:
-            raise TypeError(f"{self.code}: a dataset read as of a cut-off needs where and order.")
+        if not self._described:
+            raise TypeError(f"{self.code}: to read it as of a cut-off, give where and order.")
         lookups = [column.lookup for column in self.columns]
         return snapshot.values_as_of(
             self.model, self.as_of, where=self.where, order=self.order, lookups=lookups

@@ -7,7 +7,9 @@ update, and of the old row on each delete, stamped `pgh_created_at` (PostgreSQL'
 the start of the transaction that wrote it) and numbered `pgh_id` in the order written.
 An object's row at T is its latest event stamped at or before T (several writes in one
 transaction share a stamp: the highest `pgh_id` wins), unless that event is its delete;
-an object whose first event is after T did not exist yet.
+an object whose first event is after T did not exist yet. Being stamped with its start, a
+transaction under way at T counts as written before T once it has committed: an export
+as of an instant only seconds old may gain the rows of such a transaction if made again.
 
 The keys come from the patient's and the visit's rows as they were at T too: a visit
 re-dated after T keeps the date it had then, a patient the site it had then. Each of the
