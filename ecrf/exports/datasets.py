@@ -85,9 +85,10 @@ class Dataset:
     def count(self) -> int:
         return self.queryset.count()
 
-    def rows(self) -> Iterator[tuple]:
-        """The rows, keys then variables, as raw Python values, streamed."""
-        lookups = [column.lookup for column in self.columns]
+    def rows(self, *extra: str) -> Iterator[tuple]:
+        """The rows, keys then variables, as raw Python values, streamed; then the `extra`
+        lookups a writer needs beside the columns (the visit's repeat, the row's key)."""
+        lookups = [column.lookup for column in self.columns] + list(extra)
         yield from self.queryset.values_list(*lookups).iterator(chunk_size=CHUNK_SIZE)
 
 
