@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from lxml import etree
 
 from ecrf.crfs.models import MdmCytokines, Mrss
@@ -436,3 +438,28 @@ def test_a_date_is_iso_8601(rct, rct_odm):
     )[0]
     [data] = item(document, mrss.patient.subject_code, mrss.visit.code, "mrss", "I.mrss.exam_date")
     assert date.fromisoformat(data.get("Value")) == mrss.exam_date
+
+
+def test_the_queries_do_not_grow_with_the_subjects(rct, tmp_path):
+    """A cursor per dataset, its changes and the signatures, whatever the subjects:
+    Bordeaux's patients cost the queries Strasbourg's do."""
+    counts, rows = {}, {}
+    for site in ("BXP", "STR"):
+        with CaptureQueriesContext(connection) as queries:
+            record = export_run(
+                study=rct,
+                by=user("datamanager"),
+                formats=["odm", "odm-audit"],
+                sites=[site],
+                out_dir=tmp_path / site,
+            )
+        counts[site] = len(queries)
+        rows[site] = sum(file.get("rows", 0) for file in record.files)
+        root = etree.parse(str(tmp_path / site / "odm" / f"{RCT}_snapshot.xml")).getroot()
+        assert root.get("Granularity") == "SingleSite"
+        assert {
+            s.find("o:SiteRef", NS).get("LocationOID")
+            for s in root.iterfind(".//o:SubjectData", NS)
+        } == {f"LOC.{site}"}
+    assert rows["BXP"] > rows["STR"]
+    assert counts["BXP"] == counts["STR"]
