@@ -355,7 +355,6 @@ def metadata_version(version, protocols: list, index: int, datasets: list[Datase
                 )
             )
         mdv.append(node)
-    labels = {}
     for dataset in datasets:
         labels = {"en": dataset.label_en, "fr": dataset.label_fr}
         form = element(
