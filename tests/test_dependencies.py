@@ -1,6 +1,6 @@
 """The apps depend on each other one way only (DESIGN.md, "The direction of dependencies").
 
-    scoring <- studies <- accounts <- patients <- crfs <- safety <- (review, exports, api)
+    scoring <- studies <- accounts <- patients <- crfs <- safety <- (review, api) <- exports
         <- reminders <- demo
 
 with audit, notifications, core and formats as leaves that any app may use. Every name an
@@ -27,7 +27,9 @@ LAYERS = [
     {"patients"},
     {"crfs"},
     {"safety"},
-    {"review", "exports", "api"},
+    {"review", "api"},
+    # The ODM export carries the review's electronic signatures.
+    {"exports"},
     # Reminders read every app's deadlines, the review's open queries included.
     {"reminders"},
     {"demo"},

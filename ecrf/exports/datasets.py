@@ -99,10 +99,10 @@ class Dataset:
     def columns(self) -> list[Variable]:
         return [*self.keys, *self.variables]
 
-    def _as_of(self) -> models.QuerySet:
+    def _as_of(self, lookups: list[str] | None = None) -> models.QuerySet:
         if not self._described:
             raise TypeError(f"{self.code}: to read it as of a cut-off, give where and order.")
-        lookups = [column.lookup for column in self.columns]
+        lookups = lookups or [column.lookup for column in self.columns]
         return snapshot.values_as_of(
             self.model, self.as_of, where=self.where, order=self.order, lookups=lookups
         )
@@ -112,12 +112,14 @@ class Dataset:
             return self._as_of().count()
         return self.queryset.count()
 
-    def rows(self) -> Iterator[tuple]:
-        """The rows, keys then variables, as raw Python values, streamed."""
+    def rows(self, *extra: str) -> Iterator[tuple]:
+        """The rows, keys then variables, as raw Python values, streamed; then the `extra`
+        lookups a writer needs beside the columns (the visit's repeat, the row's key)."""
+        lookups = [column.lookup for column in self.columns] + list(extra)
         if self.as_of is not None:
-            rows = self._as_of()
+            rows = self._as_of(lookups)
         else:
-            rows = self.queryset.values_list(*(column.lookup for column in self.columns))
+            rows = self.queryset.values_list(*lookups)
         yield from rows.iterator(chunk_size=CHUNK_SIZE)
 
 

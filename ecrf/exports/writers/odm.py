@@ -1,3 +1,569 @@
-"""Not built yet (issue 14): its formats are refused by name until they are."""
+"""`odm` and `odm-audit`: CDISC ODM 1.3.2, written as the rows are read.
 
-WRITERS: dict = {}
+`odm` (`odm/<STUDY>_snapshot.xml`, FileType Snapshot): the metadata and administrative
+data (odm_metadata.py), then `ClinicalData` subject by subject. The datasets are per form
+while ODM nests subject → study event → form → item group, so the datasets' streams
+(each ordered by subject, visit, repeat) are merged by subject with heapq.merge: one row
+per dataset in memory, one subject's element at a time. An item whose value changed after
+the form's first save carries an `AuditRecord` of its last change (read from the form's
+pghistory events, streamed in the same order as the rows); a missing value has no
+ItemData, unless it was removed by a change (then IsNull, with the change's record). The
+valid (not voided) visit and casebook signatures sit on StudyEventData and SubjectData.
+
+`odm-audit` (`odm-audit/<STUDY>_audit.xml`, FileType Transactional): every event of the
+exported forms' pghistory trails, oldest first (within `request.audit_from`..`audit_to`),
+as ItemData with TransactionType Insert, Update or Remove and an AuditRecord each, in
+SubjectData/StudyEventData/FormData/ItemGroupData of TransactionType Context. The
+allocation (unblinded exports only) is in the snapshot as a per-patient form, and left out
+of the audit file: its trail is the randomisation's, not form data.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db.models import F, Window
+from django.db.models.functions import Lag
+from django.utils import timezone
+from lxml import etree
+
+from ecrf.exports.datasets import ALLOCATION, Dataset
+from ecrf.exports.odm_metadata import (
+    FORM_STATUS_OID,
+    NSMAP,
+    SIGNATURE_DEFS,
+    SYSTEM_USER,
+    VISIT_DATE_OID,
+    admin_element,
+    element,
+    event_oid,
+    form_oid,
+    group_oid,
+    instant,
+    item_oid,
+    location_oid,
+    mdv_oid,
+    odm_value,
+    per_visit,
+    repeat_field,
+    study_element,
+    study_oid,
+    tag,
+    user_oid,
+)
+from ecrf.exports.writers import Writer, rows_total
+from ecrf.review.models import Signature
+from ecrf.studies.models import Site
+
+# The per-patient logs sort after a subject's visits.
+LAST = 1 << 30
+
+
+@dataclass(frozen=True)
+class Item:
+    """One ItemData of a dataset's group: its OID, where its value is in the row, and the
+    column of the form's event table that records its changes (None: not the form's)."""
+
+    oid: str
+    index: int
+    column: str | None
+    lookup: str | None
+
+
+def _items(dataset: Dataset) -> list[Item]:
+    keys = {key.name: i for i, key in enumerate(dataset.keys)}
+    items = []
+    if per_visit(dataset):
+        items.append(Item(VISIT_DATE_OID, keys["visit_date"], None, None))
+        items.append(Item(FORM_STATUS_OID, keys["form_status"], "status", "status"))
+    offset = len(dataset.keys)
+    for i, variable in enumerate(dataset.variables):
+        column = variable.field.attname if variable.field is not None else None
+        items.append(Item(item_oid(dataset, variable), offset + i, column, variable.lookup))
+    return items
+
+
+def _repeat_index(dataset: Dataset) -> int | None:
+    name = repeat_field(dataset)
+    for i, variable in enumerate(dataset.variables):
+        if variable.name == name:
+            return len(dataset.keys) + i
+    return None
+
+
+def _event_model(dataset: Dataset):
+    return getattr(dataset.model, "pgh_event_model", None)
+
+
+def _context_user(context) -> int | None:
+    return (context or {}).get("user")
+
+
+class _Users:
+    """The people of the audit records and signatures, read before the clinical data (the
+    AdminData comes first), by their account id."""
+
+    def __init__(self, ids) -> None:
+        ids = set(ids)
+        self.system = None in ids
+        found = get_user_model().objects.filter(pk__in=[pk for pk in ids if pk is not None])
+        self.by_id = {user.pk: user for user in found.order_by("username")}
+        # A context naming an account that no longer exists: the system's, rather than a
+        # reference to a User the file does not define.
+        self.system |= any(pk is not None and pk not in self.by_id for pk in ids)
+
+    def listed(self) -> list:
+        return [*self.by_id.values(), *([None] if self.system else [])]
+
+    def oid(self, pk) -> str:
+        user = self.by_id.get(pk)
+        return user_oid(user.get_username()) if user is not None else SYSTEM_USER
+
+
+def _audit_record(users: _Users, site: str, at, context) -> etree._Element:
+    record = element(
+        "AuditRecord",
+        None,
+        element("UserRef", {"UserOID": users.oid(_context_user(context))}),
+        element("LocationRef", {"LocationOID": location_oid(site)}),
+        element("DateTimeStamp", text=instant(at)),
+    )
+    reason = (context or {}).get("reason")
+    if reason:
+        record.append(element("ReasonForChange", text=reason))
+    return record
+
+
+def _sites(request) -> list:
+    if request.sites:
+        return request.sites
+    return list(Site.objects.filter(study_sites__study=request.study).order_by("code"))
+
+
+def _root_attributes(request, file_type: str, name: str) -> dict:
+    from ecrf.exports.services import software_version  # the service imports the writers
+
+    created = timezone.now()
+    attrib = {
+        "FileType": file_type,
+        "FileOID": f"{request.study.code}.{name}.{created.strftime('%Y%m%dT%H%M%S%fZ')}",
+        "CreationDateTime": instant(created),
+        "ODMVersion": "1.3.2",
+        "Originator": "eCRF",
+        "SourceSystem": "eCRF",
+        "SourceSystemVersion": software_version(),
+        "Description": f"{request.study.code} {request.blinding}",
+    }
+    if file_type == "Snapshot":
+        attrib["AsOfDateTime"] = instant(request.cut_off)
+    if len(request.sites) == 1:
+        attrib["Granularity"] = "SingleSite"
+    elif not request.sites and not request.forms_asked:
+        attrib["Granularity"] = "All"
+    return attrib
+
+
+# -- the snapshot ----------------------------------------------------------------------------
+
+
+def _changes(dataset: Dataset, items: list[Item]) -> Iterator[tuple[int, dict]]:
+    """(row id, {item index: (when, context)}) of the rows whose items changed after their
+    first save, the last change of each item, in the dataset's row order."""
+    events = _event_model(dataset)
+    columns = [item.column for item in items if item.column is not None]
+    if events is None or not columns:
+        return iter(())
+    changed = events.objects.filter(pgh_label="update", pgh_obj__in=dataset.queryset.values("pk"))
+    order = [f"pgh_obj__{name}" for name in dataset.queryset.query.order_by]
+    stream = (
+        events.objects.filter(pgh_obj__in=changed.values("pgh_obj_id"))
+        .order_by(*order, "pgh_obj_id", "pgh_id")
+        .values_list("pgh_obj_id", "pgh_label", "pgh_created_at", "pgh_context", *columns)
+        .iterator(chunk_size=2000)
+    )
+    positions = [i for i, item in enumerate(items) if item.column is not None]
+
+    def grouped():
+        for obj, rows in itertools.groupby(stream, key=lambda row: row[0]):
+            found, before = {}, None
+            for _obj, label, at, context, *values in rows:
+                if before is not None and label == "update":
+                    for position, old, new in zip(positions, before, values, strict=True):
+                        if old != new:
+                            found[position] = (at, context)
+                before = values
+            if found:
+                yield obj, found
+
+    return grouped()
+
+
+def _change_users(datasets: list[Dataset]) -> set:
+    ids = set()
+    for dataset in datasets:
+        events = _event_model(dataset)
+        if events is None:
+            continue
+        ids |= set(
+            events.objects.filter(pgh_label="update", pgh_obj__in=dataset.queryset.values("pk"))
+            .values_list("pgh_context__user", flat=True)
+            .distinct()
+        )
+    return ids
+
+
+def _signatures(request):
+    found = Signature.objects.valid().filter(patient__study=request.study)
+    if request.sites:
+        found = found.filter(patient__site__in=request.sites)
+    return found
+
+
+def _keyed_rows(index: int, dataset: Dataset, items: list[Item]) -> Iterator[tuple]:
+    """The dataset's rows with their merge key (subject, visit order, repeat, dataset, n) and
+    their items' changes."""
+    extra = ("pk", "visit__sequence", "visit__repeat") if per_visit(dataset) else ("pk",)
+    changes = _changes(dataset, items)
+    pending = next(changes, None)
+    width = len(dataset.columns)
+    for n, row in enumerate(dataset.rows(*extra)):
+        pk = row[width]
+        found = {}
+        if pending is not None and pending[0] == pk:
+            found = pending[1]
+            pending = next(changes, None)
+        if per_visit(dataset):
+            order, repeat = row[width + 1], row[width + 2]
+        else:
+            order, repeat = LAST, 0
+        yield (row[0], order, repeat, index, n), row, found
+
+
+class _Snapshot:
+    def __init__(self, context) -> None:
+        self.context = context
+        self.request = context.request
+        self.datasets = context.datasets
+        self.items = [_items(dataset) for dataset in self.datasets]
+        self.repeat_index = [_repeat_index(dataset) for dataset in self.datasets]
+        protocols = self.request.protocols
+        self.repeatable = {v.code for p in protocols for v in p.visits if v.repeatable}
+        signatures = _signatures(self.request)
+        self.meanings = sorted(set(signatures.values_list("meaning", flat=True)))
+        ids = _change_users(self.datasets) | set(signatures.values_list("signer_id", flat=True))
+        self.users = _Users(ids)
+        self.rows = 0
+
+    def signature_meanings(self) -> list[tuple[str, str]]:
+        labels = dict(Signature.Meaning.choices)
+        return [(meaning, str(labels[meaning])) for meaning in self.meanings]
+
+    def _signature_stream(self) -> Iterator[tuple]:
+        return (
+            _signatures(self.request)
+            .order_by("patient__subject_code", "signed_at", "pk")
+            .values_list(
+                "patient__subject_code",
+                "visit__sequence",
+                "visit__repeat",
+                "signer_id",
+                "signed_at",
+                "meaning",
+                "patient__site__code",
+            )
+            .iterator(chunk_size=2000)
+        )
+
+    def _signature(self, row) -> etree._Element:
+        _subject, _sequence, _repeat, signer, at, meaning, site = row
+        return element(
+            "Signature",
+            None,
+            element("UserRef", {"UserOID": self.users.oid(signer)}),
+            element("LocationRef", {"LocationOID": location_oid(site)}),
+            element("SignatureRef", {"SignatureOID": SIGNATURE_DEFS[meaning]}),
+            element("DateTimeStamp", text=instant(at)),
+        )
+
+    def subjects(self) -> Iterator[etree._Element]:
+        streams = [
+            _keyed_rows(i, dataset, self.items[i]) for i, dataset in enumerate(self.datasets)
+        ]
+        merged = heapq.merge(*streams, key=lambda keyed: keyed[0])
+        signatures = self._signature_stream()
+        waiting = next(signatures, None)
+        for subject, rows in itertools.groupby(merged, key=lambda keyed: keyed[0][0]):
+            # The subject's valid signatures (the latest of each visit, of the casebook).
+            while waiting is not None and waiting[0] < subject:
+                waiting = next(signatures, None)
+            signed = {}
+            while waiting is not None and waiting[0] == subject:
+                signed[(waiting[1], waiting[2])] = waiting
+                waiting = next(signatures, None)
+            yield self.subject(subject, rows, signed)
+
+    def subject(self, subject: str, rows, signed: dict) -> etree._Element:
+        node = element("SubjectData", {"SubjectKey": subject})
+        site = None
+        events = []
+        for (_s, order, repeat), group in itertools.groupby(rows, key=lambda keyed: keyed[0][:3]):
+            group = list(group)
+            first_row = group[0][1]
+            site = first_row[1]
+            visit = first_row[2] if order != LAST else None
+            event = element("StudyEventData", {"StudyEventOID": event_oid(visit)})
+            if visit is not None and (visit in self.repeatable or repeat > 1):
+                event.set("StudyEventRepeatKey", str(repeat))
+            if visit is not None and (order, repeat) in signed:
+                event.append(self._signature(signed[(order, repeat)]))
+            for index, form_rows in itertools.groupby(group, key=lambda keyed: keyed[0][3]):
+                event.append(self.form(index, form_rows))
+            events.append(event)
+        casebook = signed.get((None, None))
+        if casebook is not None:
+            node.append(self._signature(casebook))
+        node.append(element("SiteRef", {"LocationOID": location_oid(site)}))
+        for event in events:
+            node.append(event)
+        return node
+
+    def form(self, index: int, rows) -> etree._Element:
+        dataset = self.datasets[index]
+        form = element("FormData", {"FormOID": form_oid(dataset)})
+        for number, (_key, row, changes) in enumerate(rows, start=1):
+            group = element("ItemGroupData", {"ItemGroupOID": group_oid(dataset)})
+            if dataset.repeating:
+                position = self.repeat_index[index]
+                key = odm_value(row[position]) if position is not None else None
+                group.set("ItemGroupRepeatKey", key or str(number))
+            for position, item in enumerate(self.items[index]):
+                value = odm_value(row[item.index])
+                change = changes.get(position)
+                if value is None and change is None:
+                    continue
+                data = element("ItemData", {"ItemOID": item.oid})
+                if value is None:
+                    data.set("IsNull", "Yes")
+                else:
+                    data.set("Value", value)
+                if change is not None:
+                    data.append(_audit_record(self.users, row[1], *change))
+                group.append(data)
+            form.append(group)
+            self.rows += 1
+            self.context.tick()
+        return form
+
+
+def write_snapshot(context) -> list[dict]:
+    request = context.request
+    path = context.folder("odm") / f"{request.study.code}_snapshot.xml"
+    snapshot = _Snapshot(context)
+    versions = list(request.study.protocol_versions.order_by("loaded_at"))
+    with etree.xmlfile(str(path), encoding="utf-8") as xf:
+        xf.write_declaration()
+        with xf.element(tag("ODM"), _root_attributes(request, "Snapshot", "snapshot"), nsmap=NSMAP):
+            xf.write(study_element(request, context.datasets))
+            xf.write(
+                admin_element(
+                    request, snapshot.users.listed(), _sites(request), snapshot.signature_meanings()
+                )
+            )
+            clinical = {
+                "StudyOID": study_oid(request.study),
+                "MetaDataVersionOID": mdv_oid(versions[-1].version),
+            }
+            with xf.element(tag("ClinicalData"), clinical):
+                for subject in snapshot.subjects():
+                    xf.write(subject)
+    return [context.entry(path, snapshot.rows)]
+
+
+# -- the audit trail ---------------------------------------------------------------------------
+
+
+def _audited(context) -> list[int]:
+    return [
+        i
+        for i, dataset in enumerate(context.datasets)
+        if dataset.code != ALLOCATION and _event_model(dataset) is not None
+    ]
+
+
+def _events(request, dataset: Dataset):
+    events = _event_model(dataset).objects.filter(patient__study=request.study)
+    if request.sites:
+        events = events.filter(patient__site__in=request.sites)
+    if request.audit_to is not None:
+        events = events.filter(pgh_created_at__lte=request.audit_to)
+    return events
+
+
+def _in_period(request, events):
+    if request.audit_from is not None:
+        events = events.filter(pgh_created_at__gte=request.audit_from)
+    return events
+
+
+def audit_total(context) -> int:
+    request = context.request
+    return sum(
+        _in_period(request, _events(request, context.datasets[i])).count()
+        for i in _audited(context)
+    )
+
+
+def _trail(request, index: int, dataset: Dataset, items: list[Item]) -> Iterator[tuple]:
+    """The dataset's events, oldest first, each with its items' values before and after
+    (the previous event of the same row, whatever the period)."""
+    tracked = [item for item in items if item.lookup is not None]
+    previous = {
+        f"before_{n}": Window(
+            Lag(F(item.lookup)), partition_by=[F("pgh_obj_id")], order_by="pgh_id"
+        )
+        for n, item in enumerate(tracked)
+    }
+    visit = ("visit__code", "visit__repeat") if per_visit(dataset) else ()
+    repeat = repeat_field(dataset)
+    repeat_lookup = next((v.lookup for v in dataset.variables if v.name == repeat), None)
+    stream = (
+        _events(request, dataset)
+        .annotate(**previous)
+        .order_by("pgh_created_at", "pgh_id")
+        .values_list(
+            "pgh_id",
+            "pgh_created_at",
+            "pgh_label",
+            "pgh_context",
+            "patient__subject_code",
+            "patient__site__code",
+            *visit,
+            *([repeat_lookup] if repeat_lookup else []),
+            *(item.lookup for item in tracked),
+            *previous,
+        )
+        .iterator(chunk_size=2000)
+    )
+    for row in stream:
+        if request.audit_from is not None and row[1] < request.audit_from:
+            continue
+        yield (row[1], index, row[0]), row
+
+
+class _Audit:
+    def __init__(self, context) -> None:
+        self.context = context
+        self.request = context.request
+        self.indexes = _audited(context)
+        self.tracked = {
+            i: [item for item in _items(context.datasets[i]) if item.lookup is not None]
+            for i in self.indexes
+        }
+        protocols = self.request.protocols
+        self.repeatable = {v.code for p in protocols for v in p.visits if v.repeatable}
+        ids = set()
+        for i in self.indexes:
+            events = _in_period(self.request, _events(self.request, context.datasets[i]))
+            ids |= set(events.values_list("pgh_context__user", flat=True).distinct())
+        self.users = _Users(ids)
+
+    def events(self) -> Iterator[etree._Element]:
+        streams = [
+            _trail(self.request, i, self.context.datasets[i], self.tracked[i]) for i in self.indexes
+        ]
+        for (_at, index, _pgh), row in heapq.merge(*streams, key=lambda keyed: keyed[0]):
+            node = self.event(index, row)
+            self.context.tick()
+            if node is not None:
+                yield node
+
+    def event(self, index: int, row: tuple):
+        dataset = self.context.datasets[index]
+        tracked = self.tracked[index]
+        _pgh, at, label, context, subject, site, *rest = row
+        visit = repeat = None
+        if per_visit(dataset):
+            visit, repeat, *rest = rest
+        key = None
+        if repeat_field(dataset) and any(
+            v.name == repeat_field(dataset) for v in dataset.variables
+        ):
+            key, *rest = rest
+        after, before = rest[: len(tracked)], rest[len(tracked) :]
+        group = element(
+            "ItemGroupData", {"ItemGroupOID": group_oid(dataset), "TransactionType": "Context"}
+        )
+        if dataset.repeating:
+            group.set("ItemGroupRepeatKey", odm_value(key) or "1")
+        for item, old, new in zip(tracked, before, after, strict=True):
+            old, new = odm_value(old), odm_value(new)
+            if label == "insert":
+                kind, value = ("Insert", new) if new is not None else (None, None)
+            elif label == "delete":
+                kind, value = ("Remove", None) if new is not None else (None, None)
+            elif old == new:
+                kind, value = None, None
+            elif new is None:
+                kind, value = "Remove", None
+            else:
+                kind, value = ("Insert" if old is None else "Update"), new
+            if kind is None:
+                continue
+            data = element("ItemData", {"ItemOID": item.oid, "TransactionType": kind})
+            if value is not None:
+                data.set("Value", value)
+            data.append(_audit_record(self.users, site, at, context))
+            group.append(data)
+        if not len(group):
+            return None
+        event = element(
+            "StudyEventData", {"StudyEventOID": event_oid(visit), "TransactionType": "Context"}
+        )
+        if visit is not None and (visit in self.repeatable or (repeat or 1) > 1):
+            event.set("StudyEventRepeatKey", str(repeat))
+        event.append(
+            element(
+                "FormData",
+                {"FormOID": form_oid(dataset), "TransactionType": "Context"},
+                group,
+            )
+        )
+        return element(
+            "SubjectData",
+            {"SubjectKey": subject, "TransactionType": "Context"},
+            element("SiteRef", {"LocationOID": location_oid(site)}),
+            event,
+        )
+
+
+def write_audit(context) -> list[dict]:
+    request = context.request
+    path = context.folder("odm-audit") / f"{request.study.code}_audit.xml"
+    audit = _Audit(context)
+    versions = list(request.study.protocol_versions.order_by("loaded_at"))
+    written = 0
+    with etree.xmlfile(str(path), encoding="utf-8") as xf:
+        xf.write_declaration()
+        attributes = _root_attributes(request, "Transactional", "audit")
+        with xf.element(tag("ODM"), attributes, nsmap=NSMAP):
+            xf.write(study_element(request, context.datasets))
+            xf.write(admin_element(request, audit.users.listed(), _sites(request), []))
+            clinical = {
+                "StudyOID": study_oid(request.study),
+                "MetaDataVersionOID": mdv_oid(versions[-1].version),
+            }
+            with xf.element(tag("ClinicalData"), clinical):
+                for subject in audit.events():
+                    xf.write(subject)
+                    written += 1
+    return [context.entry(path, written)]
+
+
+WRITERS = {
+    "odm": Writer(write=write_snapshot, total=rows_total),
+    "odm-audit": Writer(write=write_audit, total=audit_total),
+}
