@@ -170,18 +170,29 @@ def _root_attributes(request, file_type: str, name: str) -> dict:
 # -- the snapshot ----------------------------------------------------------------------------
 
 
+def _updates(events, dataset: Dataset):
+    """The update events of the dataset's rows, up to the export's cut-off."""
+    found = events.objects.filter(pgh_label="update", pgh_obj__in=dataset.queryset.values("pk"))
+    if dataset.as_of is not None:
+        found = found.filter(pgh_created_at__lte=dataset.as_of)
+    return found
+
+
 def _changes(dataset: Dataset, items: list[Item]) -> Iterator[tuple[int, dict]]:
     """(row id, {item index: (when, context)}) of the rows whose items changed after their
-    first save, the last change of each item, in the dataset's row order."""
+    first save, the last change of each item (up to the cut-off), in the dataset's row
+    order."""
     events = _event_model(dataset)
     columns = [item.column for item in items if item.column is not None]
     if events is None or not columns:
         return iter(())
-    changed = events.objects.filter(pgh_label="update", pgh_obj__in=dataset.queryset.values("pk"))
+    changed = _updates(events, dataset)
     order = [f"pgh_obj__{name}" for name in dataset.queryset.query.order_by]
+    trail = events.objects.filter(pgh_obj__in=changed.values("pgh_obj_id"))
+    if dataset.as_of is not None:
+        trail = trail.filter(pgh_created_at__lte=dataset.as_of)
     stream = (
-        events.objects.filter(pgh_obj__in=changed.values("pgh_obj_id"))
-        .order_by(*order, "pgh_obj_id", "pgh_id")
+        trail.order_by(*order, "pgh_obj_id", "pgh_id")
         .values_list("pgh_obj_id", "pgh_label", "pgh_created_at", "pgh_context", *columns)
         .iterator(chunk_size=2000)
     )
@@ -208,16 +219,19 @@ def _change_users(datasets: list[Dataset]) -> set:
         events = _event_model(dataset)
         if events is None:
             continue
-        ids |= set(
-            events.objects.filter(pgh_label="update", pgh_obj__in=dataset.queryset.values("pk"))
-            .values_list("pgh_context__user", flat=True)
-            .distinct()
-        )
+        ids |= set(_updates(events, dataset).values_list("pgh_context__user", flat=True).distinct())
     return ids
 
 
 def _signatures(request):
-    found = Signature.objects.valid().filter(patient__study=request.study)
+    """The signatures that held at the cut-off (signed by then, not voided by then)."""
+    if request.as_of is None:
+        found = Signature.objects.valid()
+    else:
+        found = Signature.objects.filter(signed_at__lte=request.as_of).exclude(
+            voided_at__lte=request.as_of
+        )
+    found = found.filter(patient__study=request.study)
     if request.sites:
         found = found.filter(patient__site__in=request.sites)
     return found
