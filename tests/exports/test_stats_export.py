@@ -495,3 +495,18 @@ def test_shortened_names_are_unique_stable_and_fit():
     assert short["lupus_nephritis_class_3_or_4"] == "lupus_02"
     assert short["in"] == "in01"
     assert unique_names(list(reversed(names)), 8, reserved=["in"]) == short
+
+
+def test_the_progress_counts_every_row_of_every_format(rct, tmp_path):
+    heard = []
+    export_run(
+        study=rct,
+        formats=["xlsx", *STATS],
+        by=user("datamanager"),
+        forms=["mrss", "adverse_event"],
+        out_dir=tmp_path,
+        on_progress=lambda written, total: heard.append((written, total)),
+    )
+    rows = len(database_rows(rct, "mrss")[1]) + len(database_rows(rct, "adverse_event")[1])
+    assert heard[-1] == (4 * rows, 4 * rows)
+    assert [written for written, _total in heard] == sorted(written for written, _ in heard)

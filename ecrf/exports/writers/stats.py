@@ -32,11 +32,13 @@ dataset, never two alike (case ignored).
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import numpy
 import pandas
 import pyreadstat
 
@@ -215,7 +217,10 @@ def read_columns(dataset, context, clock: Clock, *, encode=None) -> list[Column]
         encoder = encode(variable) if encode is not None and kind == "text" else None
         if encoder is not None:
             kind, convert = "number", encoder
-        columns.append(Column(variable, variable.name, variable.label_en, kind))
+        column = Column(variable, variable.name, variable.label_en, kind)
+        if kind != "text":  # 8 bytes a value rather than a Python float's 32
+            column.values = array("d")
+        columns.append(column)
         converters.append(convert)
     for row in dataset.rows():
         for column, convert, value in zip(columns, converters, row, strict=True):
@@ -229,8 +234,10 @@ def frame_of(columns: list[Column], names: dict[str, str]) -> pandas.DataFrame:
     they are copied, so that the rows are held once."""
     data = {}
     for column in columns:
-        dtype = object if column.kind == "text" else "float64"
-        data[names[column.name]] = pandas.Series(column.values, dtype=dtype)
+        if column.kind == "text":
+            data[names[column.name]] = pandas.Series(column.values, dtype=object)
+        else:
+            data[names[column.name]] = pandas.Series(numpy.array(column.values, dtype="float64"))
         column.values = []
     return pandas.DataFrame(data)
 

@@ -101,6 +101,27 @@ def sheet_names(codes: list[str]) -> dict[str, str]:
     return unique_names(codes, SHEET_NAME, reserved=RESERVED)
 
 
+def _write_dataset(workbook, cells, dataset, name: str, taken: set[str], tick) -> list:
+    """The dataset's rows into its sheet (and continuation sheets past Excel's rows, should
+    it have that many); the `sheets` rows: (sheet, dataset, labels, rows)."""
+    header = [column.name for column in dataset.columns]
+    writers = [cells.writer_of(column) for column in dataset.columns]
+    sheets, part = [], 1
+    sheet, row = _start_sheet(workbook, cells, name, header), 0
+    for values in dataset.rows():
+        if row == SHEET_ROWS - 1:
+            sheets.append([name, dataset.code, dataset.label_en, dataset.label_fr, row])
+            part += 1
+            name = _continuation(dataset.code, part, taken)
+            sheet, row = _start_sheet(workbook, cells, name, header), 0
+        row += 1
+        for col, (write_cell, value) in enumerate(zip(writers, values, strict=True)):
+            write_cell(sheet, row, col, value)
+        tick()
+    sheets.append([name, dataset.code, dataset.label_en, dataset.label_fr, row])
+    return sheets
+
+
 def write(context) -> list[dict]:
     folder = context.folder("xlsx")
     path = folder / f"{context.study.code}.xlsx"
@@ -109,25 +130,8 @@ def write(context) -> list[dict]:
     names = sheet_names([dataset.code for dataset in context.datasets])
     taken = set(names.values())
     listed = []  # the `sheets` sheet's rows
-    total = 0
     for dataset in context.datasets:
-        header = [column.name for column in dataset.columns]
-        writers = [cells.writer_of(column) for column in dataset.columns]
-        name = names[dataset.code]
-        sheet, row, rows_here, part = _start_sheet(workbook, cells, name, header), 0, 0, 1
-        for values in dataset.rows():
-            if row == SHEET_ROWS - 1:
-                listed.append([name, dataset.code, dataset.label_en, dataset.label_fr, rows_here])
-                part += 1
-                name = _continuation(dataset.code, part, taken)
-                sheet, row, rows_here = _start_sheet(workbook, cells, name, header), 0, 0
-            row += 1
-            rows_here += 1
-            for col, (write_cell, value) in enumerate(zip(writers, values, strict=True)):
-                write_cell(sheet, row, col, value)
-            context.tick()
-        listed.append([name, dataset.code, dataset.label_en, dataset.label_fr, rows_here])
-        total += sum(entry[4] for entry in listed if entry[1] == dataset.code)
+        listed += _write_dataset(workbook, cells, dataset, names[dataset.code], taken, context.tick)
     sheet = _start_sheet(workbook, cells, DICTIONARY, DICTIONARY_COLUMNS)
     dictionary_rows = 0
     for dictionary_rows, variable in enumerate(context.dictionary, start=1):
@@ -142,7 +146,7 @@ def write(context) -> list[dict]:
             else:
                 sheet.write_string(row, col, value)
     workbook.close()
-    entry = context.entry(path, total)
+    entry = context.entry(path, sum(values[4] for values in listed))
     entry["sheets"] = {
         **{values[0]: values[4] for values in listed},
         DICTIONARY: dictionary_rows,
