@@ -16,7 +16,7 @@ import pyreadstat
 from django.utils import translation
 from django.utils.text import capfirst
 
-from ecrf.crfs.models import Mrss, SkinBiopsy
+from ecrf.crfs.models import Mrss, SafetyLabs, SkinBiopsy
 from ecrf.exports.datasets import AE_LOG, ae_dataset, form_dataset
 from ecrf.exports.services import export_run
 from ecrf.exports.writers.stats import unique_names
@@ -156,6 +156,13 @@ def test_the_trial_in_sas_transport_files_reads_back_as_the_database_holds_it(rc
     _header, rows = database_rows(rct, "mrss")
     assert list(frame.total) == [float(row[_header.index("total")]) for row in rows]
     assert any(read_xpt(folder, code).isna().any().any() for code in manifest["forms"])
+    # Dates with a date format; decimals shown with their places.
+    labs = names[names.dataset == "safety_labs"].set_index("variable").sas_name
+    meta = pyreadstat.read_xport(folder / "safety_labs.xpt", metadataonly=True)[1]
+    assert meta.original_variable_types[labs["visit_date"]] == "YYMMDD10."
+    field = SafetyLabs._meta.get_field("neutrophils_x10e9_l")
+    width = f"{field.max_digits + 2}.{field.decimal_places}"
+    assert meta.original_variable_types[labs["neutrophils_x10e9_l"]] == width
 
 
 def test_the_adverse_event_log_in_sas_keeps_the_french_verbatim_and_the_partial_onset(
@@ -374,6 +381,12 @@ def test_the_trial_in_spss_reads_back_with_its_labels(rct, tmp_path):
     nausea = log[log.term == NAUSEA].iloc[0]
     assert nausea.onset_date == AdverseEvent.objects.get(term=NAUSEA).onset_date
     assert meta.variable_measure["term"] == "nominal"
+    meta = pyreadstat.read_sav(folder / "safety_labs.sav", metadataonly=True)[1]
+    field = SafetyLabs._meta.get_field("neutrophils_x10e9_l")
+    assert meta.original_variable_types["neutrophils_x10e9_l"] == (
+        f"F{field.max_digits + 2}.{field.decimal_places}"
+    )
+    assert meta.variable_measure["neutrophils_x10e9_l"] == "scale"
 
 
 def test_the_cohort_in_spss_keeps_its_repeated_cultures(cohort, tmp_path):

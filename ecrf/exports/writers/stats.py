@@ -297,6 +297,25 @@ def split_long_text(columns: list[Column], limit: int = SAS_TEXT) -> list[Column
     return found
 
 
+def decimal_places(column: Column) -> tuple[int, int] | None:
+    """A decimal's width and places for display (its sign and point included)."""
+    field = column.variable.field
+    if column.kind != "number" or column.variable.type != "decimal" or field is None:
+        return None
+    return field.max_digits + 2, field.decimal_places
+
+
+def _sas_format(column: Column) -> str | None:
+    if column.kind == "date":
+        return "YYMMDD10"
+    if column.kind == "datetime":
+        return "E8601DT19"
+    if decimal := decimal_places(column):
+        width, places = decimal
+        return f"{width}.{places}"  # the decimals shown as the database holds them
+    return None
+
+
 def _sas_quote(text: str) -> str:
     # Single quotes: no macro resolution of & and % inside.
     return "'" + str(text).replace("'", "''") + "'"
@@ -353,10 +372,10 @@ def write_sas(context) -> list[dict]:
         long_names = [column.name for column in columns]
         short = {k: v.upper() for k, v in unique_names(long_names, SAS_NAME).items()}
         restored = unique_names(long_names, SAS_LONG_NAME)
-        date_formats = {
-            short[column.name]: "YYMMDD10" if column.kind == "date" else "E8601DT19"
+        display = {
+            short[column.name]: _sas_format(column)
             for column in columns
-            if column.kind in ("date", "datetime")
+            if _sas_format(column) is not None
         }
         member = members[dataset.code]
         path = folder / f"{dataset.code}.xpt"
@@ -368,7 +387,7 @@ def write_sas(context) -> list[dict]:
             column_labels=[cut_label(column.label, SAS_LABEL, in_bytes=True) for column in columns],
             table_name=member,
             file_format_version=5,
-            variable_format=date_formats,
+            variable_format=display,
         )
         files.append(context.entry(path, _rows_of(frame)))
         del frame
@@ -572,9 +591,9 @@ def _spss_format(column: Column) -> str | None:
         return "DATETIME20"
     if column.kind != "number":
         return None
-    if variable.type == "decimal" and variable.field is not None:
-        places = variable.field.decimal_places
-        return f"F{variable.field.max_digits + 2}.{places}"
+    if decimal := decimal_places(column):
+        width, places = decimal
+        return f"F{width}.{places}"
     if variable.type == "float":
         return "F10.3"
     return "F8.0"
