@@ -322,6 +322,7 @@ def test_the_trial_in_stata_reads_back_with_its_labels(rct, tmp_path):
     assert meta.variable_value_labels["face"] == scores
     assert meta.variable_value_labels["face"][0] == "0 normal"
     assert meta.original_variable_types["visit_date"].startswith("%td")
+    assert (folder / "mrss.dta").read_bytes().startswith(b"<stata_dta><header><release>118<")
     log, meta = pyreadstat.read_dta(folder / f"{AE_LOG}.dta")
     nausea = log[log.term == NAUSEA].iloc[0]
     assert nausea.onset_date == AdverseEvent.objects.get(term=NAUSEA).onset_date

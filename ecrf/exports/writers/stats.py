@@ -16,11 +16,14 @@ format; the AE log's partial onset (`YYYY-MM`) is text and stays text. Labels ar
   every variable to its SAS name and full label, a longer text is split into parts
   (named in names.csv), and `sas/formats.sas` defines the value labels with PROC FORMAT and
   reads each transport file into WORK with its formats, full labels and dictionary names.
-- `stata`: `stata/<dataset>.dta` (format 119, Stata 15+). Stata's value labels are for
-  integers: a text-coded answer is written as 1, 2, ... in the order of its allowed values,
-  labelled "code: label", and `stata/value_labels.csv` gives the mapping; integer codes
-  and yes/no keep their values. Names longer than Stata's 32 characters are shortened
-  (`stata/names.csv`).
+- `stata`: `stata/<dataset>.dta` in format 118 (Unicode, long strings; Stata 14 and
+  later read it; 119 adds only more than 32,767 variables and needs Stata 15). Stata's
+  value labels are for integers: a text-coded answer is written as 1, 2, ... in the order
+  of its allowed values, labelled "code: label", and `stata/value_labels.csv` gives the
+  mapping; integer codes and yes/no keep their values. Names longer than Stata's 32
+  characters (or, for a labelled variable, than leaves room for the number pyreadstat
+  appends to its label set's name) are shortened (`stata/names.csv`). Date-times are %tc
+  (milliseconds).
 - `spss`: `spss/<dataset>.sav`, text codes kept as text with string value labels, numbers
   with value labels on their codes; names up to 64 bytes.
 
@@ -456,6 +459,7 @@ def _sas_program(context, formats: SasFormats, steps: list[str]) -> list[str]:
 # -- stata --------------------------------------------------------------------------------
 
 STATA_NAME = 32
+STATA_VERSION = 14  # pyreadstat's name for format 118
 STATA_LABEL = 80
 STATA_RESERVED = frozenset(
     {"_all", "_b", "byte", "_coef", "_cons", "double", "float", "if", "in", "int", "long"}
@@ -541,6 +545,7 @@ def write_stata(context) -> list[dict]:
             path,
             file_label=cut_label(dataset.label_en, STATA_LABEL),
             column_labels=[cut_label(column.label, STATA_LABEL) for column in columns],
+            version=STATA_VERSION,
             variable_value_labels=value_labels,
             variable_format=formats,
         )
