@@ -235,7 +235,6 @@ REFUSALS = [
         "as_of",
         "is in the future; give an instant before now.",
     ),
-    ({"as_of": -timedelta(days=1)}, "as_of", "is not supported yet"),
 ]
 
 
