@@ -50,7 +50,7 @@ def test_the_command_exports_and_says_what_it_wrote(seeded, tmp_path):
     ("arguments", "message"),
     [
         (["--study", "NCT00000000"], "Study: NCT00000000 is unknown; choose among NCT"),
-        (["--study", RCT, "--format", "sas"], "Format: sas is not supported yet; choose csv."),
+        (["--study", RCT, "--format", "sas"], "Format: sas is not supported yet; choose csv"),
         (["--study", RCT, "--form", "x"], "Form: x is not a form this study exports"),
         (["--study", RCT, "--as-of", "yesterday"], "Cut-off: yesterday is not a date and time"),
         (["--study", RCT, "--unblinded"], "Unblinded: you do not see the allocation"),

@@ -220,8 +220,8 @@ def test_the_manifest_and_the_audit_row(rct, tmp_path):
 
 
 REFUSALS = [
-    ({"formats": ["xlsx"]}, "formats", "Format: xlsx is not supported yet; choose csv."),
-    ({"formats": ["pdf"]}, "formats", "Format: pdf is not a known format; choose csv."),
+    ({"formats": ["xlsx"]}, "formats", "Format: xlsx is not supported yet; choose csv"),
+    ({"formats": ["pdf"]}, "formats", "Format: pdf is not a known format; choose csv"),
     ({"forms": ["nope"]}, "forms", "Form: nope is not a form this study exports; choose among"),
     ({"sites": ["REN"]}, "sites", "Site: REN does not take part in NCT00479934; choose among"),
     (
