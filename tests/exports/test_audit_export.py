@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from ecrf.crfs.models import SafetyLabs
 from ecrf.exports.audit_trail import COLUMNS, MASK
 from ecrf.exports.services import export_run
-from ecrf.patients.models import Allocation
+from ecrf.patients.models import Allocation, Patient
 from ecrf.studies.models import Study
 
 RCT = "NCT00479934"
@@ -179,3 +179,17 @@ def test_an_unblinded_audit_export_shows_the_arm(rct, tmp_path):
     stored = dict(Allocation.objects.filter(study=rct).values_list("pk", "arm"))
     assert dict(zip(arms.object_id.astype(int), arms.new_value, strict=True)) == stored
     assert MASK not in set(trail.new_value)
+
+
+def test_a_site_export_keeps_the_trail_of_its_site(rct, tmp_path):
+    export_run(
+        study=rct, by=user("datamanager"), formats=["audit"], sites=["STR"], out_dir=tmp_path
+    )
+    trail = read(tmp_path / "audit" / "audit_trail.csv")
+    assert set(trail.site) <= {"STR", ""}
+    assert set(trail.subject) - {""} == set(
+        Patient.objects.filter(study=rct, site__code="STR").values_list("subject_code", flat=True)
+    )
+    # Study-wide rows (the study, its protocol version) are in every site's trail.
+    assert {"studies.Study", "studies.ProtocolVersion"} <= set(trail.object)
+    assert "definition" not in set(trail.field)

@@ -330,3 +330,17 @@ def test_an_unblinded_sdtm_export_gives_the_arm_allocated(rct, tmp_path):
         assert row["ARM"] == arms.get(arm, "") == row["ACTARM"]
     # Only DM and SV: the forms asked for have no other domain.
     assert sorted(path.name for path in (tmp_path / "sdtm").glob("*.xpt")) == ["dm.xpt", "sv.xpt"]
+
+
+def test_a_site_export_holds_only_its_patients(rct, tmp_path):
+    export_run(study=rct, by=user("datamanager"), formats=["sdtm"], sites=["STR"], out_dir=tmp_path)
+    folder = tmp_path / "sdtm"
+    expected = {
+        f"{RCT}-{code}"
+        for code in Patient.objects.filter(study=rct, site__code="STR").values_list(
+            "subject_code", flat=True
+        )
+    }
+    assert set(read_csv(folder / "dm.csv")["USUBJID"]) == expected
+    for name in ("sv", "lb", "qs", "xs"):
+        assert set(read_csv(folder / f"{name}.csv")["USUBJID"]) <= expected, name
