@@ -419,7 +419,8 @@ AE_VARS = (
     *_ident("AE"),
     Var("AESPID", "Sponsor-Defined Identifier", "Char", "Assigned", "The log's AE-nnn"),
     *(
-        Var(name, _AE_LABELS[name], "Char", "CRF", _AE_NOTES.get(name, "Y/N" if name in _AE_FLAGS else ""))
+        Var(name, _AE_LABELS[name], "Char", "CRF",
+            _AE_NOTES.get(name, "Y/N" if name in _AE_FLAGS else ""))
         for name in AE_VARIABLES.values()
     ),
     Var("AESTDY", "Study Day of Start of Adverse Event", "Num", "Derived",
