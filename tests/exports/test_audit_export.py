@@ -13,6 +13,8 @@ import pghistory.models
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ecrf.crfs.models import SafetyLabs
 from ecrf.exports.audit_trail import COLUMNS, MASK
@@ -193,3 +195,20 @@ def test_a_site_export_keeps_the_trail_of_its_site(rct, tmp_path):
     # Study-wide rows (the study, its protocol version) are in every site's trail.
     assert {"studies.Study", "studies.ProtocolVersion"} <= set(trail.object)
     assert "definition" not in set(trail.field)
+
+
+def test_the_audit_queries_do_not_grow_with_the_events(rct, tmp_path):
+    counts, rows = {}, {}
+    for site in ("BXP", "STR"):
+        with CaptureQueriesContext(connection) as queries:
+            record = export_run(
+                study=rct,
+                by=user("datamanager"),
+                formats=["audit"],
+                sites=[site],
+                out_dir=tmp_path / site,
+            )
+        counts[site] = len(queries)
+        rows[site] = record.files[0]["rows"]
+    assert rows["BXP"] > rows["STR"]
+    assert counts["BXP"] == counts["STR"]

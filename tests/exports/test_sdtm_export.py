@@ -12,6 +12,8 @@ import pandas
 import pyreadstat
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from ecrf.crfs.models import ULN_ANALYTES, Demographics, Dlqi, Haq, Mrss, SafetyLabs
 from ecrf.exports.sdtm_domains import DLQI_TESTS, HAQ_TESTS, LB_TESTS, XS_AREAS, study_day
@@ -344,3 +346,22 @@ def test_a_site_export_holds_only_its_patients(rct, tmp_path):
     assert set(read_csv(folder / "dm.csv")["USUBJID"]) == expected
     for name in ("sv", "lb", "qs", "xs"):
         assert set(read_csv(folder / f"{name}.csv")["USUBJID"]) <= expected, name
+
+
+def test_the_queries_do_not_grow_with_the_rows(rct, tmp_path):
+    """One server-side cursor per domain, whatever its rows: Bordeaux's six patients cost
+    the queries Strasbourg's two do."""
+    counts, rows = {}, {}
+    for site in ("BXP", "STR"):
+        with CaptureQueriesContext(connection) as queries:
+            record = export_run(
+                study=rct,
+                by=user("datamanager"),
+                formats=["sdtm"],
+                sites=[site],
+                out_dir=tmp_path / site,
+            )
+        counts[site] = len(queries)
+        rows[site] = sum(file.get("rows", 0) for file in record.files)
+    assert rows["BXP"] > rows["STR"]
+    assert counts["BXP"] == counts["STR"]
