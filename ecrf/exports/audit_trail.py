@@ -27,17 +27,15 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from ecrf.patients.models import Patient
+from ecrf.review.audit_trail import BLINDED_FIELDS
 from ecrf.safety.models import SaeReport
 from ecrf.studies.models import Site, Study, StudySite
 
 CHUNK_SIZE = 2000
 MASK = "[blinded]"
 
-# Columns that reveal the allocation: masked unless the export is unblinded.
-BLINDED_FIELDS = {
-    "patients.Allocation": frozenset({"arm", "block_number", "block_size"}),
-    "patients.AllocationList": frozenset({"seed", "block_sizes"}),
-}
+# The columns that reveal the allocation (masked unless the export is unblinded) are the
+# ones the review's audit trail page hides: one list, BLINDED_FIELDS.
 # Never written: the row's own key and the bookkeeping of the write (the version, the save
 # times: the event has its own time); the protocol file (it names the arms: its sha256
 # identifies it).
@@ -272,7 +270,7 @@ def audit_rows(
                     tick()
                 fields = fields_of[label]
                 hidden = HIDDEN_FIELDS | HIDDEN_BY_MODEL.get(label, frozenset())
-                masked = frozenset() if unblinded else BLINDED_FIELDS.get(label, frozenset())
+                masked = frozenset() if unblinded else frozenset(BLINDED_FIELDS.get(label, ()))
                 data, previous = _json(data) or {}, _json(previous) or {}
                 head = (_instant(at), user or "", site or "", subject or "", label, obj_id)
                 changes = []
