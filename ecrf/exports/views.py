@@ -25,6 +25,7 @@ from ecrf.core.pagination import paginate
 from ecrf.exports.forms import ExportForm
 from ecrf.exports.jobs import (
     ExportGone,
+    administered_study_ids,
     export_download,
     export_job_create,
     export_job_progress,
@@ -86,7 +87,8 @@ def export_list(request):
     """The user's exports (the study's for its administrators), newest first."""
     jobs = export_jobs_visible_to(request.user).select_related("study", "by")
     page, query = paginate(request, jobs, size=LIST_PAGE_SIZE)
-    rows = [(job, may_download(request.user, job)) for job in page]
+    administered = administered_study_ids(request.user)
+    rows = [(job, may_download(request.user, job, administered=administered)) for job in page]
     return render(
         request,
         "exports/list.html",

@@ -15,7 +15,6 @@ import pghistory.models
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.core.files.storage import storages
 from django.utils import translation
 
 from ecrf.accounts.models import Membership
@@ -38,21 +37,6 @@ RCT = "NCT00479934"
 
 def user(username):
     return get_user_model().objects.get(username=username)
-
-
-@pytest.fixture
-def export_storage(settings, tmp_path):
-    """The exports storage in a folder of the test's own."""
-    location = tmp_path / "exports-storage"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "exports": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(location)},
-        },
-    }
-    assert storages["exports"].location == str(location)
-    return location
 
 
 @pytest.fixture
