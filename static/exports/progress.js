@@ -21,8 +21,8 @@
     } else {
       text.textContent = text
         .getAttribute("data-template-rows")
-        .replace("WRITTEN", state.written.toLocaleString())
-        .replace("TOTAL", state.total.toLocaleString())
+        .replace("WRITTEN", String(state.written))
+        .replace("TOTAL", String(state.total))
         .replace("PERCENT", state.percent);
     }
   }
