@@ -224,12 +224,26 @@ def _fail(job: ExportJob, message: str) -> None:
         )
 
 
+# A job running longer than this lost its worker (killed, machine lost): the task's
+# redelivery finds it running and does nothing, so the sweep ends it as failed.
+STALE_RUNNING = timedelta(hours=6)
+
+
 def export_jobs_requeue(*, older_than: timedelta = timedelta(minutes=5)) -> int:
     """Queue again the jobs still queued a while after they were asked for (their dispatch
-    was lost: a broker down at the time). Running them twice is harmless."""
+    was lost: a broker down at the time; running them twice is harmless), and end as failed
+    those whose worker died while running them. The number queued again."""
+    now = timezone.now()
+    for job in ExportJob.objects.filter(
+        status=ExportJob.Status.RUNNING, started_at__lt=now - STALE_RUNNING
+    ).select_related("by"):
+        _fail(
+            job,
+            _("The export stopped before it finished (its worker ended); ask for it again."),
+        )
     ids = list(
         ExportJob.objects.filter(
-            status=ExportJob.Status.QUEUED, requested_at__lt=timezone.now() - older_than
+            status=ExportJob.Status.QUEUED, requested_at__lt=now - older_than
         ).values_list("pk", flat=True)[:100]
     )
     for job_id in ids:

@@ -15,7 +15,7 @@ import pghistory.models
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.utils import translation
+from django.utils import timezone, translation
 
 from ecrf.accounts.models import Membership
 from ecrf.crfs.models import Mrss
@@ -29,7 +29,7 @@ from ecrf.exports.jobs import (
 )
 from ecrf.exports.models import ExportDownload, ExportJob, ExportRecord
 from ecrf.exports.services import export_prepare
-from ecrf.exports.tasks import delete_expired_exports
+from ecrf.exports.tasks import delete_expired_exports, requeue_exports
 from ecrf.studies.models import Study
 
 RCT = "NCT00479934"
@@ -224,3 +224,30 @@ def test_a_zip_missing_from_the_storage_is_gone_not_an_error(
     with pytest.raises(ExportGone):
         export_download(job=job, by=diane)
     assert not ExportDownload.objects.exists()
+
+
+def test_the_beat_queues_lost_jobs_again_and_ends_those_whose_worker_died(
+    rct, export_storage, django_capture_on_commit_callbacks, fixed_clock
+):
+    diane = user("datamanager")
+    with django_capture_on_commit_callbacks(execute=False):  # the dispatch is lost
+        lost = export_job_create(request=export_prepare(study=rct, by=diane, forms=["mrss"]))
+    stuck = ExportJob.objects.create(
+        by=diane,
+        study=rct,
+        requested_at=timezone.now(),
+        formats=["csv"],
+        status=ExportJob.Status.RUNNING,
+        started_at=timezone.now(),
+    )
+    assert requeue_exports.delay().get() == 0  # too recent to be lost
+    fixed_clock.shift(timedelta(hours=7))
+    with translation.override("en"):
+        assert requeue_exports.delay().get() == 1  # run eagerly: the export is written
+    lost.refresh_from_db()
+    stuck.refresh_from_db()
+    assert lost.status == ExportJob.Status.DONE
+    assert stuck.status == ExportJob.Status.FAILED
+    assert stuck.error == (
+        "The export stopped before it finished (its worker ended); ask for it again."
+    )
