@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
@@ -365,3 +366,45 @@ def test_the_list_page_costs_the_same_queries_for_one_or_many_exports(
     with django_assert_num_queries(LIST_QUERIES):
         response = client.get(LIST)
     assert len(response.context["rows"]) == min(count, 25)
+
+
+def test_a_refusal_of_the_permission_table_is_a_message_and_nothing_is_queued(
+    client, people, monkeypatch
+):
+    # The table refuses at the service (a role changed between the page and the submit).
+    from ecrf.exports import forms as export_forms
+
+    def refused(**asked):
+        raise PermissionDenied("Your role does not allow you to export data here.")
+
+    monkeypatch.setattr(export_forms, "export_prepare", refused)
+    login(client, people.diane)
+    response = submit(client, forms=["mrss"], audit_from="2026-12-01T08:30")
+    assert response.status_code == 400
+    page = text(response)
+    assert 'class="alert alert-danger" role="alert">Your role does not allow you to export' in page
+    assert 'name="audit_from" id="id_audit_from" value="2026-12-01T08:30"' in page
+    assert re.search(r'name="forms" value="mrss" id="[^"]+" checked', page)
+    assert not ExportJob.objects.exists()
+
+
+def test_a_failed_job_shows_its_message_and_has_nothing_to_download(
+    client, people, export_storage, django_capture_on_commit_callbacks, monkeypatch
+):
+    from ecrf.exports import jobs
+
+    def broken(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(jobs, "_zip_folder", broken)
+    login(client, people.datamanager)
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(client, forms=["mrss"])
+    job = ExportJob.objects.get()
+    assert job.status == ExportJob.Status.FAILED
+    page = text(client.get(reverse("exports:job", args=[job.pk])))
+    assert 'data-testid="job-error">The export failed on an unexpected error' in page
+    assert "No space left" not in page and 'data-testid="download"' not in page
+    gone = client.get(reverse("exports:download", args=[job.pk]))
+    assert gone.status_code == 410
+    assert f"Export #{job.pk} has no zip to download (Failed)." in text(gone)
