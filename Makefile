@@ -39,7 +39,7 @@ test: $(VENV)/.dev chromium
 # The same tests on the embedded PostgreSQL under ./var (DATABASE_URL unset whatever the
 # environment says): by default the real Celery workers, which must reach it through its
 # Unix socket, and a browser journey. A partial run, so no coverage gate.
-EMBEDDED_TESTS ?= tests/notifications/test_worker.py tests/safety/test_worker.py tests/reminders/test_worker.py tests/e2e/test_sae_journey.py
+EMBEDDED_TESTS ?= tests/notifications/test_worker.py tests/safety/test_worker.py tests/reminders/test_worker.py tests/e2e/test_sae_journey.py tests/exports/test_worker.py tests/e2e/test_export_journey.py
 test-embedded: $(VENV)/.dev chromium
 	env -u DATABASE_URL DEBUG=1 CELERY_BROKER_URL=$(CELERY_BROKER_URL_TEST) $(BIN)/python -m pytest $(or $(PYTEST_ARGS),$(EMBEDDED_TESTS))
 

@@ -54,3 +54,21 @@ def demo_secret_key(path) -> str:
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def env_json(name: str, default: dict) -> dict:
+    """A JSON object (a storage backend's options); `default` when unset."""
+    import json
+
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} is not valid JSON: {exc}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"Environment variable {name} must be a JSON object {{...}}.")
+    return value

@@ -12,7 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from ecrf.env import env_bool, env_int, env_list, env_str
+from ecrf.env import env_bool, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -173,7 +173,19 @@ STORAGES = {
         if DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
+    # The zips of the export screen. By default files under ./var/exports, which serves one
+    # machine; a deployment with several web and worker machines points every one of them at
+    # the same object store, no code change: EXPORT_STORAGE_BACKEND=storages.backends.s3.S3Storage
+    # (django-storages, installed by the deployment) and EXPORT_STORAGE_OPTIONS a JSON object
+    # of its options, e.g. {"bucket_name": "ecrf-exports", "endpoint_url": "https://s3.example.org",
+    # "default_acl": "private"} (credentials from the environment, AWS_* as boto3 reads them).
+    "exports": {
+        "BACKEND": env_str("EXPORT_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env_json("EXPORT_STORAGE_OPTIONS", {"location": str(VAR_DIR / "exports")}),
+    },
 }
+# Days an export's zip is kept before the beat task deletes it.
+EXPORT_RETENTION_DAYS = env_int("EXPORT_RETENTION_DAYS", 7)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -225,6 +237,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ecrf.review.tasks.raise_automatic_queries",
         "schedule": env_int("AUTO_QUERY_SWEEP_SECONDS", 60 * 60),
     },
+    "delete-expired-exports": {
+        "task": "ecrf.exports.tasks.delete_expired_exports",
+        "schedule": 60 * 60,
+    },
+    "requeue-exports": {"task": "ecrf.exports.tasks.requeue_exports", "schedule": 5 * 60},
     "retry-pending-notifications": {
         "task": "ecrf.notifications.tasks.send_pending_emails",
         "schedule": 60.0,

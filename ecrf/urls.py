@@ -35,6 +35,7 @@ urlpatterns = [
         include((review_urls.review_urlpatterns, "review")),
     ),
     path("", include("ecrf.reminders.urls")),
+    path("exports/", include("ecrf.exports.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

@@ -4,9 +4,11 @@ does): both studies, corrected values, derived scores, repeated Sclero-JAK cultu
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
+from django.core.files.storage import storages
 from django.core.management import call_command
 from django.db import transaction
 from django.test import override_settings
@@ -34,3 +36,40 @@ def _seeded_once(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture
 def seeded(_seeded_once, db):
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """This package's transactional tests (a real Celery worker) run before its others: the
+    seed's transaction (`_seeded_once`) stays open until the package ends, and a worker, in
+    another process, would not see what such a test commits inside it."""
+    here = Path(__file__).parent
+
+    def transactional(item) -> bool:
+        marker = item.get_closest_marker("django_db")
+        return bool(marker and marker.kwargs.get("transaction"))
+
+    positions = [i for i, item in enumerate(items) if here in Path(item.path).parents]
+    if not positions:
+        return
+    mine = [items[i] for i in positions]
+    ordered = [item for item in mine if transactional(item)] + [
+        item for item in mine if not transactional(item)
+    ]
+    for position, item in zip(positions, ordered, strict=True):
+        items[position] = item
+
+
+@pytest.fixture
+def export_storage(settings, tmp_path):
+    """The exports storage (the screen's zips) in a folder of the test's own."""
+    location = tmp_path / "exports-storage"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "exports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(location)},
+        },
+    }
+    assert storages["exports"].location == str(location)
+    return location
