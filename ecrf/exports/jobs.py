@@ -39,7 +39,8 @@ from ecrf.accounts.access import roles_for
 from ecrf.accounts.models import Membership, Role, account_id
 from ecrf.audit.context import audited
 from ecrf.exports.models import ExportDownload, ExportJob
-from ecrf.exports.services import ExportRequest, export_prepare, export_write
+from ecrf.exports.services import ExportRequest, export_prepare, export_require, export_write
+from ecrf.studies.models import Site
 
 log = logging.getLogger(__name__)
 STORAGE = "exports"
@@ -304,6 +305,10 @@ def export_download(*, job: ExportJob, by):
     """Open the job's zip for `by` and record the download (who, when, blinded or not, the
     checksum); the open file. PermissionDenied for anyone but the person who asked and the
     administrators; ExportGone once expired or deleted."""
+    # The table first (who may export these sites at all), then whose export it is.
+    sites = list(Site.objects.filter(code__in=job.sites, study_sites__study=job.study_id))
+    sites = sites if job.sites else []
+    export_require(by, study=job.study, sites=sites)
     if not may_download(by, job):
         raise PermissionDenied(_("Only the person who asked for an export downloads it."))
     storage = export_storage()

@@ -236,6 +236,16 @@ def _check_audit_range(audit_from, audit_to) -> None:
         )
 
 
+def export_require(by, *, study, sites) -> None:
+    """Refuse (PermissionDenied) unless `by` may export at every site given (every site of
+    the study when none is): the permission table's EXPORT, for asking and downloading."""
+    if sites:
+        for site in sites:
+            require(by, Action.EXPORT, study=study, site=site)
+    else:
+        require(by, Action.EXPORT, study=study, every_site=True)
+
+
 def export_prepare(
     *,
     study,
@@ -258,11 +268,7 @@ def export_prepare(
     """
     now = timezone.now()
     chosen_sites = _check_sites(study, sites)
-    if chosen_sites:
-        for site in chosen_sites:
-            require(by, Action.EXPORT, study=study, site=site)
-    else:
-        require(by, Action.EXPORT, study=study, every_site=True)
+    export_require(by, study=study, sites=chosen_sites)
     formats = _check_formats(formats)
     protocols = [version.protocol for version in study.protocol_versions.order_by("loaded_at")]
     chosen_forms = _check_forms(forms, exportable_forms(protocols, study=study))
@@ -404,11 +410,11 @@ def _record(request: ExportRequest, out: Path, files: list[dict]) -> ExportRecor
         )
 
 
-def export_run(*, out_dir, on_progress=None, **asked) -> ExportRecord:
+def export_run(*, by, out_dir, on_progress=None, **asked) -> ExportRecord:
     """Check, then write, an export (export_prepare's arguments) into `out_dir`.
 
     Nothing is written before every check, the folder's included, has passed.
     """
-    request = export_prepare(**asked)
+    request = export_prepare(by=by, **asked)
     _check_folder(Path(out_dir))
     return export_write(request, out_dir, on_progress=on_progress)

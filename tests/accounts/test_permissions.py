@@ -28,6 +28,7 @@ from types import MappingProxyType
 import pytest
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -47,7 +48,9 @@ from ecrf.accounts.permissions import (
 )
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.services import crf_save
-from ecrf.exports.services import export_run
+from ecrf.exports.jobs import export_download, export_storage
+from ecrf.exports.models import ExportJob, ExportRecord
+from ecrf.exports.services import export_require, export_run
 from ecrf.patients.models import FormIndexEntry, Patient, Visit
 from ecrf.patients.randomisation import (
     allocation_list_generate,
@@ -117,6 +120,8 @@ STEPS = {
     "safety_labs_saved": "crf_save of the safety_labs form, through the crf_saved signal",
     "audited": "the audit context every service opens, not a write itself",
     "query_create": "query_raise, and the automatic rules (the system raises, nobody's act)",
+    "export_prepare": "export_run, and the export screen before export_job_create: it asks "
+    "the table (export_require) and writes nothing",
     # Not a site's data: the operator loads a protocol file from the command line.
     "load_protocol": "manage.py load_protocol, the study's configuration",
 }
@@ -126,6 +131,14 @@ STEPS = {
 def _english():
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _exports_in_tmp(settings, tmp_path):
+    """The export zips the scenarios write, in the test's own folder."""
+    exports = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    exports["OPTIONS"] = {"location": str(tmp_path / "exports")}
+    settings.STORAGES = {**settings.STORAGES, "exports": exports}
 
 
 @pytest.fixture
@@ -222,6 +235,41 @@ def _screened(world, people, client):
     return patient_create(
         study=world.rct, site=world.bxp, by=world.alice, screening_date=CONSENT_DAY
     )
+
+
+def _own_exports(world, people, client):
+    """An export of BXP for each persona, asked for by them (the rows are the test's, the
+    zip written by Adele, the trial's administrator): the table decides before whose
+    export it is."""
+    zip_name = export_storage().save("scenario.zip", ContentFile(b"zip"))
+    jobs = {}
+    for person in people.values():
+        record = ExportRecord.objects.create(
+            by=people["adele"],
+            at=timezone.now(),
+            study=world.rct,
+            formats=["csv"],
+            sites=["BXP"],
+            manifest_sha256="0" * 64,
+        )
+        jobs[person.pk] = ExportJob.objects.create(
+            by=person,
+            requested_at=timezone.now(),
+            study=world.rct,
+            sites=["BXP"],
+            formats=["csv"],
+            status=ExportJob.Status.DONE,
+            record=record,
+            file_name=zip_name,
+            size=3,
+            sha256="0" * 64,
+            expires_at=timezone.now() + timedelta(days=1),
+        )
+    return jobs
+
+
+def _download_own_export(jobs, by):
+    export_download(job=jobs[by.pk], by=by).close()
 
 
 def _consented(world, people, client):
@@ -500,6 +548,11 @@ SCENARIOS = {
             study=world.rct, by=by, sites=["BXP"], out_dir=tempfile.mkdtemp()
         ),
     ),
+    "export_download": Scenario(
+        Action.EXPORT,
+        _own_exports,
+        lambda jobs, by, world: _download_own_export(jobs, by),
+    ),
     "data_freeze": Scenario(
         Action.FREEZE,
         _consented,
@@ -763,11 +816,20 @@ def test_every_function_that_writes_for_someone_is_walked_or_a_step_of_one():
 def test_every_walked_service_asks_the_table_itself():
     """Through `require`, not a role check of its own that could drift from the table."""
     functions = _functions_taking_by()
+
+    def source(name):
+        return inspect.getsource(getattr(import_module(functions[name]), name))
+
+    # The exports ask through one function of their own: whether a user may export these
+    # sites, for asking and for downloading alike.
+    assert "require(by, Action.EXPORT" in inspect.getsource(export_require)
     own_checks = [
         name
         for name in {service.split(" ")[0] for service in SCENARIOS}
-        if "require(by, Action."
-        not in inspect.getsource(getattr(import_module(functions[name]), name))
+        if not any(
+            door in source(name)
+            for door in ("require(by, Action.", "export_require(by,", "export_prepare(by=by")
+        )
     ]
     assert own_checks == []
 
