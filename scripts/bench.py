@@ -18,10 +18,15 @@ The review's queries, on a database of its own: one site with 1,000 patients
 (BENCH_QUERY_PATIENTS), two queries each (one a monitor's, one the system's), and the site's
 query list timed, with and without filters, and the ageing of the site's queries.
 
-BENCH_SECTIONS=pages,reminders,dashboard,review (all by default) picks them;
+The exports (scripts/bench_exports.py), on a database of their own: 5,000 then 10,000
+patients of NCT00479934 with every form of their six visits filled, written with COPY; csv,
+xlsx and odm exported by the service in a fresh process each (seconds, rows per second,
+peak RSS), beside a PostgreSQL COPY of the same queries, in one table with the targets.
+
+BENCH_SECTIONS=pages,reminders,dashboard,review,exports (all by default) picks them;
 BENCH_PATIENTS=5000, BENCH_REMINDER_PATIENTS=20000 (5 visits each),
-BENCH_DASHBOARD_PATIENTS=1000 and BENCH_QUERY_PATIENTS=1000 size them, smaller for a quick
-run.
+BENCH_DASHBOARD_PATIENTS=1000, BENCH_QUERY_PATIENTS=1000 and BENCH_EXPORT_PATIENTS=5000,10000
+size them, smaller for a quick run.
 """
 
 from __future__ import annotations
@@ -57,13 +62,14 @@ from django.test.utils import (  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from ecrf.patients.models import Patient, Visit  # noqa: E402
+from scripts import bench_exports  # noqa: E402
 
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 REMINDER_PATIENTS = int(os.environ.get("BENCH_REMINDER_PATIENTS", "20000"))
 DASHBOARD_PATIENTS = int(os.environ.get("BENCH_DASHBOARD_PATIENTS", "1000"))
 QUERY_PATIENTS = int(os.environ.get("BENCH_QUERY_PATIENTS", "1000"))
-SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard,review").split(",")
+SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard,review,exports").split(",")
 
 
 def timed(label: str, func, repeat: int = REPEAT, status: int = 200) -> None:
@@ -641,6 +647,7 @@ if __name__ == "__main__":
         ("reminders", reminders_main),
         ("dashboard", dashboard_main),
         ("review", review_main),
+        ("exports", bench_exports.main),
     )
     for name, section in sections:
         if name not in SECTIONS:
