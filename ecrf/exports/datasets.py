@@ -112,15 +112,17 @@ class Dataset:
             return self._as_of().count()
         return self.queryset.count()
 
+    def rows_query(self, *extra: str) -> models.QuerySet:
+        """The `values_list()` query of `rows()`: now, or as of the cut-off."""
+        lookups = [column.lookup for column in self.columns] + list(extra)
+        if self.as_of is not None:
+            return self._as_of(lookups)
+        return self.queryset.values_list(*lookups)
+
     def rows(self, *extra: str) -> Iterator[tuple]:
         """The rows, keys then variables, as raw Python values, streamed; then the `extra`
         lookups a writer needs beside the columns (the visit's repeat, the row's key)."""
-        lookups = [column.lookup for column in self.columns] + list(extra)
-        if self.as_of is not None:
-            rows = self._as_of(lookups)
-        else:
-            rows = self.queryset.values_list(*lookups)
-        yield from rows.iterator(chunk_size=CHUNK_SIZE)
+        yield from self.rows_query(*extra).iterator(chunk_size=CHUNK_SIZE)
 
 
 def _labels(model) -> tuple[str, str]:

@@ -10,9 +10,12 @@ the protocol(s) where the form is collected.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from django.db import models
 from django.utils import translation
@@ -221,3 +224,19 @@ def dictionary_row(variable: Variable) -> list[str]:
         variable.values_fr,
         variable.visits,
     ]
+
+
+def as_text(value, *, yes: str, no: str) -> str:
+    """A present value as every text format writes it: yes/no as `yes` or `no`, an instant
+    in UTC and a date in ISO 8601, a numeric in fixed point, a JSON answer as JSON."""
+    if isinstance(value, bool):
+        return yes if value else no
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)

@@ -17,11 +17,9 @@ schema accepts and a reader can still tell from any other alias.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -29,7 +27,7 @@ from django.utils.translation import gettext as _
 from lxml import etree
 
 from ecrf.exports.datasets import VISIT_CODE, Dataset
-from ecrf.exports.dictionary import Variable
+from ecrf.exports.dictionary import Variable, as_text
 
 NS = "http://www.cdisc.org/ns/odm/v1.3"
 EXTENSION_NS = "https://ecrf.example/odm-extension/1"
@@ -161,17 +159,7 @@ def odm_value(value) -> str | None:
     ISO 8601 dates, instants in UTC, yes/no as xs:boolean, a partial date as it is."""
     if value is None or value == "" or value == [] or value == {}:
         return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+    return as_text(value, yes="true", no="false")
 
 
 def instant(value: datetime) -> str:

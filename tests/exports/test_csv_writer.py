@@ -1,16 +1,19 @@
-"""The CSV writer's fast path: columns converted by their field write exactly what cell()
-writes for every value of the seeded studies; a failure while reading or writing stops the
+"""The CSV writer: the records PostgreSQL formats (sql_text.py) are exactly what the csv
+module writes from cell() of the rows the other writers read, for every value of the
+seeded studies (a JSON answer as JSON); a failure while reading or writing stops the
 export with its error."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
+from django.db import models
 
 from ecrf.exports.services import _datasets, export_prepare
-from ecrf.exports.writers.csv_writer import _row_converter, cell, converter, write_csv
+from ecrf.exports.writers.csv_writer import cell, write_csv, write_dataset
 from ecrf.studies.models import Study
 from tests.exports.test_csv_export import COHORT, RCT, user
 
@@ -21,20 +24,53 @@ def _line(values) -> str:
     return text.getvalue()
 
 
-def test_each_column_is_written_as_cell_writes_it(seeded):
+def test_each_record_is_what_the_csv_module_writes_of_cell(seeded, tmp_path):
     compared = set()
     for code in (RCT, COHORT):
         study = Study.objects.get(code=code)
         request = export_prepare(study=study, by=user("admin"), unblinded=True)
         for dataset in _datasets(request):
-            convert = _row_converter([converter(column) for column in dataset.columns])
-            for row in dataset.rows():
-                assert _line(convert(row)) == _line([cell(v) for v in row]), dataset.code
+            path = tmp_path / f"{code}-{dataset.code}.csv"
+            written = write_dataset(path, dataset)
+            with path.open(encoding="utf-8", newline="") as file:
+                header, *records = csv.reader(file)
+            assert path.read_bytes().count(b"\r\n") >= written + 1
+            assert header == [column.name for column in dataset.columns]
+            rows = list(dataset.rows())
+            assert len(records) == len(rows) == written, dataset.code
+            json_columns = {
+                i
+                for i, column in enumerate(dataset.columns)
+                if isinstance(column.field, models.JSONField)
+            }
+            for record, row in zip(records, rows, strict=True):
+                expected = [cell(v) for i, v in enumerate(row) if i not in json_columns]
+                found = [v for i, v in enumerate(record) if i not in json_columns]
+                assert found == expected, dataset.code
+                for i in json_columns:
+                    assert (json.loads(record[i]) if record[i] else None) == row[i]
                 compared |= {type(value) for value in row}
     # Every kind of value the forms hold went through it.
     assert {"bool", "Decimal", "date", "datetime", "float", "int", "str", "NoneType"} <= {
         kind.__name__ for kind in compared
     }
+
+
+def test_a_text_with_commas_quotes_and_line_breaks_is_quoted_as_rfc_4180_wants(seeded, tmp_path):
+    from ecrf.safety.models import AdverseEvent
+
+    event = AdverseEvent.objects.filter(patient__study__code=RCT).order_by("pk").first()
+    verbatim = 'Nausées, "fortes"\r\nle soir'
+    AdverseEvent.objects.filter(pk=event.pk).update(term=verbatim)
+    request = export_prepare(study=Study.objects.get(code=RCT), by=user("admin"))
+    dataset = next(d for d in _datasets(request) if d.code == "adverse_event")
+    write_dataset(tmp_path / "ae.csv", dataset)
+    with (tmp_path / "ae.csv").open(encoding="utf-8", newline="") as file:
+        records = list(csv.DictReader(file))
+    assert verbatim in [record["term"] for record in records]
+    quoted = _line([verbatim]).removesuffix("\r\n")
+    assert quoted == '"Nausées, ""fortes""\r\nle soir"'
+    assert f",{quoted},".encode() in (tmp_path / "ae.csv").read_bytes()
 
 
 def test_a_failure_while_reading_stops_the_file_with_its_error(tmp_path):
@@ -43,13 +79,14 @@ def test_a_failure_while_reading_stops_the_file_with_its_error(tmp_path):
         raise RuntimeError("the database went away")
 
     with pytest.raises(RuntimeError, match="went away"):
-        write_csv(tmp_path / "form.csv", ["subject_code", "n"], rows(), converters=[None, None])
+        write_csv(tmp_path / "form.csv", ["subject_code", "n"], rows())
 
 
 def test_a_failure_while_writing_stops_the_export_with_its_error(tmp_path):
-    def broken(value):
-        raise ValueError(f"cannot write {value}")
+    class Unwritable:
+        def __str__(self):
+            raise ValueError("cannot write this value")
 
-    rows = ((n, n) for n in range(5000))
-    with pytest.raises(ValueError, match="cannot write 0"):
-        write_csv(tmp_path / "form.csv", ["a", "b"], rows, converters=[None, broken])
+    rows = ((n, Unwritable() if n == 1500 else n) for n in range(5000))
+    with pytest.raises(ValueError, match="cannot write this value"):
+        write_csv(tmp_path / "form.csv", ["a", "b"], rows)

@@ -463,3 +463,40 @@ def test_the_queries_do_not_grow_with_the_subjects(rct, tmp_path):
         } == {f"LOC.{site}"}
     assert rows["BXP"] > rows["STR"]
     assert counts["BXP"] == counts["STR"]
+
+
+@pytest.mark.parametrize("code", [RCT, COHORT])
+def test_every_value_postgresql_writes_is_what_odm_value_writes(seeded, tmp_path, schema, code):
+    """The ItemData are formatted by the database (sql_text.py): each dataset's groups, in
+    the file's order, hold odm_value() of the rows the other writers read, item by item."""
+    from ecrf.exports.odm_metadata import form_oid, odm_value
+    from ecrf.exports.services import _datasets, export_prepare
+    from ecrf.exports.writers.odm import _items
+
+    study = Study.objects.get(code=code)
+    AdverseEvent.objects.filter(patient__study=study).update(
+        term='Brûlures <"gastriques"> & reflux\nle soir'
+    )
+    export_run(study=study, by=user("admin"), formats=["odm"], out_dir=tmp_path, unblinded=True)
+    document = valid(schema, tmp_path / "odm" / f"{code}_snapshot.xml")
+    request = export_prepare(study=study, by=user("admin"), unblinded=True)
+    kinds = set()
+    for dataset in _datasets(request):
+        groups = document.xpath(
+            "//o:FormData[@FormOID=$f]/o:ItemGroupData", namespaces=NS, f=form_oid(dataset)
+        )
+        rows = list(dataset.rows())
+        assert len(groups) == len(rows), dataset.code
+        items = _items(dataset)
+        for group, row in zip(groups, rows, strict=True):
+            written = {data.get("ItemOID"): data.get("Value") for data in group}
+            for entry in items:
+                assert written.get(entry.oid) == odm_value(row[entry.index]), entry.oid
+                kinds.add(type(row[entry.index]).__name__)
+    assert {"bool", "date", "str", "int", "NoneType"} <= kinds
+    if code == RCT:
+        assert {"Decimal", "float", "datetime", "dict"} <= kinds
+        terms = document.xpath(
+            "//o:ItemData[@ItemOID='I.adverse_event.term']/@Value", namespaces=NS
+        )
+        assert set(terms) == {'Brûlures <"gastriques"> & reflux\nle soir'}

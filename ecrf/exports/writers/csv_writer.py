@@ -2,8 +2,10 @@
 
 One row per patient × visit × form instance: the keys (subject code, site, visit code,
 visit date, form status), then the items under their dictionary names; coded answers as
-their codes, yes/no as 1/0, dates ISO 8601 (a partial AE onset stays `YYYY-MM`),
-empty for missing.
+their codes, yes/no as 1/0, dates ISO 8601 (a partial AE onset stays `YYYY-MM`), a JSON
+answer as JSON, empty for missing. The datasets' records are formatted by PostgreSQL
+(sql_text.py) and only written here; the other files (the dictionary, and the mapping
+and audit files other writers make with `write_csv`) through `cell()`, the same rules.
 """
 
 from __future__ import annotations
@@ -11,88 +13,33 @@ from __future__ import annotations
 import csv
 import queue
 import threading
-from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 
-from django.db import models
-
-from ecrf.exports.dictionary import DICTIONARY_COLUMNS, dictionary_row
+from ecrf.exports.dictionary import DICTIONARY_COLUMNS, as_text, dictionary_row
+from ecrf.exports.sql_text import chunks_ahead, csv_query
 from ecrf.exports.writers import Writer
 
 
 def cell(value) -> str:
     """A value as the CSV writes it: codes as codes, ISO 8601 dates, empty for missing."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
+    return "" if value is None else as_text(value, yes="1", no="0")
 
 
-# Field types whose values the csv module already writes as cell() would (str() of a text,
-# an integer, a float or a date; None as empty): no conversion, no call per cell.
-_AS_IS = (models.CharField, models.TextField, models.IntegerField, models.FloatField)
-_AS_IS_TYPES = frozenset({"text", "integer", "float", "date"})
 # Rows read and written at a time (the progress told once for them), and the batches read
 # ahead of the writing at most: memory stays flat.
 BATCH, QUEUED = 1000, 4
 
 
-def _yes_no(value) -> str:
-    return "1" if value else "0"
-
-
-def _decimal(value) -> str:
-    return format(value, "f")
-
-
-def _instant(value) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def converter(column) -> Callable | None:
-    """How a column's values become cells (None: the csv module's own str() is cell()'s),
-    from its model field, or its type for a key column that has none."""
-    field = column.field
-    if field is None:
-        return None if column.type in _AS_IS_TYPES else cell
-    if isinstance(field, models.BooleanField):
-        return _yes_no
-    if isinstance(field, models.DecimalField):
-        # A numeric of at most 6 places reads back as a Decimal whose str() is already
-        # fixed-point (scientific notation starts below 1e-6).
-        return None if field.decimal_places <= 6 else _decimal
-    if isinstance(field, models.DateTimeField):
-        return _instant
-    if isinstance(field, models.DateField) or (
-        isinstance(field, _AS_IS) and not isinstance(field, models.JSONField)
-    ):
-        return None
-    return cell
-
-
-def write_csv(
-    path: Path, header: Iterable[str], rows: Iterable[Iterable], tick=None, converters=None
-) -> int:
-    """Write the rows as they come (RFC 4180, UTF-8); the rows written.
-
-    `converters` (one per column, None for a column written as it is) replace cell() on
-    every value; `tick(n)` hears of the rows read a batch at a time.
+def write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable], tick=None) -> int:
+    """Write the rows' values as cell() writes them, as they come (RFC 4180, UTF-8); the
+    rows written. `tick(n)` hears of the rows read a batch at a time.
 
     The rows are read here and converted and written by a thread of this writer, a few
     batches behind: the database prepares the next rows (the wait on it frees the
     interpreter) while the last ones are written. Only this thread touches the connection.
     """
-    convert = _row_converter(converters)
     batches: queue.Queue = queue.Queue(maxsize=QUEUED)
     failed: list[BaseException] = []
 
@@ -102,7 +49,7 @@ def write_csv(
                 writer = csv.writer(file, lineterminator="\r\n")
                 writer.writerow(header)
                 while (batch := batches.get()) is not None:
-                    writer.writerows(map(convert, batch))
+                    writer.writerows([cell(value) for value in row] for row in batch)
         except BaseException as exc:  # raised again by the reading thread
             failed.append(exc)
             while batches.get() is not None:
@@ -126,22 +73,19 @@ def write_csv(
     return count
 
 
-def _row_converter(converters) -> Callable:
-    if converters is None:
-        return lambda row: [cell(value) for value in row]
-    indexed = [(index, convert) for index, convert in enumerate(converters) if convert]
-    if not indexed:
-        return lambda row: row
-
-    def convert_row(row):
-        row = list(row)
-        for index, convert in indexed:
-            value = row[index]
-            if value is not None:
-                row[index] = convert(value)
-        return row
-
-    return convert_row
+def write_dataset(path: Path, dataset, tick=None) -> int:
+    """The dataset's rows as CSV records formatted by PostgreSQL (sql_text.py), written as
+    they come; the rows written."""
+    sql, params = csv_query(dataset)
+    count = 0
+    with path.open("w", encoding="utf-8", newline="") as file:
+        csv.writer(file, lineterminator="\r\n").writerow(column.name for column in dataset.columns)
+        for chunk in chunks_ahead(sql, params, BATCH):
+            file.write("".join([row[0] for row in chunk]))
+            count += len(chunk)
+            if tick is not None:
+                tick(len(chunk))
+    return count
 
 
 def write(context) -> list[dict]:
@@ -149,10 +93,7 @@ def write(context) -> list[dict]:
     files = []
     for dataset in context.datasets:
         path = folder / f"{dataset.code}.csv"
-        header = [column.name for column in dataset.columns]
-        converters = [converter(column) for column in dataset.columns]
-        rows = write_csv(path, header, dataset.rows(), context.tick, converters)
-        files.append(context.entry(path, rows))
+        files.append(context.entry(path, write_dataset(path, dataset, context.tick)))
     path = folder / "dictionary.csv"
     rows = write_csv(path, DICTIONARY_COLUMNS, map(dictionary_row, context.dictionary))
     files.append(context.entry(path, rows))

@@ -24,6 +24,7 @@ import heapq
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
 from django.contrib.auth import get_user_model
 from django.db.models import F, Window
@@ -31,9 +32,10 @@ from django.db.models.functions import Lag
 from django.utils import timezone
 from lxml import etree
 
-from ecrf.exports.datasets import ALLOCATION, Dataset
+from ecrf.exports.datasets import ALLOCATION, CHUNK_SIZE, Dataset
 from ecrf.exports.odm_metadata import (
     FORM_STATUS_OID,
+    NS,
     NSMAP,
     SIGNATURE_DEFS,
     SYSTEM_USER,
@@ -55,6 +57,7 @@ from ecrf.exports.odm_metadata import (
     tag,
     user_oid,
 )
+from ecrf.exports.sql_text import attribute, read_ahead, rendered_query, text
 from ecrf.exports.writers import Writer, rows_total
 from ecrf.review.models import Signature
 from ecrf.studies.models import Site
@@ -238,23 +241,40 @@ def _signatures(request):
 
 
 def _keyed_rows(index: int, dataset: Dataset, items: list[Item]) -> Iterator[tuple]:
-    """The dataset's rows with their merge key (subject, visit order, repeat, dataset, n) and
-    their items' changes."""
-    extra = ("pk", "visit__sequence", "visit__repeat") if per_visit(dataset) else ("pk",)
+    """The dataset's rows as (subject, visit order, repeat, dataset, n, site, visit code,
+    items as ItemData text, repeat key, changes): the first five are the merge's key, the
+    ItemData are rendered by the query (odm_text.py), the changes are the items' last."""
+    width = len(dataset.columns)
+    visits = per_visit(dataset)
+    if visits:
+        extra = ("pk", "visit__sequence", "visit__repeat")
+        keys = [0, 1, 2, width, width + 1, width + 2]
+    else:
+        extra, keys = ("pk",), [0, 1, width]
+    repeat = _repeat_index(dataset) if dataset.repeating else None
+    query = rendered_query(dataset, items, extra, keys, repeat)
     changes = _changes(dataset, items)
     pending = next(changes, None)
-    width = len(dataset.columns)
-    for n, row in enumerate(dataset.rows(*extra)):
-        pk = row[width]
-        found = {}
+    previous = None
+    for n, row in enumerate(read_ahead(query.sql, query.params, CHUNK_SIZE)):
+        if visits:
+            subject, site, visit, pk, order, repeat_no = row[:6]
+        else:
+            (subject, site, pk), visit, order, repeat_no = row[:3], None, LAST, 0
+        key = (subject, order, repeat_no)
+        if previous is not None and key < previous:
+            # heapq.merge needs each stream in Python's order of the subject codes.
+            raise RuntimeError(f"{dataset.code}: rows not in subject order at {subject}")
+        previous = key
+        found = None
         if pending is not None and pending[0] == pk:
             found = pending[1]
             pending = next(changes, None)
-        if per_visit(dataset):
-            order, repeat = row[width + 1], row[width + 2]
-        else:
-            order, repeat = LAST, 0
-        yield (row[0], order, repeat, index, n), row, found
+        repeat_key = row[len(keys)] if repeat is not None else None
+        yield (
+            subject, order, repeat_no, index, n,
+            site, visit, query.items(row), repeat_key, found,
+        )  # fmt: skip
 
 
 class _Snapshot:
@@ -263,7 +283,6 @@ class _Snapshot:
         self.request = context.request
         self.datasets = context.datasets
         self.items = [_items(dataset) for dataset in self.datasets]
-        self.repeat_index = [_repeat_index(dataset) for dataset in self.datasets]
         protocols = self.request.protocols
         self.repeatable = {v.code for p in protocols for v in p.visits if v.repeatable}
         signatures = _signatures(self.request)
@@ -292,25 +311,34 @@ class _Snapshot:
             .iterator(chunk_size=2000)
         )
 
-    def _signature(self, row) -> etree._Element:
+    def _signature(self, row) -> str:
         _subject, _sequence, _repeat, signer, at, meaning, site = row
-        return element(
-            "Signature",
-            None,
-            element("UserRef", {"UserOID": self.users.oid(signer)}),
-            element("LocationRef", {"LocationOID": location_oid(site)}),
-            element("SignatureRef", {"SignatureOID": SIGNATURE_DEFS[meaning]}),
-            element("DateTimeStamp", text=instant(at)),
+        return (
+            f'<Signature><UserRef UserOID="{attribute(self.users.oid(signer))}"/>'
+            f'<LocationRef LocationOID="{attribute(location_oid(site))}"/>'
+            f'<SignatureRef SignatureOID="{SIGNATURE_DEFS[meaning]}"/>'
+            f"<DateTimeStamp>{instant(at)}</DateTimeStamp></Signature>"
         )
 
-    def subjects(self) -> Iterator[etree._Element]:
+    def _audit_record(self, site: str, at, context) -> str:
+        reason = (context or {}).get("reason")
+        return (
+            f'<AuditRecord><UserRef UserOID="{attribute(self.users.oid(_context_user(context)))}"/>'
+            f'<LocationRef LocationOID="{attribute(location_oid(site))}"/>'
+            f"<DateTimeStamp>{instant(at)}</DateTimeStamp>"
+            + (f"<ReasonForChange>{text(reason)}</ReasonForChange>" if reason else "")
+            + "</AuditRecord>"
+        )
+
+    def subjects(self) -> Iterator[str]:
         streams = [
             _keyed_rows(i, dataset, self.items[i]) for i, dataset in enumerate(self.datasets)
         ]
-        merged = heapq.merge(*streams, key=lambda keyed: keyed[0])
+        # The first five of a row are unique: no two rows' changes are ever compared.
+        merged = heapq.merge(*streams)
         signatures = self._signature_stream()
         waiting = next(signatures, None)
-        for subject, rows in itertools.groupby(merged, key=lambda keyed: keyed[0][0]):
+        for subject, rows in itertools.groupby(merged, key=itemgetter(0)):
             # The subject's valid signatures (the latest of each visit, of the casebook).
             while waiting is not None and waiting[0] < subject:
                 waiting = next(signatures, None)
@@ -320,57 +348,75 @@ class _Snapshot:
                 waiting = next(signatures, None)
             yield self.subject(subject, rows, signed)
 
-    def subject(self, subject: str, rows, signed: dict) -> etree._Element:
-        node = element("SubjectData", {"SubjectKey": subject})
+    def subject(self, subject: str, rows, signed: dict) -> str:
         site = None
         events = []
-        for (_s, order, repeat), group in itertools.groupby(rows, key=lambda keyed: keyed[0][:3]):
+        for (order, repeat), group in itertools.groupby(rows, key=itemgetter(1, 2)):
             group = list(group)
-            first_row = group[0][1]
-            site = first_row[1]
-            visit = first_row[2] if order != LAST else None
-            event = element("StudyEventData", {"StudyEventOID": event_oid(visit)})
+            site = group[0][5]
+            visit = group[0][6] if order != LAST else None
+            event = [f'<StudyEventData StudyEventOID="{attribute(event_oid(visit))}"']
             if visit is not None and (visit in self.repeatable or repeat > 1):
-                event.set("StudyEventRepeatKey", str(repeat))
+                event.append(f' StudyEventRepeatKey="{repeat}"')
+            event.append(">")
             if visit is not None and (order, repeat) in signed:
                 event.append(self._signature(signed[(order, repeat)]))
-            for index, form_rows in itertools.groupby(group, key=lambda keyed: keyed[0][3]):
+            for index, form_rows in itertools.groupby(group, key=itemgetter(3)):
                 event.append(self.form(index, form_rows))
-            events.append(event)
+            event.append("</StudyEventData>")
+            events.append("".join(event))
         casebook = signed.get((None, None))
-        if casebook is not None:
-            node.append(self._signature(casebook))
-        node.append(element("SiteRef", {"LocationOID": location_oid(site)}))
-        for event in events:
-            node.append(event)
-        return node
+        return "".join(
+            (
+                f'<SubjectData SubjectKey="{attribute(subject)}">',
+                self._signature(casebook) if casebook is not None else "",
+                f'<SiteRef LocationOID="{attribute(location_oid(site))}"/>',
+                *events,
+                "</SubjectData>",
+            )
+        )
 
-    def form(self, index: int, rows) -> etree._Element:
+    def form(self, index: int, rows) -> str:
         dataset = self.datasets[index]
-        form = element("FormData", {"FormOID": form_oid(dataset)})
-        for number, (_key, row, changes) in enumerate(rows, start=1):
-            group = element("ItemGroupData", {"ItemGroupOID": group_oid(dataset)})
+        opening = f'<ItemGroupData ItemGroupOID="{group_oid(dataset)}"'
+        parts = [f'<FormData FormOID="{form_oid(dataset)}">']
+        number = 0
+        for number, (*_key, site, _visit, items, repeat_key, changes) in enumerate(rows, start=1):
             if dataset.repeating:
-                position = self.repeat_index[index]
-                key = odm_value(row[position]) if position is not None else None
-                group.set("ItemGroupRepeatKey", key or str(number))
-            for position, item in enumerate(self.items[index]):
-                value = odm_value(row[item.index])
-                change = changes.get(position)
-                if value is None and change is None:
-                    continue
-                data = element("ItemData", {"ItemOID": item.oid})
-                if value is None:
-                    data.set("IsNull", "Yes")
-                else:
-                    data.set("Value", value)
-                if change is not None:
-                    data.append(_audit_record(self.users, row[1], *change))
-                group.append(data)
-            form.append(group)
-            self.rows += 1
-            self.context.tick()
-        return form
+                key = attribute(repeat_key) if repeat_key else str(number)
+                parts.append(f'{opening} ItemGroupRepeatKey="{key}">')
+            else:
+                parts.append(f"{opening}>")
+            parts.append(self._changed(index, items, site, changes) if changes else items)
+            parts.append("</ItemGroupData>")
+        self.rows += number
+        self.context.tick(number)
+        parts.append("</FormData>")
+        return "".join(parts)
+
+    def _changed(self, index: int, items: str, site: str, changes: dict) -> str:
+        """The row's ItemData with an AuditRecord on each changed item, and an IsNull
+        ItemData (with its record) for a value a change removed, in the items' order."""
+        oids = [item.oid for item in self.items[index]]
+        for position in sorted(changes):
+            record = self._audit_record(site, *changes[position])
+            start = items.find(f'<ItemData ItemOID="{oids[position]}" ')
+            if start >= 0:
+                # A Value is escaped: the first "/>" after the start closes this ItemData.
+                end = items.index("/>", start)
+                items = f"{items[:end]}>{record}</ItemData>{items[end + 2 :]}"
+                continue
+            later = (items.find(f'<ItemData ItemOID="{oid}" ') for oid in oids[position + 1 :])
+            at = next((found for found in later if found >= 0), len(items))
+            removed = f'<ItemData ItemOID="{oids[position]}" IsNull="Yes">{record}</ItemData>'
+            items = f"{items[:at]}{removed}{items[at:]}"
+        return items
+
+
+def _opening_tag(name: str, attributes: dict, nsmap: dict | None = None) -> str:
+    """`<name …>` as lxml writes the element's start, namespaces included."""
+    empty = etree.tostring(etree.Element(tag(name), attributes, nsmap=nsmap), encoding="unicode")
+    return empty.removesuffix("/>") + ">"
 
 
 def write_snapshot(context) -> list[dict]:
@@ -378,22 +424,22 @@ def write_snapshot(context) -> list[dict]:
     path = context.folder("odm") / f"{request.study.code}_snapshot.xml"
     snapshot = _Snapshot(context)
     versions = list(request.study.protocol_versions.order_by("loaded_at"))
-    with etree.xmlfile(str(path), encoding="utf-8") as xf:
-        xf.write_declaration()
-        with xf.element(tag("ODM"), _root_attributes(request, "Snapshot", "snapshot"), nsmap=NSMAP):
-            xf.write(study_element(request, context.datasets))
-            xf.write(
-                admin_element(
-                    request, snapshot.users.listed(), _sites(request), snapshot.signature_meanings()
-                )
-            )
-            clinical = {
-                "StudyOID": study_oid(request.study),
-                "MetaDataVersionOID": mdv_oid(versions[-1].version),
-            }
-            with xf.element(tag("ClinicalData"), clinical):
-                for subject in snapshot.subjects():
-                    xf.write(subject)
+    clinical = {
+        "StudyOID": study_oid(request.study),
+        "MetaDataVersionOID": mdv_oid(versions[-1].version),
+    }
+    admin = admin_element(
+        request, snapshot.users.listed(), _sites(request), snapshot.signature_meanings()
+    )
+    with path.open("w", encoding="utf-8", newline="", buffering=1 << 20) as file:
+        file.write("<?xml version='1.0' encoding='UTF-8'?>\n")
+        file.write(_opening_tag("ODM", _root_attributes(request, "Snapshot", "snapshot"), NSMAP))
+        file.write(etree.tostring(study_element(request, context.datasets), encoding="unicode"))
+        file.write(etree.tostring(admin, encoding="unicode"))
+        file.write(_opening_tag("ClinicalData", clinical, {None: NS}))
+        for subject in snapshot.subjects():
+            file.write(subject)
+        file.write("</ClinicalData></ODM>")
     return [context.entry(path, snapshot.rows)]
 
 
