@@ -149,16 +149,16 @@ def item_data(oid: str, value) -> str:
 
 @dataclass(frozen=True)
 class RenderedQuery:
-    """The wrapped query, and where its output row holds what: `keys` are output
-    positions of the subject, site, visit code, visit sequence and repeat (None for a
-    per-patient log), the row's id and its repeat key; `segments` are (position, None) for
-    an SQL-rendered stretch of ItemData and (position, oid) for a raw JSON value."""
+    """The wrapped query; its output rows hold the key columns asked for, the repeat key
+    when asked for, then the `segments`: (position, None) for a stretch of ItemData the
+    query rendered, (position, oid) for a raw JSON value that `items()` formats."""
 
     sql: str
     params: tuple
     segments: tuple[tuple[int, str | None], ...]
 
     def items(self, row: tuple) -> str:
+        """The row's ItemData, in the items' order."""
         if len(self.segments) == 1 and self.segments[0][1] is None:
             return row[self.segments[0][0]]
         return "".join(
