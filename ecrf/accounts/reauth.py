@@ -39,14 +39,16 @@ def _probe(request) -> HttpRequest:
     return probe
 
 
-def _end_session(request) -> None:
-    """Sign the session out, and let axes' middleware answer with the lockout page."""
+def _end_session(request, username: str) -> None:
+    """Sign the session out, and let axes' middleware answer with the lockout page (which
+    reads until when from the credentials)."""
     if request is None:
         return
     if hasattr(request, "session"):
         logout(request)
     request.ecrf_signed_out = True
     request.axes_locked_out = True
+    request.axes_credentials = {"username": username}
 
 
 def reauthenticate(request, user, password: str, username: str | None = None) -> None:
@@ -76,7 +78,7 @@ def reauthenticate(request, user, password: str, username: str | None = None) ->
     probe = _probe(request)
     if authenticate(probe, username=user.get_username(), password=password) is None:
         if getattr(probe, "axes_locked_out", False):
-            _end_session(request)
+            _end_session(request, user.get_username())
             raise ValidationError(
                 {
                     "password": _(

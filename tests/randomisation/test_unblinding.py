@@ -8,6 +8,7 @@ from axes.models import AccessAttempt
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from ecrf.accounts.lockout import locked_until
 from ecrf.audit.models import AuthEvent
@@ -216,6 +217,8 @@ class TestLockout:
         body = locked.content.decode()
         assert "You have been signed out." in body
         assert "This account is locked after 5 wrong passwords in a row." in body
+        until = timezone.localtime(locked_until("alice"))
+        assert f"Try again after {until:%H:%M}" in body
         assert "_auth_user_id" not in client.session
         assert REASON not in body
         kinds = list(
