@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from axes.exceptions import AxesBackendRequestParameterRequired
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
@@ -319,3 +321,10 @@ def test_the_screen_says_so_when_the_lockout_ended_meanwhile(
     assert response.status_code == 400
     assert "Account: alice is not locked; there is nothing to unlock." in response.content.decode()
     assert not AuthEvent.objects.filter(kind=AuthEvent.Kind.UNLOCK).exists()
+
+
+def test_authenticate_without_a_request_is_refused_rather_than_left_uncounted(world):
+    """axes counts failures per request: a caller that gives none is an error, not a way
+    around the lockout (the tests log in through the login page or force_login)."""
+    with pytest.raises(AxesBackendRequestParameterRequired):
+        authenticate(username="alice", password=PASSWORD)
