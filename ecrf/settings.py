@@ -6,6 +6,7 @@ SECRET_KEY); `make demo` and `make test` set what they need.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -76,6 +77,9 @@ INSTALLED_APPS = [
     "ecrf.notifications",
     "ecrf.audit",
     "ecrf.demo",
+    # After ecrf.audit: on a failed login the audit trail records the failure before axes
+    # counts it (and, at the limit, records the lockout).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -89,6 +93,8 @@ MIDDLEWARE = [
     "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a request that hit a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "ecrf.urls"
@@ -97,6 +103,11 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studies:chooser"
 LOGOUT_REDIRECT_URL = "login"
+# Axes' backend first: it refuses a locked-out account before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 TEMPLATES = [
     {
@@ -152,6 +163,29 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not (DEBUG or DEMO))
 SESSION_COOKIE_HTTPONLY = True
+
+# --- Lockout (django-axes, 21 CFR 11.300(d)) -----------------------------------------
+# AXES_FAILURE_LIMIT wrong passwords in a row (login page and password re-entries alike)
+# lock the account for AXES_COOLOFF_MINUTES, counted from the last of them; a successful
+# login resets the count. See ecrf/accounts/lockout.py.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+# By username only, never by IP address: a hospital's staff reach us through one NAT
+# address, so locking the address would lock a whole site out because of one person.
+# (axes.W006 warns of exactly this choice: silenced below, on purpose.)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+# Tries made while locked are refused and recorded (AuthEvent) but do not push the end of the
+# lockout, so the page can tell the person when to try again.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "ecrf.accounts.lockout.lockout_response"
+# Logins are recorded in the audit trail (AuthEvent), not twice; axes' admin pages would let
+# anyone with admin access delete an attempt, an unlock without a reason: the unlock screen
+# (account_unlock) is the one way.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 
 # --- Internationalisation: the sites are in France ----------------------------------
 LANGUAGE_CODE = "fr"

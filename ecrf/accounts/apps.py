@@ -6,3 +6,8 @@ class AccountsConfig(AppConfig):
     name = "ecrf.accounts"
     label = "accounts"
     verbose_name = _("Accounts and roles")
+
+    def ready(self) -> None:
+        from ecrf.accounts import lockout
+
+        lockout.connect()

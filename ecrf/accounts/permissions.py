@@ -50,6 +50,8 @@ class Action(models.TextChoices):
     UNLOCK = "unlock", gettext_lazy("lift a freeze or a lock")
     SIGN = "sign", gettext_lazy("sign a visit or a casebook")
     EXPORT = "export", gettext_lazy("export data")
+    # Accounts: a study administrator lets a locked-out member in again (account_unlock).
+    UNLOCK_ACCOUNT = "unlock_account", gettext_lazy("unlock the accounts of the study's members")
 
 
 # Actions no service performs yet: the table says who will, their services enforce it.
@@ -83,6 +85,7 @@ _TABLE = {
     Action.UNLOCK:                   (o,           o,           o,       X,            o),
     Action.SIGN:                     (X,           o,           o,       o,            o),
     Action.EXPORT:                   (o,           o,           o,       X,            X),
+    Action.UNLOCK_ACCOUNT:           (o,           o,           o,       o,            X),
 }
 # fmt: on
 

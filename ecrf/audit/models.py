@@ -8,13 +8,19 @@ from django.utils.translation import gettext_lazy as _
 class AuthEvent(models.Model):
     """Account events (21 CFR 11.10(d)): who logged in or out, and failed attempts.
 
-    Failed attempts keep the username as typed, which may match no account.
+    Failed attempts keep the username as typed, which may match no account. A password
+    re-entry (signature, unblinding, SAE) is recorded apart from a login; a lockout and an
+    administrator's unlock (`by`, with the `reason`) too.
     """
 
     class Kind(models.TextChoices):
         LOGIN = "login", _("Login")
         LOGOUT = "logout", _("Logout")
         LOGIN_FAILED = "login_failed", _("Failed login")
+        REAUTH = "reauth", _("Password re-entered")
+        REAUTH_FAILED = "reauth_failed", _("Wrong password re-entered")
+        LOCKOUT = "lockout", _("Account locked")
+        UNLOCK = "unlock", _("Account unlocked")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.ForeignKey(
@@ -28,6 +34,16 @@ class AuthEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True)
     user_agent = models.CharField(max_length=300, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Who acted on the account when it was not its owner (an administrator's unlock), and why.
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -31,12 +31,27 @@ def on_logout(sender, request, user, **kwargs) -> None:
     )
 
 
+# Set on the request that `ecrf.accounts.reauth.reauthenticate` hands to authenticate():
+# its failure is a wrong password re-entered by a signed-in person, not a failed login.
+REAUTHENTICATION = "ecrf_reauthentication"
+
+
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     username = str(credentials.get("username", ""))[:150]
     user = get_user_model().objects.filter(username=username).first()
+    reentry = getattr(request, REAUTHENTICATION, False)
     AuthEvent.objects.create(
-        kind=AuthEvent.Kind.LOGIN_FAILED, user=user, username=username, **_client(request)
+        kind=AuthEvent.Kind.REAUTH_FAILED if reentry else AuthEvent.Kind.LOGIN_FAILED,
+        user=user,
+        username=username,
+        **_client(request),
     )
+
+
+def auth_event_record(*, kind: str, username: str, request=None) -> AuthEvent:
+    """Record an account event that no Django auth signal carries (a re-entry, a lockout)."""
+    user = get_user_model().objects.filter(username=username).first()
+    return AuthEvent.objects.create(kind=kind, user=user, username=username, **_client(request))
 
 
 def connect() -> None:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from ecrf.accounts.permissions import Action, require
+from ecrf.accounts.reauth import reauthenticate
 from ecrf.audit.context import audited
 from ecrf.notifications.services import email_queue
 from ecrf.patients.models import Allocation, Unblinding
@@ -26,28 +27,28 @@ def is_unblinded(patient) -> bool:
     return Unblinding.objects.filter(patient=patient).exists()
 
 
-def emergency_unblind(*, patient, by, reason: str, password: str) -> str:
+def emergency_unblind(*, patient, by, reason: str, password: str, request=None) -> str:
     """Disclose the patient's arm to their investigator; returns the arm code.
 
-    Needs the medical reason and the investigator's password. The unblinding is
+    Needs the medical reason and the investigator's password, re-entered through
+    `reauthenticate` (a wrong one counts towards the lockout; `request`, from the screen,
+    gives the address recorded and the session to end at the limit). The unblinding is
     recorded (the patient is then flagged unblinded), audited with the reason, and the
     sponsor's safety contacts are emailed once the transaction commits.
     """
     require(by, Action.UNBLIND, patient=patient)
     reason = (reason or "").strip()
-    errors = {}
     if not reason:
-        errors["reason"] = _("Give the medical reason for unblinding.")
-    if not password or not by.check_password(password):
-        errors["password"] = _("Your password is not correct.")
-    if errors:
-        raise ValidationError(errors)
+        raise ValidationError({"reason": _("Give the medical reason for unblinding.")})
     allocation = Allocation.objects.filter(patient=patient).only("arm").first()
     if allocation is None:
         raise ValidationError(
             _("Patient %(code)s has not been randomised: there is no treatment to disclose.")
             % {"code": patient.subject_code}
         )
+    # Once the rest is valid, and outside the transaction: a wrong password's record and
+    # its count towards the lockout must not roll back with the refusal.
+    reauthenticate(request, by, password)
     protocol_version = patient.study.current_protocol or patient.protocol_version
     contacts = protocol_version.protocol.safety.sponsor_safety_contacts
 

@@ -212,6 +212,7 @@ def patient_unblind(request, study_code: str, subject_code: str):
                 by=request.user,
                 reason=form.cleaned_data["reason"],
                 password=form.cleaned_data["password"],
+                request=request,
             )
         except ValidationError as exc:
             form.add_error(None, exc)

@@ -302,7 +302,11 @@ def sae_submit(request, study_code: str, subject_code: str, number: int):
         form,
         "initial_form",
         lambda data: services.sae_submit_initial(
-            report=report, by=request.user, password=data["password"], narrative=data["narrative"]
+            report=report,
+            by=request.user,
+            password=data["password"],
+            narrative=data["narrative"],
+            request=request,
         ),
         _("Initial SAE report submitted; the sponsor's safety desk is being notified."),
     )
@@ -326,6 +330,7 @@ def sae_follow_up(request, study_code: str, subject_code: str, number: int):
             password=data["password"],
             narrative=data["narrative"],
             aware_at=data.get("aware_at"),
+            request=request,
         ),
         _("Follow-up report submitted; the sponsor's safety desk is being notified."),
     )

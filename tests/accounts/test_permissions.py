@@ -26,6 +26,7 @@ from importlib import import_module
 from types import MappingProxyType
 
 import pytest
+from axes.models import AccessAttempt
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
@@ -46,6 +47,7 @@ from ecrf.accounts.permissions import (
     require,
     roles_allowed,
 )
+from ecrf.accounts.services import account_unlock
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.services import crf_save
 from ecrf.exports.jobs import export_download, export_storage
@@ -380,6 +382,22 @@ def _answered(world, people, client):
     return query_answer(by=world.alice, query=_query(world, people, client), text="Version 2.1.")
 
 
+def _locked_member(world, people, client):
+    """Lucie, investigator at Bordeaux, locked out by five wrong passwords."""
+    lucie = UserFactory(username="lucie")
+    MembershipFactory(user=lucie, study=world.rct, site=world.bxp, role=Role.INVESTIGATOR)
+    AccessAttempt.objects.create(
+        username="lucie",
+        user_agent="test",
+        get_data="",
+        post_data="",
+        http_accept="",
+        path_info="/accounts/login/",
+        failures_since_start=5,
+    )
+    return lucie
+
+
 IMPORT_ROWS = [
     {"sequence": "1", "block_number": "1", "block_size": "2", "arm": "PBO", "kit_number": "KIT-W1"},
     {"sequence": "2", "block_number": "1", "block_size": "2", "arm": "IMA", "kit_number": "KIT-W2"},
@@ -539,6 +557,13 @@ SCENARIOS = {
         _submitted,
         lambda event, by, world: sae_acknowledge(
             report=SaeReport.objects.get(adverse_event=event), by=by
+        ),
+    ),
+    "account_unlock": Scenario(
+        Action.UNLOCK_ACCOUNT,
+        _locked_member,
+        lambda user, by, world: account_unlock(
+            user=user, by=by, reason="Called back on the ward phone"
         ),
     ),
     "export_run": Scenario(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pghistory
 import pytest
+from axes.models import AccessAttempt
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
+from ecrf.accounts.lockout import locked_until
+from ecrf.audit.models import AuthEvent
 from ecrf.notifications.models import OutboundEmail
 from ecrf.patients.models import Unblinding
 from ecrf.patients.unblinding import emergency_unblind, is_unblinded
@@ -190,3 +194,71 @@ class TestPage:
         assert client.get(url).context["randomised"] is False
         client.post(url, {"reason": REASON, "password": PASSWORD})
         assert not Unblinding.objects.exists()
+
+
+class TestLockout:
+    """The password re-entry is the login's: wrong ones count towards the same lockout."""
+
+    def test_wrong_reentries_are_recorded_and_the_fifth_locks_and_signs_out(
+        self, client, world, randomised, django_capture_on_commit_callbacks
+    ):
+        client.force_login(world.alice)
+        url = unblind_url(world, world.bxp_patients[0])
+        english = {"accept-language": "en"}
+        for _ in range(4):
+            response = client.post(url, {"reason": REASON, "password": "nope"}, headers=english)
+            assert response.status_code == 200
+            assert response.context["form"].errors["password"] == [
+                "Password: your password is not correct."
+            ]
+        with django_capture_on_commit_callbacks(execute=True):
+            locked = client.post(url, {"reason": REASON, "password": "nope"}, headers=english)
+        assert locked.status_code == 429
+        body = locked.content.decode()
+        assert "You have been signed out." in body
+        assert "This account is locked after 5 wrong passwords in a row." in body
+        until = timezone.localtime(locked_until("alice"))
+        assert f"Try again after {until:%H:%M}" in body
+        assert "_auth_user_id" not in client.session
+        assert REASON not in body
+        kinds = list(
+            AuthEvent.objects.filter(username="alice").order_by("id").values_list("kind", flat=True)
+        )
+        assert kinds == ["login", *["reauth_failed"] * 5, "lockout", "logout"]
+        # The medical reason typed in the form is not kept with the failed attempts.
+        assert all(REASON not in a.post_data for a in AccessAttempt.objects.all())
+        assert not Unblinding.objects.exists()
+        # Locked: the login page refuses the right password too.
+        relogin = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
+        assert relogin.status_code == 429
+
+    def test_a_locked_account_is_refused_even_the_right_password_and_signed_out(
+        self, client, world, randomised
+    ):
+        """Locked from the login page elsewhere while a session was open here."""
+        client.force_login(world.alice)
+        other = type(client)()
+        for _ in range(5):
+            other.post(reverse("login"), {"username": "alice", "password": "guess"})
+        response = client.post(
+            unblind_url(world, world.bxp_patients[0]), {"reason": REASON, "password": PASSWORD}
+        )
+        assert response.status_code == 429
+        assert "_auth_user_id" not in client.session
+        assert not Unblinding.objects.exists()
+
+    def test_the_service_without_a_request_counts_too(self, world, randomised):
+        patient = world.bxp_patients[0]
+        for _ in range(5):
+            with pytest.raises(ValidationError):
+                emergency_unblind(patient=patient, by=world.alice, reason=REASON, password="x")
+        with pytest.raises(ValidationError, match="your account is locked"):
+            emergency_unblind(patient=patient, by=world.alice, reason=REASON, password=PASSWORD)
+        assert locked_until("alice") is not None
+        assert not Unblinding.objects.exists()
+
+    def test_a_right_reentry_is_recorded(self, world, randomised):
+        emergency_unblind(
+            patient=world.bxp_patients[0], by=world.alice, reason=REASON, password=PASSWORD
+        )
+        assert AuthEvent.objects.filter(kind=AuthEvent.Kind.REAUTH, user=world.alice).count() == 1

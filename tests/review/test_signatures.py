@@ -194,8 +194,10 @@ def test_a_coordinator_refusal_names_the_investigator(world, signable):
 # -- the re-authentication -------------------------------------------------------------------
 
 
-def test_a_wrong_password_is_refused_saves_nothing_and_counts_as_a_failed_login(world, signable):
-    failed = AuthEvent.objects.filter(kind=AuthEvent.Kind.LOGIN_FAILED, username="alice")
+def test_a_wrong_password_is_refused_saves_nothing_and_is_recorded_as_a_wrong_reentry(
+    world, signable
+):
+    failed = AuthEvent.objects.filter(kind=AuthEvent.Kind.REAUTH_FAILED, username="alice")
     assert not failed.exists()
     with pytest.raises(ValidationError) as refused:
         visit_sign(by=world.alice, visit=scr(signable), password="not-my-password")

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ecrf.audit.models import AuthEvent
 from ecrf.notifications.models import OutboundEmail
 from ecrf.notifications.tasks import send_email
 from ecrf.safety.models import SaeNotification, SaeReport
@@ -72,12 +73,30 @@ def test_wrong_password_changes_nothing_and_sends_nothing(world, serious_event, 
     report = serious_event.sae_reports.get()
     with pytest.raises(ValidationError) as excinfo:
         submit(report, password="not-my-password")
-    assert excinfo.value.message_dict == {"password": ["Your password is not correct."]}
+    assert excinfo.value.message_dict == {"password": ["Password: your password is not correct."]}
     report.refresh_from_db()
     assert (report.submitted_at, report.submitted_by, report.snapshot) == (None, None, {})
     assert not OutboundEmail.objects.exists()
     assert not SaeNotification.objects.exists()
     assert mailoutbox == []
+
+
+def test_wrong_passwords_count_towards_the_lockout_and_then_the_right_one_is_refused(
+    world, serious_event, submit, mailoutbox
+):
+    report = serious_event.sae_reports.get()
+    for _ in range(5):
+        with pytest.raises(ValidationError):
+            submit(report, password="not-my-password")
+    failed = AuthEvent.objects.filter(kind=AuthEvent.Kind.REAUTH_FAILED, user=world.alice)
+    assert failed.count() == 5
+    assert AuthEvent.objects.filter(kind=AuthEvent.Kind.LOCKOUT, user=world.alice).exists()
+    with pytest.raises(ValidationError) as excinfo:
+        submit(report)
+    assert "your account is locked" in excinfo.value.message_dict["password"][0]
+    report.refresh_from_db()
+    assert report.submitted_at is None
+    assert not SaeNotification.objects.exists()
 
 
 def test_empty_password_is_refused(world, serious_event, submit, mailoutbox):

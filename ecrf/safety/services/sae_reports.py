@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ecrf.accounts.permissions import Action, require
+from ecrf.accounts.reauth import reauthenticate
 from ecrf.audit.context import audited
 from ecrf.notifications.services import email_queue
 from ecrf.patients.form_index import form_index_remove, form_index_sync
@@ -63,9 +64,10 @@ def _snapshot(event: AdverseEvent) -> dict:
     return snap
 
 
-def _check_password(by, password: str) -> None:
-    if not password or not by.check_password(password):
-        raise ValidationError({"password": _("Your password is not correct.")})
+def _check_password(by, password: str, request) -> None:
+    # Before the submission's transaction: a wrong password's record and its count towards
+    # the lockout must not roll back with the refusal.
+    reauthenticate(request, by, password)
 
 
 def _notify(report: SaeReport) -> None:
@@ -88,16 +90,18 @@ def sae_submit_initial(
     password: str,
     narrative: str = "",
     now: datetime | None = None,
+    request=None,
 ) -> SaeReport:
     """The investigator sends the initial report (password re-entry); the sponsor is emailed.
 
     `now` is the moment of submission: the clock, except for the demo data's history
-    (views never pass it).
+    (views never pass it). `request`, from the screen, reaches the password re-entry
+    (`reauthenticate`: the address recorded, the session ended at the lockout).
     """
     now = now or timezone.now()
     event = report.adverse_event
     require(by, Action.SUBMIT_SAE, patient=event.patient)
-    _check_password(by, password)
+    _check_password(by, password, request)
     with transaction.atomic():
         # The event first, as ae_update locks it: a downgrade to non-serious (which deletes
         # the pending report) and this submission cannot interleave.
@@ -136,13 +140,14 @@ def sae_follow_up(
     narrative: str,
     aware_at: datetime | None = None,
     now: datetime | None = None,
+    request=None,
 ) -> SaeReport:
     """A numbered follow-up of a submitted SAE: what changed since the last report.
 
-    `now` as for `sae_submit_initial`.
+    `now` and `request` as for `sae_submit_initial`.
     """
     require(by, Action.SUBMIT_SAE, patient=event.patient)
-    _check_password(by, password)
+    _check_password(by, password, request)
     narrative = (narrative or "").strip()
     now = now or timezone.now()
     aware_at = aware_at or now
