@@ -208,7 +208,7 @@ def rendered_query(
 
 
 class _Reader(threading.Thread):
-    """Fetches a server-side cursor's chunks one or two ahead of the writer, so that
+    """Fetches a server-side cursor's next chunk while the writer writes this one, so that
     PostgreSQL renders the next rows while Python nests and writes these: the two work at
     once instead of in turn. The only thread that touches the cursor; psycopg's connection
     lock serialises its fetches with the other queries of the export's transaction."""
@@ -216,7 +216,7 @@ class _Reader(threading.Thread):
     def __init__(self, cursor, size: int) -> None:
         super().__init__(daemon=True, name=f"export-{cursor.name}")
         self.cursor, self.size = cursor, size
-        self.chunks: queue.Queue = queue.Queue(maxsize=2)
+        self.chunks: queue.Queue = queue.Queue(maxsize=1)
         self.stopped = threading.Event()
 
     def run(self) -> None:

@@ -32,7 +32,7 @@ from django.db.models.functions import Lag
 from django.utils import timezone
 from lxml import etree
 
-from ecrf.exports.datasets import ALLOCATION, CHUNK_SIZE, Dataset
+from ecrf.exports.datasets import ALLOCATION, Dataset
 from ecrf.exports.odm_metadata import (
     FORM_STATUS_OID,
     NS,
@@ -64,6 +64,10 @@ from ecrf.studies.models import Site
 
 # The per-patient logs sort after a subject's visits.
 LAST = 1 << 30
+# Rows fetched at a time per dataset: every dataset's stream is open at once (merged by
+# subject), each with a chunk being written and one fetched ahead, of rendered ItemData
+# of a kilobyte or two a row; 500 keeps them all under 50 MB.
+ROWS_AHEAD = 500
 
 
 @dataclass(frozen=True)
@@ -256,7 +260,7 @@ def _keyed_rows(index: int, dataset: Dataset, items: list[Item]) -> Iterator[tup
     changes = _changes(dataset, items)
     pending = next(changes, None)
     previous = None
-    for n, row in enumerate(read_ahead(query.sql, query.params, CHUNK_SIZE)):
+    for n, row in enumerate(read_ahead(query.sql, query.params, ROWS_AHEAD)):
         if visits:
             subject, site, visit, pk, order, repeat_no = row[:6]
         else:
