@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/b
 	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
 export CELERY_BROKER_URL_TEST := $(if $(CELERY_BROKER_URL),$(CELERY_BROKER_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: demo test test-embedded lint format bench chromium clean-demo messages
+.PHONY: demo serve test test-embedded lint audit lock format bench chromium clean-demo messages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6.1); set PYTHON=/path/to/python3.12" >&2; exit 1; }
@@ -30,6 +30,16 @@ chromium:
 
 demo: $(VENV)/.runtime
 	DEMO=1 DEBUG=0 $(BIN)/python manage.py run_demo
+
+# Production: gunicorn with DEBUG off on the settings of the environment (SECRET_KEY,
+# SDV_SEED, DATABASE_URL, ALLOWED_HOSTS, CELERY_BROKER_URL...: README, "Deployment"),
+# after collecting the static files whitenoise serves. Migrations are a separate step.
+BIND ?= 127.0.0.1:8000
+WEB_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 + 1 )))
+serve: $(VENV)/.runtime
+	DEBUG=0 $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DEBUG=0 $(BIN)/gunicorn ecrf.wsgi --bind $(BIND) --workers $(WEB_WORKERS) \
+		--max-requests 2000 --max-requests-jitter 200 --access-logfile - --error-logfile -
 
 test: $(VENV)/.dev chromium
 	DEBUG=1 CELERY_BROKER_URL=$(CELERY_BROKER_URL_TEST) $(BIN)/coverage run -m pytest $(PYTEST_ARGS)
