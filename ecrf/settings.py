@@ -33,7 +33,7 @@ if not SECRET_KEY:
             "SECRET_KEY is not set. Set SECRET_KEY in the environment "
             "(or DEBUG=1 for local development only)."
         )
-    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105  # nosec B105  # DEBUG only
 
 # The seed of the SDV sample (the protocol file's `sdv: sample_percent`): which patients have
 # every form verified is drawn from their subject code with it. A secret of the deployment,
