@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.env import env_bool, env_int, env_json, env_list, env_str
@@ -33,7 +34,7 @@ if not SECRET_KEY:
             "SECRET_KEY is not set. Set SECRET_KEY in the environment "
             "(or DEBUG=1 for local development only)."
         )
-    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105  # nosec B105  # DEBUG only
 
 # The seed of the SDV sample (the protocol file's `sdv: sample_percent`): which patients have
 # every form verified is drawn from their subject code with it. A secret of the deployment,
@@ -84,12 +85,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "ecrf.core.middleware.NoStoreForSignedInUsers",
     "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -132,8 +135,18 @@ if not DATABASE_URL:
     from ecrf import embedded_pg
 
     DATABASE_URL = embedded_pg.ensure_running()
+# Connections are reused: each web worker process and each Celery worker process keeps one
+# open for DB_CONN_MAX_AGE seconds and checks it before reuse (a restarted server costs one
+# failed check, not a 500). Persistent connections rather than psycopg's pool: one
+# connection per process needs no pool package, works with the Celery prefork workers and
+# the test runner alike. Off with DEBUG or DEMO: runserver's thread per request would leave
+# one connection per thread. Sizing: README, "Deployment".
 try:
-    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+    _database = dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0 if DEBUG or DEMO else 600),
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
+    )
 except Exception as exc:  # dj-database-url raises several types for a malformed URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
 if _database.get("ENGINE") != "django.db.backends.postgresql":
@@ -163,6 +176,8 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not (DEBUG or DEMO))
 SESSION_COOKIE_HTTPONLY = True
+# In the database, so that any web machine behind the load balancer reads any session.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Lockout (django-axes, 21 CFR 11.300(d)) -----------------------------------------
 # AXES_FAILURE_LIMIT wrong passwords in a row (login page and password re-entries alike)
@@ -312,6 +327,37 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+# HTTPS only in production (on by default, off with DEBUG or DEMO, each one can be set):
+# plain HTTP is redirected, and browsers are told by HSTS to use nothing else for a year.
+_HTTPS = not (DEBUG or DEMO)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _HTTPS)
+# Behind a proxy that ends TLS: the header it sets and its value for HTTPS, for example
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https. Only when the proxy always sets it
+# (and strips it from clients), or anyone could claim HTTPS.
+_proxy_header = env_list("SECURE_PROXY_SSL_HEADER")
+if _proxy_header and len(_proxy_header) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if _proxy_header else None
+# Content-Security-Policy: scripts, styles, images and requests from this site only, never
+# inline (no <script> body, no style= or on...= attribute in a template: static/js/ and
+# static/css/ hold them). data: images are Bootstrap's own icons, drawn in its CSS.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 LOGGING = {
     "version": 1,

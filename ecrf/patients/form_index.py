@@ -87,13 +87,13 @@ def _upsert_sql() -> str:
     copied = [FormIndexEntry._meta.get_field(name).column for name in COPIED]
     reset = "e.review_version IS NOT NULL AND e.review_version <> EXCLUDED.version"
     return (
-        f"WITH previous AS (SELECT version, review_state, review_version FROM {table} "
+        f"WITH previous AS (SELECT version, review_state, review_version FROM {table} "  # nosec B608  # names from the models' _meta, values as parameters
         "WHERE form_code = %s AND object_id = %s) "
         f"INSERT INTO {table} AS e ({', '.join(quote(c) for c in columns)}, review_state) "
         f"VALUES ({', '.join(['%s'] * len(columns))}, '') "
         "ON CONFLICT (form_code, object_id) DO UPDATE SET "
         + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in copied)
-        + f", review_state = CASE WHEN {reset} THEN '' ELSE e.review_state END"
+        + f", review_state = CASE WHEN {reset} THEN '' ELSE e.review_state END"  # nosec B608  # names from the models' _meta, values as parameters
         f", review_version = CASE WHEN {reset} THEN NULL ELSE e.review_version END "
         "RETURNING e.id, e.review_state, e.review_version, e.verified_by_id, e.verified_at, "
         "e.sdv_reset_by_id, e.sdv_reset_at, (SELECT version FROM previous), "

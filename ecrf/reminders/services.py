@@ -510,7 +510,7 @@ def _record(due: list[Due]) -> int:
     columns = ", ".join(_COLUMNS)
     arrays = ", ".join(f"%s::{sql_type}" for sql_type, _value in _COLUMNS.values())
     sql = (
-        f"INSERT INTO {table} ({columns}, created_at) "
+        f"INSERT INTO {table} ({columns}, created_at) "  # nosec B608  # names from the models' _meta, values as parameters
         f"SELECT *, now() FROM unnest({arrays}) "
         "ON CONFLICT (kind, object_id, occurrence, recipient_id) DO NOTHING RETURNING id"
     )
@@ -570,7 +570,7 @@ def _mark_queued(rows_emails: list[tuple[int, int]]) -> None:
     """Each row queued with its email, in one statement (bulk_update's CASE per row costs
     seconds of Python for a few thousand rows)."""
     sql = (
-        f"UPDATE {Reminder._meta.db_table} AS reminder SET email_id = queued.email_id, "
+        f"UPDATE {Reminder._meta.db_table} AS reminder SET email_id = queued.email_id, "  # nosec B608  # names from the models' _meta, values as parameters
         "status = %s FROM unnest(%s::bigint[], %s::bigint[]) AS queued(id, email_id) "
         "WHERE reminder.id = queued.id"
     )

@@ -1048,7 +1048,7 @@ def parse_protocol(data: bytes | str, *, source: str) -> Protocol:
                 source, [(f"byte {exc.start}", "the file is not UTF-8 text")]
             ) from None
     try:
-        document = yaml.load(data, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        document = yaml.load(data, Loader=_StrictLoader)  # noqa: S506  # nosec B506  # a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         place = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

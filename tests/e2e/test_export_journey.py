@@ -11,6 +11,7 @@ import zipfile
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
+from playwright.sync_api import expect
 
 from ecrf.exports.models import ExportDownload, ExportJob
 from tests.e2e.conftest import ARTIFACTS
@@ -78,9 +79,7 @@ def test_the_data_manager_exports_watches_the_progress_and_downloads_the_zip(
     bar = page.get_by_test_id("progress-bar")
     assert bar.count() == 1
     # The bar follows the job to its end; the page then shows the download.
-    page.wait_for_function(
-        "document.querySelector('[data-testid=progress-bar]').value === 100", timeout=120_000
-    )
+    expect(bar).to_have_js_property("value", 100, timeout=120_000)
     page.get_by_test_id("download").wait_for(timeout=30_000)
     job.refresh_from_db()
     assert job.status == ExportJob.Status.DONE, job.error

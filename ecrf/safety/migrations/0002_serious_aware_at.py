@@ -36,7 +36,7 @@ BEGIN
         EXECUTE 'ALTER TABLE {table} ENABLE TRIGGER ecrf_audit_append_only';
     END IF;
 END $$;
-"""
+"""  # nosec B608  # a migration's fixed SQL: table names from the models
 
 
 BACKFILL_SERIOUS_AWARE = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
+import subprocess  # nosec B404  # starts its own children only
 import sys
 import time
 
@@ -37,8 +37,8 @@ class Command(BaseCommand):
 
         python = sys.executable
         children = [
-            subprocess.Popen([python, "manage.py", "runserver", addr, "--noreload"]),
-            subprocess.Popen(
+            subprocess.Popen([python, "manage.py", "runserver", addr, "--noreload"]),  # nosec B603  # fixed argv
+            subprocess.Popen(  # nosec B603  # fixed argv
                 [
                     python, "-m", "celery", "-A", "ecrf", "worker", "--beat",
                     "--loglevel=INFO", "--concurrency=2",

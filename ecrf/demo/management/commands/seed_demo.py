@@ -64,7 +64,7 @@ from ecrf.scoring import mrss as mrss_scoring
 from ecrf.scoring import sle2019, ssc2013
 from ecrf.studies.models import ProtocolVersion, Site, Study
 
-DEFAULT_PASSWORD = "scleroderma-demo-2026"
+DEFAULT_PASSWORD = "scleroderma-demo-2026"  # nosec B105  # the demo's documented password
 RCT, COHORT = "NCT00479934", "NCT04206644"
 
 # username, first name, last name, [(study, site code or None, role)]
@@ -125,7 +125,7 @@ MRSS_PROFILE = {
     "lower_leg_r": 2, "lower_leg_l": 2, "anterior_chest": 2, "thigh_r": 1, "thigh_l": 1,
     "abdomen": 1,
 }  # fmt: skip
-assert set(MRSS_PROFILE) == set(mrss_scoring.AREAS)
+assert set(MRSS_PROFILE) == set(mrss_scoring.AREAS)  # nosec B101  # a table check at import
 
 # DLQI questions from the most to the least affected in scleroderma, with their highest score
 # here (q7 is answered through 7b, "a lot" at most).
