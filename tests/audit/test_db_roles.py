@@ -291,3 +291,32 @@ def test_setup_is_idempotent(roles, as_app):
     assert _privileges(as_app, roles.app, "pghistory_context") == {"SELECT", "INSERT"}
     with roles.connect(roles.app) as again:  # the password still holds
         assert again.execute("SELECT current_user").fetchone() == (roles.app,)
+
+
+@committed
+def test_services_and_logins_run_as_the_application_role(world, roles, client):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from ecrf.audit.models import AuthEvent
+    from ecrf.patients.services import patient_create
+    from tests.factories import PASSWORD
+
+    saved = {key: connection.settings_dict[key] for key in ("USER", "PASSWORD")}
+    connection.close()
+    connection.settings_dict.update(USER=roles.app, PASSWORD=roles.password)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() == (roles.app,)
+        patient = patient_create(
+            study=world.rct, site=world.bxp, by=world.alice, screening_date=timezone.localdate()
+        )
+        response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
+        assert response.status_code == 302
+        assert AuthEvent.objects.filter(kind="login", username="alice").count() == 1
+        (event,) = patient.events.all()
+        assert event.pgh_context["reason"] == "patient screened"
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
