@@ -126,6 +126,10 @@ class ExportDownload(models.Model):
     blinded = models.BooleanField(_("blinded"))
     sha256 = models.CharField(_("zip checksum"), max_length=64)
 
+    # An audit record (ecrf.audit.triggers): the application's database role may only
+    # insert and read it.
+    audit_record = True
+
     class Meta:
         ordering = ["-at", "-pk"]
         verbose_name = _("export download")

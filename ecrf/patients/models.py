@@ -309,6 +309,10 @@ class Unblinding(models.Model):
     )
     at = models.DateTimeField(_("unblinded at"), auto_now_add=True)
 
+    # An audit record (ecrf.audit.triggers): inserted and read, never changed, and the
+    # application's database role holds only INSERT and SELECT on it.
+    audit_record = True
+
     objects = UnblindingQuerySet.as_manager()
 
     class Meta:

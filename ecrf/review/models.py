@@ -249,6 +249,10 @@ class QueryMessage(models.Model):
 
     objects = QueryMessageQuerySet.as_manager()
 
+    # An audit record (ecrf.audit.triggers): the application's database role may only
+    # insert and read it.
+    audit_record = True
+
     class Meta:
         ordering = ["query_id", "pk"]
         verbose_name = _("query message")
@@ -347,6 +351,11 @@ class Signature(models.Model):
     )
 
     objects = SignatureQuerySet.as_manager()
+
+    # An audit record (ecrf.audit.triggers): the application's database role may insert and
+    # read it, and update only the voiding fields (the triggers below say when).
+    audit_record = True
+    audit_updatable = ("voided_at", "voided_by", "void_reason")
 
     class Meta:
         ordering = ["patient", "signed_at", "pk"]
