@@ -6,15 +6,23 @@ from django.utils.translation import gettext_lazy as _
 
 
 class AuthEvent(models.Model):
-    """Account events (21 CFR 11.10(d)): who logged in or out, and failed attempts.
+    """Account events (21 CFR 11.10(d)): who logged in or out, failed attempts, and the
+    changes to an account's access: its password changed or reset, the account activated
+    or deactivated (`by`: who did it, when it was not the account's owner).
 
-    Failed attempts keep the username as typed, which may match no account.
+    Failed attempts keep the username as typed, which may match no account. No password,
+    nor its hash, is ever kept here (nor in the user's pghistory events: the field is
+    excluded from tracking).
     """
 
     class Kind(models.TextChoices):
         LOGIN = "login", _("Login")
         LOGOUT = "logout", _("Logout")
         LOGIN_FAILED = "login_failed", _("Failed login")
+        PASSWORD_CHANGED = "password_changed", _("Password changed by its owner")
+        PASSWORD_RESET = "password_reset", _("Password reset")
+        ACTIVATED = "activated", _("Account activated")
+        DEACTIVATED = "deactivated", _("Account deactivated")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.ForeignKey(
@@ -25,6 +33,15 @@ class AuthEvent(models.Model):
         related_name="+",
     )
     username = models.CharField(max_length=150)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Who changed the account (empty: its owner, or nobody signed in)."),
+    )
     ip_address = models.GenericIPAddressField(null=True)
     user_agent = models.CharField(max_length=300, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -33,6 +33,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
 from django.utils.formats import date_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -52,6 +54,29 @@ def _range(field: str, low=None, high=None) -> models.CheckConstraint:
     if high is not None:
         bounds[f"{field}__lte"] = high
     return models.CheckConstraint(condition=Q(**bounds), name=f"%(class)s_{field}_range")
+
+
+def _sum_is_total(total: str, parts, *, name: str) -> models.CheckConstraint:
+    """The stored total is the plain sum of its parts, or blank while a part is blank.
+
+    Derived scores cannot go stale [D]: a bulk `update()` or a raw SQL UPDATE that changes
+    a part without its total is refused by the database, rather than recomputed by a
+    trigger (a second copy of the scoring, in PL/pgSQL, that could drift from
+    `ecrf.scoring`) or derived at read time (every list, export and chart would have to
+    score each row). The save services compute the total as before; this says they did.
+    Both sides are coalesced to -1, so that NULLs compare (a CHECK that is NULL passes).
+    """
+    parts_sum = models.F(parts[0])
+    for part in parts[1:]:
+        parts_sum = parts_sum + models.F(part)
+    return models.CheckConstraint(
+        condition=Exact(
+            Coalesce(models.F(total), models.Value(-1)),
+            Coalesce(parts_sum, models.Value(-1)),
+        ),
+        name=name,
+        violation_error_message=_("The total is the sum of its parts; it was not recomputed."),
+    )
 
 
 def _one_of(field: str, choices, *, blank: bool = True) -> models.CheckConstraint:
@@ -431,6 +456,8 @@ class Mrss(CrfBase):
             *_one_per_visit(),
             *(_range(area, 0, 3) for area in mrss.AREAS),
             _range("total", 0, mrss.MAX_TOTAL),
+            # mrss.score: the plain sum of the 17 areas, blank while one is (no proration).
+            _sum_is_total("total", mrss.AREAS, name="%(class)s_total_is_sum_of_areas"),
         ]
 
     def missing_fields(self) -> list[str]:
