@@ -62,6 +62,10 @@ class StudyAdmin(AuditedAdmin):
     def scoped(self, request, queryset):
         return queryset.filter(pk__in=studies_visible_to(request.user).values("pk"))
 
+    def has_add_permission(self, request):
+        # A study comes from its protocol file (`manage.py load_protocol`), blinding included.
+        return False
+
 
 @admin.register(Site)
 class SiteAdmin(AuditedAdmin):

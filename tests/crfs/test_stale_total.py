@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from ecrf.crfs.models import Mrss
+from ecrf.crfs.models import Dlqi, Mrss
 from ecrf.scoring import mrss
 from tests.factories import crf_factory
 
@@ -60,3 +60,49 @@ def test_an_update_that_recomputes_the_total_is_accepted(scored):
     form.face = 0
     form.save()  # the model's save scores it again, as crf_save does
     assert Mrss.objects.get(pk=scored.pk).total == 22
+
+
+# -- the DLQI: the score of coded answers, one missing item imputed --------------------------
+
+DLQI_ANSWERS = {
+    "q1": "very_much",
+    "q2": "a_lot",
+    "q3": "a_little",
+    "q4": "not_at_all",
+    "q5": "NR",
+    "q6": "a_lot",
+    "q7a": "no",
+    "q7b": "a_little",
+    "q8": "very_much",
+    "q9": "NR",
+    "q10": "a_little",
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "total", "imputed"),
+    [
+        ({}, 13, 0),
+        ({"q7a": "yes", "q7b": ""}, 15, 0),
+        ({"q7a": "NR", "q7b": ""}, 12, 0),
+        ({"q7b": ""}, 12, 1),  # q7a "no" without q7b: q7 missing, imputed
+        ({"q1": ""}, 10, 1),
+        ({"q1": "", "q2": ""}, None, 0),  # two missing: not calculable
+        ({"q1": "", "q7a": "", "q7b": ""}, None, 0),
+    ],
+)
+def test_the_databases_dlqi_score_agrees_with_the_scoring_module(visit, changes, total, imputed):
+    """Each row saved through the model (scored by ecrf.scoring.dlqi) passes the check."""
+    form = crf_factory(Dlqi)(visit=visit, **{**DLQI_ANSWERS, **changes})
+    assert Dlqi.objects.values_list("total", "imputed_items").get(pk=form.pk) == (total, imputed)
+
+
+def test_a_raw_sql_update_of_a_dlqi_answer_alone_is_refused(visit):
+    form = crf_factory(Dlqi)(visit=visit, **DLQI_ANSWERS)
+    with pytest.raises(IntegrityError) as refused:
+        _raw("UPDATE crfs_dlqi SET q1 = 'not_at_all' WHERE id = %s", form.pk)
+    assert "dlqi_total_is_the_score_of_the_answers" in str(refused.value)
+    with pytest.raises(IntegrityError):
+        _raw("UPDATE crfs_dlqi SET q1 = '', total = 10 WHERE id = %s", form.pk)  # imputed 0
+    _raw("UPDATE crfs_dlqi SET q1 = '', total = 10, imputed_items = 1 WHERE id = %s", form.pk)
+    assert Dlqi.objects.values_list("total", "imputed_items").get(pk=form.pk) == (10, 1)
