@@ -1,45 +1,108 @@
-from django import forms
+"""The admin of accounts and of the studies' configuration, every page audited and scoped
+(`ecrf.audit.admin.AuditedAdmin`).
+
+The studies app sits below accounts: its rows are scoped by memberships, so its admin pages
+are registered here, with the membership-based scoping of `ecrf.accounts.access`.
+"""
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.utils.translation import gettext_lazy as _
+from django.db.models import Exists, OuterRef
 
+from ecrf.accounts.access import sites_visible_to, studies_visible_to
 from ecrf.accounts.models import Membership, User
-from ecrf.audit.context import audited
-
-
-class MembershipAdminForm(forms.ModelForm):
-    reason = forms.CharField(
-        label=_("Reason for change"),
-        max_length=300,
-        help_text=_("Kept in the audit trail with the change."),
-    )
-
-    class Meta:
-        model = Membership
-        fields = ["user", "study", "site", "role", "unblinded", "active"]
+from ecrf.audit.admin import AuditedAdmin
+from ecrf.studies.models import ProtocolVersion, Site, Study, StudySite, StudyUnblinding
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedAdmin, BaseUserAdmin):
     list_display = ["username", "first_name", "last_name", "email", "is_active", "is_staff"]
+
+    def scoped(self, request, queryset):
+        """The accounts holding a membership in a study the user belongs to."""
+        shared = Membership.objects.visible_to(request.user).filter(user_id=OuterRef("pk"))
+        return queryset.filter(Exists(shared))
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     """Roles are granted and withdrawn here; each change asks for a reason (audited).
 
     Memberships are deactivated rather than deleted, so the trail keeps who had access.
     """
 
-    form = MembershipAdminForm
+    fields = ["user", "study", "site", "role", "unblinded", "active"]
     list_display = ["user", "study", "site", "role", "unblinded", "active"]
     list_filter = ["study", "role", "unblinded", "active"]
     search_fields = ["user__username", "user__last_name", "site__code"]
     autocomplete_fields = ["user", "study", "site"]
 
-    def save_model(self, request, obj, form, change):
-        with audited(by=request.user, reason=form.cleaned_data["reason"]):
-            super().save_model(request, obj, form, change)
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class StudySiteInline(admin.TabularInline):
+    model = StudySite
+    extra = 0
+    readonly_fields = ["last_subject_number"]
+    autocomplete_fields = ["site"]
+
+
+@admin.register(Study)
+class StudyAdmin(AuditedAdmin):
+    """`blinded` is shown, never edited: a study is unblinded by its administrator after the
+    database lock (`ecrf.review.study_unblinding`), with a password and a reason."""
+
+    list_display = ["code", "acronym", "design", "blinded", "target_enrolment"]
+    readonly_fields = ["blinded"]
+    search_fields = ["code", "acronym", "title"]
+    inlines = [StudySiteInline]
+
+    def scoped(self, request, queryset):
+        return queryset.filter(pk__in=studies_visible_to(request.user).values("pk"))
+
+    def has_add_permission(self, request):
+        # A study comes from its protocol file (`manage.py load_protocol`), blinding included.
+        return False
+
+
+@admin.register(Site)
+class SiteAdmin(AuditedAdmin):
+    list_display = ["code", "name", "city", "timezone"]
+    search_fields = ["code", "name", "city"]
+
+    def scoped(self, request, queryset):
+        return queryset.filter(pk__in=sites_visible_to(request.user).values("pk"))
+
+
+class _ReadOnly:
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ProtocolVersion)
+class ProtocolVersionAdmin(_ReadOnly, AuditedAdmin):
+    """Protocol versions come from `load_protocol`; the admin only shows them."""
+
+    list_display = ["study", "version", "effective_date", "loaded_at", "loaded_by", "sha256"]
+    list_filter = ["study"]
+
+    def scoped(self, request, queryset):
+        return queryset.filter(study__in=studies_visible_to(request.user).values("pk"))
+
+
+@admin.register(StudyUnblinding)
+class StudyUnblindingAdmin(_ReadOnly, AuditedAdmin):
+    """Written by the study unblinding screen only."""
+
+    list_display = ["study", "at", "by", "reason"]
+
+    def scoped(self, request, queryset):
+        return queryset.filter(study__in=studies_visible_to(request.user).values("pk"))

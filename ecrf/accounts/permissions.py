@@ -34,6 +34,7 @@ class Action(models.TextChoices):
     ENROL = "enrol", gettext_lazy("screen, enrol or end the participation of patients")
     RANDOMISE = "randomise", gettext_lazy("randomise patients")
     UNBLIND = "unblind", gettext_lazy("unblind a patient in an emergency")
+    UNBLIND_STUDY = "unblind_study", gettext_lazy("unblind the whole study after its database lock")
     RECORD_AE = "record_ae", gettext_lazy("record adverse events")
     SUBMIT_SAE = "submit_sae", gettext_lazy("submit SAE reports")
     ACKNOWLEDGE_SAE = "acknowledge_sae", gettext_lazy("acknowledge SAE reports for the sponsor")
@@ -70,6 +71,7 @@ _TABLE = {
     Action.ENROL:                    (X,           X,           o,       o,            o),
     Action.RANDOMISE:                (X,           X,           o,       o,            o),
     Action.UNBLIND:                  (X,           o,           o,       o,            o),
+    Action.UNBLIND_STUDY:            (o,           o,           o,       o,            X),
     Action.RECORD_AE:                (X,           X,           o,       o,            o),
     Action.SUBMIT_SAE:               (X,           o,           o,       o,            o),
     Action.ACKNOWLEDGE_SAE:          (o,           o,           o,       X,            X),

@@ -6,11 +6,15 @@ from django.utils.translation import gettext_lazy as _
 
 
 class AuthEvent(models.Model):
-    """Account events (21 CFR 11.10(d)): who logged in or out, and failed attempts.
+    """Account events (21 CFR 11.10(d)): who logged in or out, failed attempts, and the
+    changes to an account's access: its password changed or reset, the account activated
+    or deactivated (`by`: who did it, when it was not the account's owner).
 
     Failed attempts keep the username as typed, which may match no account. A password
     re-entry (signature, unblinding, SAE) is recorded apart from a login; a lockout and an
-    administrator's unlock (`by`, with the `reason`) too.
+    administrator's unlock (`by`, with the `reason`) too. No password, nor its hash, is
+    ever kept here (nor in the user's pghistory events: the field is excluded from
+    tracking).
     """
 
     class Kind(models.TextChoices):
@@ -21,6 +25,10 @@ class AuthEvent(models.Model):
         REAUTH_FAILED = "reauth_failed", _("Wrong password re-entered")
         LOCKOUT = "lockout", _("Account locked")
         UNLOCK = "unlock", _("Account unlocked")
+        PASSWORD_CHANGED = "password_changed", _("Password changed by its owner")
+        PASSWORD_RESET = "password_reset", _("Password reset")
+        ACTIVATED = "activated", _("Account activated")
+        DEACTIVATED = "deactivated", _("Account deactivated")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.ForeignKey(
@@ -31,10 +39,6 @@ class AuthEvent(models.Model):
         related_name="+",
     )
     username = models.CharField(max_length=150)
-    ip_address = models.GenericIPAddressField(null=True)
-    user_agent = models.CharField(max_length=300, blank=True)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Who acted on the account when it was not its owner (an administrator's unlock), and why.
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.DO_NOTHING,
@@ -42,7 +46,12 @@ class AuthEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        help_text=_("Who acted on the account (empty: its owner, or nobody signed in)."),
     )
+    ip_address = models.GenericIPAddressField(null=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Why, when someone acted on the account (an administrator's unlock).
     reason = models.CharField(max_length=300, blank=True)
 
     class Meta:

@@ -1,9 +1,10 @@
 from django.contrib import admin
 
+from ecrf.audit.admin import AuditedAdmin
 from ecrf.crfs.models import FORM_MODELS
 
 
-class CrfAdmin(admin.ModelAdmin):
+class CrfAdmin(AuditedAdmin):
     """Read-only in the admin: forms are entered and changed through the eCRF screens,
     where the protocol, the optimistic lock and the reason for change apply."""
 

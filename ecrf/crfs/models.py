@@ -32,7 +32,9 @@ import pghistory
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact, LessThanOrEqual
 from django.utils.formats import date_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -52,6 +54,85 @@ def _range(field: str, low=None, high=None) -> models.CheckConstraint:
     if high is not None:
         bounds[f"{field}__lte"] = high
     return models.CheckConstraint(condition=Q(**bounds), name=f"%(class)s_{field}_range")
+
+
+def _sum_is_total(total: str, parts, *, name: str) -> models.CheckConstraint:
+    """The stored total is the plain sum of its parts, or blank while a part is blank.
+
+    Derived scores cannot go stale [D]: a bulk `update()` or a raw SQL UPDATE that changes
+    a part without its total is refused by the database, rather than recomputed by a
+    trigger (a second copy of the scoring, in PL/pgSQL, that could drift from
+    `ecrf.scoring`) or derived at read time (every list, export and chart would have to
+    score each row). The save services compute the total as before; this says they did.
+    Both sides are coalesced to -1, so that NULLs compare (a CHECK that is NULL passes).
+    """
+    parts_sum = models.F(parts[0])
+    for part in parts[1:]:
+        parts_sum = parts_sum + models.F(part)
+    return models.CheckConstraint(
+        condition=Exact(
+            Coalesce(models.F(total), models.Value(-1)),
+            Coalesce(parts_sum, models.Value(-1)),
+        ),
+        name=name,
+        violation_error_message=_("The total is the sum of its parts; it was not recomputed."),
+    )
+
+
+def _dlqi_checks() -> list[models.CheckConstraint]:
+    """The DLQI's stored total and imputed count are what `ecrf.scoring.dlqi` gives for the
+    stored answers (see `_sum_is_total` for why a check): each item scores 3, 2, 1 for
+    "very much", "a lot", "a little" and 0 otherwise ("not at all", "not relevant", or
+    blank); q7 is q7a "yes" 3, or q7b's score when q7a is "no"; one missing item is scored
+    0 and counted, two or more leave the total blank."""
+    integer = models.IntegerField()
+
+    def score(field, answers):
+        whens = [When(**{field: code}, then=Value(n)) for code, n in answers if n]
+        return Case(*whens, default=Value(0), output_field=integer)
+
+    def blank(*conditions):
+        whens = [When(**condition, then=Value(1)) for condition in conditions]
+        return Case(*whens, default=Value(0), output_field=integer)
+
+    def scale(answers):  # the coded answers that score, from the scoring module's table
+        return [(code, points) for code, points in answers.items() if isinstance(code, str)]
+
+    items = [field for field in DLQI_QUESTIONS if field not in ("q7a", "q7b")]
+    points = [score(field, scale(dlqi.ITEM_ANSWERS[field])) for field in items]
+    points.append(
+        Case(
+            *(When(q7a=code, then=Value(n)) for code, n in scale(dlqi.Q7A_ANSWERS) if n),
+            When(q7a=dlqi.Q7A_NO, then=score("q7b", scale(dlqi.Q7B_ANSWERS))),
+            default=Value(0),
+            output_field=integer,
+        )
+    )
+    missing = [blank({field: ""}) for field in items]
+    missing.append(blank({"q7a": ""}, {"q7a": DlqiQ7a.NO, "q7b": ""}))
+    total, count = points[0], missing[0]
+    for more in points[1:]:
+        total = total + more
+    for more in missing[1:]:
+        count = count + more
+    calculable = LessThanOrEqual(count, Value(dlqi.MAX_IMPUTED))
+    return [
+        models.CheckConstraint(
+            condition=Exact(
+                Coalesce(models.F("total"), Value(-1)),
+                Case(When(calculable, then=total), default=Value(-1), output_field=integer),
+            ),
+            name="%(class)s_total_is_the_score_of_the_answers",
+            violation_error_message=_("The total is the score of the answers; not recomputed."),
+        ),
+        models.CheckConstraint(
+            condition=Exact(
+                models.F("imputed_items"),
+                Case(When(calculable, then=count), default=Value(0), output_field=integer),
+            ),
+            name="%(class)s_imputed_items_counts_the_blank_answers",
+        ),
+    ]
 
 
 def _one_of(field: str, choices, *, blank: bool = True) -> models.CheckConstraint:
@@ -431,6 +512,8 @@ class Mrss(CrfBase):
             *_one_per_visit(),
             *(_range(area, 0, 3) for area in mrss.AREAS),
             _range("total", 0, mrss.MAX_TOTAL),
+            # mrss.score: the plain sum of the 17 areas, blank while one is (no proration).
+            _sum_is_total("total", mrss.AREAS, name="%(class)s_total_is_sum_of_areas"),
         ]
 
     def missing_fields(self) -> list[str]:
@@ -723,6 +806,7 @@ class Dlqi(CrfBase):
             ),
             _range("total", 0, 30),
             _range("imputed_items", 0, dlqi.MAX_IMPUTED),
+            *_dlqi_checks(),
         ]
 
     def clean(self) -> None:

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from ecrf.audit.admin import AuditedAdmin
 from ecrf.patients.models import Patient
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(AuditedAdmin):
     """Read-only in the admin: patients are created and changed through the eCRF screens,
     where the protocol rules and reasons for change apply."""
 

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ecrf.accounts.access import scope, studies_visible_to, study_sites_visible_to
-from ecrf.accounts.permissions import Action, can, roles_allowed
+from ecrf.accounts.permissions import Action, allowed_actions, can, roles_allowed
 from ecrf.patients.filters import PatientFilter
 from ecrf.patients.forms import EndOfStudyForm, PatientCreateForm, PlanInclusionForm
 from ecrf.patients.models import Patient
@@ -39,7 +39,15 @@ def study_chooser(request):
     for membership in request.user.memberships.filter(active=True).select_related("site"):
         memberships.setdefault(membership.study_id, []).append(membership)
     rows = [(study, memberships.get(study.pk, []), counts.get(study.pk, 0)) for study in studies]
-    return render(request, "studies/chooser.html", {"rows": rows})
+    # The administrator's way to the study unblinding (all-site roles: the table, no query).
+    unblindable = {
+        study.pk
+        for study in studies
+        if study.blinded
+        and Action.UNBLIND_STUDY
+        in allowed_actions({m.role for m in memberships.get(study.pk, []) if m.site_id is None})
+    }
+    return render(request, "studies/chooser.html", {"rows": rows, "unblindable": unblindable})
 
 
 def _staff_sites(user, study: Study):

@@ -63,3 +63,29 @@ class SignForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not ask_username:
             del self.fields["username"]
+
+
+class StudyUnblindForm(forms.Form):
+    """The study unblinding: the reason, the administrator's password and a confirmation
+    that says in words what happens."""
+
+    reason = forms.CharField(
+        label=_("Reason for unblinding the study"),
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=REASON_HELP,
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("The password you sign in with."),
+    )
+    confirm = forms.BooleanField(
+        label=_("I understand that every member of the study will see the treatment arms."),
+        error_messages={
+            "required": _("Confirmation: tick the box; unblinding the study cannot be undone.")
+        },
+    )

@@ -30,6 +30,7 @@ review_urlpatterns = [
     path("queries/<int:query_id>/", views_queries.query_detail, name="query"),
     path("queries/raise/<int:entry_id>/", views_queries.query_raise_view, name="query_raise"),
     path("locks/", views.study_locks, name="locks"),
+    path("unblind/", views.study_unblind_view, name="study_unblind"),
     path("locks/<int:lock_id>/lift/", views.lock_lift, name="lift"),
     path(review_patient + "locks/", views.casebook_lock, name="casebook_lock"),
     path(

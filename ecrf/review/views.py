@@ -21,8 +21,9 @@ from ecrf.patients.locks import STRONGEST_FIRST, casebook_locks, locks_shown, vi
 from ecrf.patients.models import DataLock, Visit
 from ecrf.patients.selectors import patient_for, study_for
 from ecrf.review.audit_trail import patient_audit_trail
-from ecrf.review.forms import LockForm, SiteLockForm, UnlockForm
+from ecrf.review.forms import LockForm, SiteLockForm, StudyUnblindForm, UnlockForm
 from ecrf.review.locks import data_freeze, data_lock, data_unlock, study_lock_checklist
+from ecrf.review.study_unblinding import database_lock, study_unblind
 from ecrf.studies.models import Site
 
 LOCK_ACTIONS = frozenset({Action.FREEZE, Action.LOCK, Action.UNLOCK})
@@ -282,4 +283,44 @@ def lock_lift(request, study_code: str, lock_id: int):
         "review/unlock.html",
         {"study": study, "shown": shown, "locks": [shown], "form": form, "back_url": back},
         status=400 if form.is_bound else 200,
+    )
+
+
+# -- the whole study ----------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def study_unblind_view(request, study_code: str):
+    """The administrator unblinds the whole study, after the database lock: the reason, their
+    password and a confirmation; the service decides (`study_unblind`)."""
+    study = study_for(request.user, study_code)
+    if not can(request.user, Action.UNBLIND_STUDY, study=study, every_site=True):
+        raise PermissionDenied(_("Only the study's administrator may unblind the whole study."))
+    form = StudyUnblindForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid() and study.blinded:
+        try:
+            study_unblind(
+                study=study,
+                by=request.user,
+                password=form.cleaned_data["password"],
+                reason=form.cleaned_data["reason"],
+                request=request,
+            )
+        except ValidationError as refused:
+            for field, errors in refused.message_dict.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            messages.success(
+                request,
+                _("Study %(code)s unblinded: every member now sees the arms; the sponsor is told.")
+                % {"code": study.code},
+            )
+            return redirect("studies:chooser")
+    return render(
+        request,
+        "review/study_unblind.html",
+        {"study": study, "form": form, "lock": database_lock(study)},
+        status=400 if request.method == "POST" else 200,
     )

@@ -74,7 +74,7 @@ def load_protocol(path: Path | str, *, by=None) -> LoadResult:
                     return LoadResult(loaded, created=False, updated=tuple(changed))
                 return LoadResult(loaded, created=False)
         with audited(by=by, reason=f"load protocol {source} v{protocol.version}"):
-            study = _save_study(study, protocol)
+            study = _save_study(study, protocol, source)
             _save_sites(study, protocol, source)
             version = ProtocolVersion.objects.create(
                 study=study,
@@ -167,7 +167,7 @@ def _translations(value, path=()) -> dict:
     return found
 
 
-def _save_study(study: Study | None, protocol: Protocol) -> Study:
+def _save_study(study: Study | None, protocol: Protocol, source: str) -> Study:
     spec = protocol.study
     values = {
         "acronym": spec.acronym,
@@ -179,6 +179,20 @@ def _save_study(study: Study | None, protocol: Protocol) -> Study:
     }
     if study is None:
         return Study.objects.create(code=spec.code, **values)
+    # Blinding is the file's only when the study is created: an amendment cannot unblind
+    # a study (that is `study_unblind`, after the database lock), nor blind it again.
+    if study.blinded and not spec.blinded:
+        raise ProtocolError(
+            source,
+            [
+                (
+                    "study.blinded",
+                    f"{study.code} is blinded: an amendment cannot unblind it; the study's "
+                    "administrator unblinds it after the database lock",
+                )
+            ],
+        )
+    del values["blinded"]
     changed = [name for name, value in values.items() if getattr(study, name) != value]
     if changed:  # saving unchanged rows would fill the audit trail with empty events
         for name in changed:

@@ -19,8 +19,13 @@ class Study(models.Model):
     title = models.CharField(_("title"), max_length=300)
     sponsor = models.CharField(_("sponsor"), max_length=200)
     design = models.CharField(_("design"), max_length=20, choices=Design.choices)
+    # Set from the protocol file when the study is created; afterwards only the study
+    # unblinding service (`ecrf.review.study_unblinding`) turns it off, never a form.
     blinded = models.BooleanField(
-        _("blinded"), default=False, help_text=_("Hide the allocation from blinded users.")
+        _("blinded"),
+        default=False,
+        editable=False,
+        help_text=_("Hide the allocation from blinded users."),
     )
     target_enrolment = models.PositiveIntegerField(_("target enrolment"), null=True, blank=True)
     sites = models.ManyToManyField("Site", through="StudySite", related_name="studies")
@@ -36,6 +41,32 @@ class Study(models.Model):
     @property
     def current_protocol(self) -> ProtocolVersion | None:
         return self.protocol_versions.order_by("-loaded_at").first()
+
+
+@pghistory.track()
+class StudyUnblinding(models.Model):
+    """The unblinding of a whole study, once, after its database lock: who, when and why.
+
+    Written by `ecrf.review.study_unblinding.study_unblind` with `Study.blinded` turned off
+    in the same transaction; the row is the record the sponsor's notice points to.
+    """
+
+    study = models.OneToOneField(Study, on_delete=models.PROTECT, related_name="unblinding")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(_("reason"))
+    at = models.DateTimeField(_("unblinded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("study unblinding")
+        verbose_name_plural = _("study unblindings")
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(reason=""), name="study_unblinding_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.code} unblinded"
 
 
 @pghistory.track()

@@ -80,6 +80,7 @@ from ecrf.review.queries import (
 )
 from ecrf.review.sdv import sdv_mark, sdv_mark_visit
 from ecrf.review.signatures import casebook_sign, visit_sign
+from ecrf.review.study_unblinding import study_unblind
 from ecrf.safety.models import LabAlert, SaeReport
 from ecrf.safety.services import (
     ae_authority_reported,
@@ -597,6 +598,19 @@ SCENARIOS = {
         Action.LOCK,
         lambda world, people, client: None,
         lambda state, by, world: data_lock(by=by, study=world.rct, reason="Final database lock"),
+    ),
+    # The whole study's unblinding, after the database lock.
+    "study_unblind": Scenario(
+        Action.UNBLIND_STUDY,
+        lambda world, people, client: data_lock(
+            by=world.diane, study=world.rct, reason="Final database lock"
+        ),
+        lambda lock, by, world: study_unblind(
+            study=fresh(world.rct),
+            by=by,
+            password=PASSWORD,
+            reason="Final analysis after the database lock",
+        ),
     ),
     "data_unlock": Scenario(
         Action.UNLOCK,

@@ -21,6 +21,7 @@ from ecrf.crfs.models import (
     Mrss,
     SafetyLabs,
 )
+from ecrf.scoring import mrss
 from tests.crfs.conftest import make_visit
 
 pytestmark = pytest.mark.django_db
@@ -69,8 +70,9 @@ def test_database_refuses_out_of_range_values_bypassing_the_form(make, model, sa
 def test_database_accepts_the_boundaries(make):
     form = make(Mrss)
     queryset = Mrss.objects.filter(pk=form.pk)
-    assert not refused(queryset, face=3, total=51)
-    assert not refused(queryset, face=0, total=0)
+    # The total is the sum of the areas (a database check too: tests/crfs/test_stale_total.py).
+    assert not refused(queryset, **dict.fromkeys(mrss.AREAS, 3), total=51)
+    assert not refused(queryset, **dict.fromkeys(mrss.AREAS, 0), total=0)
 
 
 def test_save_with_a_value_outside_the_scale_fails_in_the_database_not_in_scoring(make):

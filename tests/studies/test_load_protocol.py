@@ -228,6 +228,21 @@ def test_amendment_updates_the_study_description(variant):
     assert Study.objects.get(code="NCT00479934").target_enrolment == 34
 
 
+def test_an_amendment_cannot_unblind_the_study(variant):
+    load_protocol(RCT_FILE)
+    before = counts()
+
+    def unblind(data):
+        amendment(data)
+        data["study"]["blinded"] = False
+
+    with pytest.raises(ProtocolError) as refused:
+        load_protocol(variant(unblind))
+    assert "cannot unblind" in str(refused.value)
+    assert Study.objects.get(code="NCT00479934").blinded is True
+    assert counts() == before
+
+
 def test_same_version_with_different_content_is_refused(variant):
     first = load_protocol(RCT_FILE).protocol_version
     before = counts()
