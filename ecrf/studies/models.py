@@ -56,6 +56,10 @@ class StudyUnblinding(models.Model):
     reason = models.TextField(_("reason"))
     at = models.DateTimeField(_("unblinded at"), auto_now_add=True)
 
+    # An audit record (ecrf.audit.triggers): inserted and read, never changed, and the
+    # application's database role holds only INSERT and SELECT on it.
+    audit_record = True
+
     class Meta:
         verbose_name = _("study unblinding")
         verbose_name_plural = _("study unblindings")
