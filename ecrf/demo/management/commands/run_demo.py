@@ -27,7 +27,7 @@ from ecrf import embedded_pg
 from ecrf.audit.roles import role_names
 
 
-def url_as(url: str, user: str, password: str = "") -> str:
+def url_as(url: str, user: str, password: str = "") -> str:  # nosec B107  # no password: none
     """The database URL with another role's name and password."""
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
