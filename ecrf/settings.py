@@ -64,6 +64,9 @@ INSTALLED_APPS = [
     "django_filters",
     "pgtrigger",
     "pghistory",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "ecrf.core",
     "ecrf.accounts",
     "ecrf.studies",
@@ -86,9 +89,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Monitors, data managers and administrators see no study page before a second factor.
+    "ecrf.accounts.middleware.TwoFactorRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "ecrf.urls"
@@ -152,6 +158,12 @@ SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not (DEBUG or DEMO))
 SESSION_COOKIE_HTTPONLY = True
+
+# --- Two-factor login (django-otp): TOTP apps and single-use backup codes ----------------
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Scleroderma eCRF")
+# Backup codes handed out at enrolment, each usable once.
+TWO_FACTOR_BACKUP_CODES = env_int("TWO_FACTOR_BACKUP_CODES", 10)
 
 # --- Internationalisation: the sites are in France ----------------------------------
 LANGUAGE_CODE = "fr"

@@ -32,6 +32,8 @@ def on_logout(sender, request, user, **kwargs) -> None:
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    if credentials.get("two_factor"):  # a wrong second factor: its service records it
+        return
     username = str(credentials.get("username", ""))[:150]
     user = get_user_model().objects.filter(username=username).first()
     AuthEvent.objects.create(
