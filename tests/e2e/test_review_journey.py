@@ -34,13 +34,13 @@ def log_in_as(page, live_server, username: str) -> None:
     """A new session for `username` (the previous user's cookies go)."""
     page.context.clear_cookies()
     page.goto(f"{live_server.url}/accounts/login/")
+    user = get_user_model().objects.get(username=username)
+    # Monitors and data managers give the code of their authenticator app after the password.
+    device = totp_device(user) if two_factor_required(user) else None
     page.locator("#id_username").fill(username)
     page.locator("#id_password").fill(PASSWORD)
     page.locator("form button[type=submit]").click()
-    user = get_user_model().objects.get(username=username)
-    if two_factor_required(user):
-        # Monitors and data managers give the code of their authenticator app next.
-        device = totp_device(user)
+    if device is not None:
         page.wait_for_url("**/accounts/two-factor/verify/**")
         page.locator("#id_code").fill(totp_code(device))
         page.locator("form[data-testid=two-factor-verify] button[type=submit]").click()
