@@ -66,6 +66,9 @@ INSTALLED_APPS = [
     "django_filters",
     "pgtrigger",
     "pghistory",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "ecrf.core",
     "ecrf.accounts",
     "ecrf.studies",
@@ -92,10 +95,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "ecrf.core.middleware.NoStoreForSignedInUsers",
     "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Monitors, data managers and administrators see no study page before a second factor.
+    "ecrf.accounts.middleware.TwoFactorRequiredMiddleware",
     # Last, as axes asks: turns a request that hit a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -201,6 +207,12 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_ENABLE_ADMIN = False
 AXES_VERBOSE = False
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# --- Two-factor login (django-otp): TOTP apps and single-use backup codes ----------------
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Scleroderma eCRF")
+# Backup codes handed out at enrolment, each usable once.
+TWO_FACTOR_BACKUP_CODES = env_int("TWO_FACTOR_BACKUP_CODES", 10)
 
 # --- Internationalisation: the sites are in France ----------------------------------
 LANGUAGE_CODE = "fr"

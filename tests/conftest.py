@@ -19,7 +19,7 @@ from unittest import mock
 import pytest
 import time_machine
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from ecrf.accounts.access import Role
 from ecrf.studies import loader
@@ -28,6 +28,7 @@ from ecrf.studies.models import Site, Study
 from ecrf.studies.protocol import parse_protocol
 from tests.clock import NOW_UTC
 from tests.factories import MembershipFactory, PatientFactory, UserFactory
+from tests.two_factor import force_login_verified
 
 # The real-worker fixtures (tests marked `worker`), for every test module.
 from tests.workers import celery_workers, racing_workers, redis_worker  # noqa: F401
@@ -60,6 +61,14 @@ def fixed_clock(request):
         return
     with time_machine.travel(NOW_UTC, tick=True) as traveller:
         yield traveller
+
+
+@pytest.fixture(autouse=True)
+def _force_login_gives_the_second_factor(monkeypatch):
+    """`client.force_login(persona)` stands for a full login: for a monitor, data manager
+    or administrator it gives the second factor too (tests/two_factor.py). The tests of
+    the requirement log in with `login_unverified`."""
+    monkeypatch.setattr(Client, "force_login", force_login_verified)
 
 
 @pytest.fixture(autouse=True)

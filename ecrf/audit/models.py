@@ -15,6 +15,8 @@ class AuthEvent(models.Model):
     administrator's unlock (`by`, with the `reason`) too. No password, nor its hash, is
     ever kept here (nor in the user's pghistory events: the field is excluded from
     tracking).
+    Two-factor login is recorded too: enrolment, each code accepted or refused, and an
+    administrator's reset of a lost device (`by`, with the `reason`).
     """
 
     class Kind(models.TextChoices):
@@ -29,6 +31,11 @@ class AuthEvent(models.Model):
         PASSWORD_RESET = "password_reset", _("Password reset")
         ACTIVATED = "activated", _("Account activated")
         DEACTIVATED = "deactivated", _("Account deactivated")
+        OTP_ENROLLED = "otp_enrolled", _("Two-factor device enrolled")
+        OTP_VERIFIED = "otp_verified", _("Two-factor code accepted")
+        OTP_BACKUP_USED = "otp_backup_used", _("Two-factor backup code used")
+        OTP_FAILED = "otp_failed", _("Wrong two-factor code")
+        OTP_RESET = "otp_reset", _("Two-factor devices reset")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.ForeignKey(

@@ -48,6 +48,8 @@ REAUTHENTICATION = "ecrf_reauthentication"
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    if credentials.get("two_factor"):  # a wrong second factor: its service records it
+        return
     username = str(credentials.get("username", ""))[:150]
     user = get_user_model().objects.filter(username=username).first()
     reentry = getattr(request, REAUTHENTICATION, False)

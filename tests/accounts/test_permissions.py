@@ -127,6 +127,9 @@ STEPS = {
     "the table (export_require) and writes nothing",
     # Not a site's data: the operator loads a protocol file from the command line.
     "load_protocol": "manage.py load_protocol, the study's configuration",
+    # Not a site's data: an account's second factor, reset by an administrator of one of the
+    # person's studies or a superuser (tests/accounts/test_two_factor.py walks who may).
+    "two_factor_reset": "an account's two-factor devices after a lost phone",
 }
 
 

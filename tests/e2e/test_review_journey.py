@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from ecrf.accounts.two_factor import two_factor_required
 from ecrf.crfs.models import Mrss
 from ecrf.patients.models import DataLock, FormIndexEntry
 from ecrf.review.models import Query, QueryMessage, SdvMark, Signature
@@ -22,6 +23,7 @@ from ecrf.review.states import QueryStatus
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_french_casebook_and_stale_save import patient as patient  # noqa: F401
 from tests.e2e.test_mrss_live_total import PASSWORD
+from tests.two_factor import totp_code, totp_device
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 STUDY = "NCT00479934"
@@ -32,9 +34,16 @@ def log_in_as(page, live_server, username: str) -> None:
     """A new session for `username` (the previous user's cookies go)."""
     page.context.clear_cookies()
     page.goto(f"{live_server.url}/accounts/login/")
+    user = get_user_model().objects.get(username=username)
+    # Monitors and data managers give the code of their authenticator app after the password.
+    device = totp_device(user) if two_factor_required(user) else None
     page.locator("#id_username").fill(username)
     page.locator("#id_password").fill(PASSWORD)
     page.locator("form button[type=submit]").click()
+    if device is not None:
+        page.wait_for_url("**/accounts/two-factor/verify/**")
+        page.locator("#id_code").fill(totp_code(device))
+        page.locator("form[data-testid=two-factor-verify] button[type=submit]").click()
     page.wait_for_url("**/studies/")
     assert page.locator("html").get_attribute("lang") == "en"
 
