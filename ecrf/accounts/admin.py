@@ -1,10 +1,27 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.models import Membership, User
 from ecrf.audit.context import audited
+
+
+class KnownIdsAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete, minus the values no row could have: it looks the selected ids
+    up as given, so `?site=abc` on the add page, or a posted `site=abc`, was a 500."""
+
+    def optgroups(self, name, value, attr=None):
+        kept = []
+        for item in value:
+            try:
+                self.field.target_field.to_python(item)
+            except ValidationError:
+                continue
+            kept.append(item)
+        return super().optgroups(name, kept, attr)
 
 
 class MembershipAdminForm(forms.ModelForm):
@@ -36,6 +53,13 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["study", "role", "unblinded", "active"]
     search_fields = ["user__username", "user__last_name", "site__code"]
     autocomplete_fields = ["user", "study", "site"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = KnownIdsAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):
         with audited(by=request.user, reason=form.cleaned_data["reason"]):
