@@ -64,6 +64,10 @@ INSTALLED_APPS = [
     "django_filters",
     "pgtrigger",
     "pghistory",
+    # Two-factor devices (the access review shows who has one; the login flow is part 4's).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "ecrf.core",
     "ecrf.accounts",
     "ecrf.studies",

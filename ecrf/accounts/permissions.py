@@ -50,6 +50,10 @@ class Action(models.TextChoices):
     UNLOCK = "unlock", gettext_lazy("lift a freeze or a lock")
     SIGN = "sign", gettext_lazy("sign a visit or a casebook")
     EXPORT = "export", gettext_lazy("export data")
+    MANAGE_USERS = (
+        "manage_users",
+        gettext_lazy("invite people, change their roles or withdraw them"),
+    )
 
 
 # Actions no service performs yet: the table says who will, their services enforce it.
@@ -83,6 +87,7 @@ _TABLE = {
     Action.UNLOCK:                   (o,           o,           o,       X,            o),
     Action.SIGN:                     (X,           o,           o,       o,            o),
     Action.EXPORT:                   (o,           o,           o,       X,            X),
+    Action.MANAGE_USERS:             (o,           o,           o,       o,            X),
 }
 # fmt: on
 
