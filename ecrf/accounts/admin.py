@@ -1,8 +1,10 @@
 from django import forms
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 
 from ecrf.accounts.models import Membership, User
@@ -67,3 +69,23 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+if apps.is_installed("django_otp.plugins.otp_totp"):
+    from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin as _TOTPDeviceAdmin
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    class TOTPDeviceAdmin(_TOTPDeviceAdmin):
+        """django-otp's own, with a 404 for a device that does not exist: its configuration
+        and QR code pages read the device with .get(), a 500 for any other id."""
+
+        def config_view(self, request, pk):
+            get_object_or_404(TOTPDevice, pk=pk)
+            return super().config_view(request, pk)
+
+        def qrcode_view(self, request, pk):
+            get_object_or_404(TOTPDevice, pk=pk)
+            return super().qrcode_view(request, pk)
+
+    admin.site.unregister(TOTPDevice)
+    admin.site.register(TOTPDevice, TOTPDeviceAdmin)
