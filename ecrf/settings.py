@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "ecrf.core.middleware.NoStoreForSignedInUsers",
+    # A control character in the address or a value: a 400, before any view queries.
+    "ecrf.core.middleware.RefuseControlCharactersMiddleware",
     "pghistory.middleware.HistoryMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from ecrf.accounts import urls as accounts_urls
 from ecrf.crfs import urls_patient
 from ecrf.patients import urls as patients_urls
 from ecrf.patients.views import study_chooser
@@ -29,6 +30,7 @@ urlpatterns = [
     path("studies/", include(studies_urls)),
     path("studies/<str:study_code>/patients/", include(patient_urls)),
     path("studies/<str:study_code>/patients/", include("ecrf.crfs.urls")),
+    path("studies/<str:study_code>/users/", include(accounts_urls.study_urlpatterns)),
     path("studies/<str:study_code>/", include("ecrf.safety.urls")),
     path(
         "studies/<str:study_code>/review/",

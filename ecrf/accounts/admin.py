@@ -5,14 +5,32 @@ The studies app sits below accounts: its rows are scoped by memberships, so its 
 are registered here, with the membership-based scoping of `ecrf.accounts.access`.
 """
 
+from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 
 from ecrf.accounts.access import sites_visible_to, studies_visible_to
 from ecrf.accounts.models import Membership, User
 from ecrf.audit.admin import AuditedAdmin
 from ecrf.studies.models import ProtocolVersion, Site, Study, StudySite, StudyUnblinding
+
+
+class KnownIdsAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete, minus the values no row could have: it looks the selected ids
+    up as given, so `?site=abc` on the add page, or a posted `site=abc`, was a 500."""
+
+    def optgroups(self, name, value, attr=None):
+        kept = []
+        for item in value:
+            try:
+                self.field.target_field.to_python(item)
+            except ValidationError:
+                continue
+            kept.append(item)
+        return super().optgroups(name, kept, attr)
 
 
 @admin.register(User)
@@ -37,6 +55,13 @@ class MembershipAdmin(AuditedAdmin):
     list_filter = ["study", "role", "unblinded", "active"]
     search_fields = ["user__username", "user__last_name", "site__code"]
     autocomplete_fields = ["user", "study", "site"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = KnownIdsAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -106,3 +131,13 @@ class StudyUnblindingAdmin(_ReadOnly, AuditedAdmin):
 
     def scoped(self, request, queryset):
         return queryset.filter(study__in=studies_visible_to(request.user).values("pk"))
+
+
+# Two-factor devices are enrolled by their owner and reset by an administrator with a reason
+# (`two_factor.two_factor_reset`), both audited: django-otp's own admin pages, which edit
+# and delete them with no reason, are withdrawn.
+for _label, _model in (("otp_totp", "TOTPDevice"), ("otp_static", "StaticDevice")):
+    if apps.is_installed(f"django_otp.plugins.{_label}"):
+        _device = apps.get_model(_label, _model)
+        if admin.site.is_registered(_device):
+            admin.site.unregister(_device)

@@ -53,6 +53,10 @@ class Action(models.TextChoices):
     EXPORT = "export", gettext_lazy("export data")
     # Accounts: a study administrator lets a locked-out member in again (account_unlock).
     UNLOCK_ACCOUNT = "unlock_account", gettext_lazy("unlock the accounts of the study's members")
+    MANAGE_USERS = (
+        "manage_users",
+        gettext_lazy("invite people, change their roles or withdraw them"),
+    )
 
 
 # Actions no service performs yet: the table says who will, their services enforce it.
@@ -88,6 +92,7 @@ _TABLE = {
     Action.SIGN:                     (X,           o,           o,       o,            o),
     Action.EXPORT:                   (o,           o,           o,       X,            X),
     Action.UNLOCK_ACCOUNT:           (o,           o,           o,       o,            X),
+    Action.MANAGE_USERS:             (o,           o,           o,       o,            X),
 }
 # fmt: on
 

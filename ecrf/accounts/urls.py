@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from ecrf.accounts import views, views_two_factor
+from ecrf.accounts import views, views_people, views_two_factor
 
 two_factor_urls = (
     [
@@ -17,4 +17,26 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("locked/", views.locked_accounts, name="locked_accounts"),
     path("two-factor/", include(two_factor_urls)),
+    path(
+        "invitation/<str:uidb64>/<str:token>/",
+        views_people.invitation_accept_view,
+        name="invitation_accept",
+    ),
+]
+
+# Under studies/<study_code>/users/ (ecrf/urls.py).
+study_urlpatterns = [
+    path("", views_people.study_users, name="study_users"),
+    path(
+        "<int:membership_id>/deactivate/",
+        views_people.membership_change,
+        {"action": "deactivate"},
+        name="membership_deactivate",
+    ),
+    path(
+        "<int:membership_id>/role/",
+        views_people.membership_change,
+        {"action": "role"},
+        name="membership_role",
+    ),
 ]

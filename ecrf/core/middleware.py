@@ -1,8 +1,55 @@
-"""No copy of a signed-in page in any cache: browser, shared proxy or back button."""
+"""Middleware of our own: junk refused before any view reads it, and no copy of a signed-in
+page in any cache.
+
+Junk: PostgreSQL refuses a NUL byte in any text value ("text fields cannot contain NUL"),
+so an address such as `/studies/X/patients/%00/` used to reach the lookup of a subject
+code and end as a 500. No address, query parameter or form value of this application has
+a reason to hold a control character: the address may hold none (C0 and DEL), a value none
+but the tab and the line breaks a text area sends.
+"""
 
 from __future__ import annotations
 
+import re
+
+from django.http import HttpRequest, HttpResponseBadRequest
+from django.http.multipartparser import MultiPartParserError
+from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
+
+_IN_ADDRESS = re.compile(r"[\x00-\x1f\x7f]")
+_IN_VALUE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _junk_in(querydict) -> bool:
+    return any(
+        _IN_VALUE.search(key) or any(_IN_VALUE.search(value) for value in values)
+        for key, values in querydict.lists()
+    )
+
+
+def has_junk(request: HttpRequest) -> bool:
+    """Whether the address, a query parameter or a form field holds a control character."""
+    if _IN_ADDRESS.search(request.path_info) or _junk_in(request.GET):
+        return True
+    if request.method == "POST":
+        try:
+            return _junk_in(request.POST)
+        except MultiPartParserError:
+            return True
+    return False
+
+
+class RefuseControlCharactersMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        if has_junk(request):
+            return HttpResponseBadRequest(
+                render_to_string("400.html", {"request": request}, request=request)
+            )
+        return self.get_response(request)
 
 
 class NoStoreForSignedInUsers:

@@ -16,6 +16,7 @@ from datetime import date
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from ecrf.accounts.permissions import Action, require
@@ -87,6 +88,28 @@ def crf_for_visit(
     if instance_id is not None:
         raise FormNotInVisit(form_code)
     return rows.first()
+
+
+def yes_no_problems(model, values: dict) -> dict[str, list[str]]:
+    """The yes/no answers in `values` that are not Yes, No (or, for a question that may
+    stay unanswered, None), each named by its label.
+
+    The model field would take "t", "1" or "False" and turn any other string into a vague
+    error; the screens post their own three values. Whoever calls crf_save gives Python's
+    True, False or None, nothing else.
+    """
+    problems = {}
+    for field in model._meta.concrete_fields:
+        if not isinstance(field, models.BooleanField) or field.name not in values:
+            continue
+        value = values[field.name]
+        if value is True or value is False or (value is None and field.null):
+            continue
+        # Not echoed: the value may be anything, of any length.
+        problems[field.name] = [
+            _("%(label)s: choose Yes or No.") % {"label": capfirst(str(field.verbose_name))}
+        ]
+    return problems
 
 
 def _date_problems(instance, consented: date | None) -> dict[str, str]:
@@ -195,6 +218,10 @@ def crf_save(
             raise ValidationError(
                 {NON_FIELD_ERRORS: _("Not fields of this form: %s.") % ", ".join(unknown)}
             )
+        if refused := yes_no_problems(model, values):
+            # Before anything else reads them: a hidden answer is blanked further down, and
+            # a junk answer must be refused, not silently dropped.
+            raise ValidationError(refused)
         instance = crf_for_visit(
             visit=visit, form_code=form_code, instance_id=instance_id, forms=forms, for_update=True
         )

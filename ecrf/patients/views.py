@@ -87,6 +87,9 @@ def patient_list(request, study_code: str):
             and can_manage_allocation_lists(request.user, study=study),
             # The review's SDV matrix, for the monitors and data managers of a site.
             "can_sdv": can(request.user, Action.SDV, study=study),
+            "can_manage_users": can(
+                request.user, Action.MANAGE_USERS, study=study, every_site=True
+            ),
         },
     )
 

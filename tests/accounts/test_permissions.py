@@ -47,7 +47,12 @@ from ecrf.accounts.permissions import (
     require,
     roles_allowed,
 )
-from ecrf.accounts.services import account_unlock
+from ecrf.accounts.services import (
+    account_unlock,
+    membership_deactivate,
+    membership_role_change,
+    user_invite,
+)
 from ecrf.crfs.enrolment import patient_enrol, patient_screen_fail
 from ecrf.crfs.services import crf_save
 from ecrf.exports.jobs import export_download, export_storage
@@ -407,7 +412,44 @@ IMPORT_ROWS = [
     {"sequence": "2", "block_number": "1", "block_size": "2", "arm": "IMA", "kit_number": "KIT-W2"},
 ]
 
+
+def _member(world, people, client):
+    """A Bordeaux investigator, for the administrators to change or withdraw."""
+    user = UserFactory(username="ines")
+    return MembershipFactory(user=user, study=world.rct, site=world.bxp, role=Role.INVESTIGATOR)
+
+
 SCENARIOS = {
+    # People: a study's administrators invite, change roles and withdraw access.
+    "user_invite": Scenario(
+        Action.MANAGE_USERS,
+        lambda world, people, client: None,
+        lambda state, by, world: user_invite(
+            by=by,
+            study=world.rct,
+            email="new.investigator@example.org",
+            role=Role.INVESTIGATOR,
+            sites=[world.bxp],
+            reason="New sub-investigator at Bordeaux",
+        ),
+    ),
+    "membership_role_change": Scenario(
+        Action.MANAGE_USERS,
+        _member,
+        lambda membership, by, world: membership_role_change(
+            by=by,
+            membership=fresh(membership),
+            role=Role.COORDINATOR,
+            reason="Now coordinates the site",
+        ),
+    ),
+    "membership_deactivate": Scenario(
+        Action.MANAGE_USERS,
+        _member,
+        lambda membership, by, world: membership_deactivate(
+            by=by, membership=fresh(membership), reason="Left the Bordeaux team"
+        ),
+    ),
     "patient_create": Scenario(
         Action.ENROL,
         lambda world, people, client: None,

@@ -3,6 +3,7 @@ an error is shown once."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -94,6 +95,15 @@ def test_the_stale_page_holds_the_current_form_and_what_was_typed(client, world,
     assert [(r["label"], r["saved"], r["typed"], r["raw"]) for r in rows] == [
         ("Face", "3 severe", "2 moderate", "2"),
         ("Abdomen", "1 mild", "0 normal", "0"),
+    ]
+    # On the page, per field label: what is saved now and what Alice typed, side by side.
+    shown = [
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in re.findall(r'<tr data-stale-row="\w+">(.*?)</tr>', body, re.S)
+    ]
+    assert [cells[:3] for cells in shown] == [
+        ["Face", "3 severe", "2 moderate"],
+        ["Abdomen", "1 mild", "0 normal"],
     ]
     form = response.context["form"]
     assert (form["version"].value(), form["face"].value(), form["reason"].value()) == (

@@ -81,7 +81,14 @@ def test_a_stale_save_puts_back_what_was_typed_with_one_click(live_server, brows
     page.locator("form[data-crf] button[type=submit]").first.click()
     page.get_by_test_id("stale").wait_for()
     differences = page.get_by_test_id("stale-differences")
-    assert "62" in differences.inner_text()
+    # Per field label: the value now saved beside the one typed, nothing typed lost.
+    rows = differences.locator("tbody tr")
+    assert rows.count() == 1
+    assert rows.first.locator("td").all_inner_texts()[:3] == [
+        "Left ventricular ejection fraction (%)",
+        "55",
+        "62",
+    ]
     assert page.locator("#id_lvef_pct").input_value() == "55"  # the version now saved
     page.screenshot(path=str(ARTIFACTS / "stale-save.png"), full_page=True)
 
