@@ -22,8 +22,12 @@ from ecrf.accounts.forms import CodeForm, VerifyForm
 
 
 def _next(request) -> str:
+    """Where to go once verified: a path of this site (never a view name: redirect() would
+    try to reverse `?next=0`), else the study chooser."""
     url = request.POST.get("next") or request.GET.get("next") or ""
-    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, request.is_secure()):
+    if url.startswith("/") and url_has_allowed_host_and_scheme(
+        url, {request.get_host()}, request.is_secure()
+    ):
         return url
     return reverse("studies:chooser")
 

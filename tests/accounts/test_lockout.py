@@ -143,6 +143,7 @@ def test_the_lockout_is_audited_and_emailed_to_the_administrators_of_the_users_s
     # An administrator of the other study only is not told of Alice.
     other = UserFactory(username="otto", email="otto@example.org")
     MembershipFactory(user=other, study=world.cohort, site=None, role=Role.ADMIN)
+    type(adele).objects.filter(pk=adele.pk).update(language="en")  # her email in English
     lock_alice(client, django_capture_on_commit_callbacks)
 
     event = AuthEvent.objects.get(kind=AuthEvent.Kind.LOCKOUT)

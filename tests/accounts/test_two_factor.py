@@ -14,6 +14,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -280,7 +281,7 @@ def test_a_superuser_may_reset_too(world):
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_a_reset_without_a_reason_is_refused(world, adele, reason):
     device = totp_device(world.monica)
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(ValidationError) as refused, translation.override("en"):
         two_factor_reset(user=world.monica, by=adele, reason=reason)
     assert refused.value.message_dict["reason"][0].startswith("Reason: ")
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
@@ -302,7 +303,7 @@ def test_the_reset_command_records_who_and_why_and_refuses_without_permission(wo
     from django.core.management import CommandError, call_command
 
     totp_device(world.monica)
-    with pytest.raises(CommandError, match="Your role does not allow"):
+    with pytest.raises(CommandError, match="Your role does not allow"), translation.override("en"):
         call_command("two_factor_reset", "monica", by="diane", reason="Phone lost")
     assert TOTPDevice.objects.filter(user=world.monica).exists()
     call_command(

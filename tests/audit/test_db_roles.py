@@ -209,8 +209,8 @@ def test_application_role_does_ordinary_work_and_it_is_audited(world, roles, as_
     patient = world.bxp_patients[0]
     with as_app.transaction():
         event_id = as_app.execute(
-            "INSERT INTO audit_authevent (kind, username, user_agent, at) "
-            "VALUES ('login_failed', 'mallory', '', now()) RETURNING id"
+            "INSERT INTO audit_authevent (kind, username, user_agent, reason, at) "
+            "VALUES ('login_failed', 'mallory', '', '', now()) RETURNING id"
         ).fetchone()[0]
         updated = as_app.execute(
             "UPDATE patients_patient SET screening_date = screening_date - 1 WHERE id = %s",

@@ -192,7 +192,7 @@ def test_junk_in_any_parameter_is_never_a_server_error(world, persona):
 
 def test_a_nul_byte_in_a_subject_code_is_a_400_not_a_500(client, world):
     client.force_login(world.alice)
-    response = client.get("/studies/NCT00479934/patients/%00/")
+    response = client.get("/studies/NCT00479934/patients/%00/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
     assert "The address or a value sent contains characters that are not allowed." in (
         response.content.decode()
