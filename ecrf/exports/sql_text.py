@@ -6,9 +6,10 @@ formatting it again (the csv module's `str()`, one lxml element per ItemData) ma
 `csv` export more than twice and the `odm` export 30 to 40 times as slow as a `COPY` of
 the same rows. Instead the dataset's own query (`Dataset.rows_query()`, now or as of the
 cut-off) is wrapped in a SELECT that formats the values as the file writes them:
-- `csv`: each row one CSV record (RFC 4180: quoted only where needed, CRLF), the values
-  as `csv_writer.cell` writes them (yes/no as 1/0, ISO 8601 dates, instants in UTC,
-  empty for missing); the writer only writes the lines.
+- `csv`: a `COPY … TO STDOUT (FORMAT csv)` of the values as `csv_writer.cell` writes them
+  (yes/no as 1/0, ISO 8601 dates, instants in UTC, empty for missing), quoted by
+  PostgreSQL as the csv module quotes; the writer turns the record ends into CRLF
+  (RFC 4180) and writes the blocks as they stream.
 - `odm`: each row's items as one string of `<ItemData ItemOID="…" Value="…"/>`
   (`concat()` skips the missing ones), the values as `odm_metadata.odm_value` writes them,
   escaped for an XML attribute; Python then nests the rows (subject → event → form →
@@ -85,21 +86,13 @@ def _escaped(expression: str) -> str:
     return f"CASE WHEN {expression} ~ E'[&<>\"\\x01-\\x1f]' THEN {sql} ELSE {expression} END"
 
 
-def _quoted(expression: str) -> str:
-    """A CSV field as the csv module writes it (QUOTE_MINIMAL, CRLF line ends)."""
-    return (
-        f"CASE WHEN {expression} ~ E'[,\"\\r\\n]' "
-        f"THEN '\"' || replace({expression}, '\"', '\"\"') || '\"' ELSE {expression} END"
-    )
-
-
 def value_sql(column: str, variable: Variable, *, csv: bool = False) -> str | None:
     """SQL giving the column's value as `odm_value` writes it, escaped for an attribute
-    (NULL: missing), or with `csv` as `cell()` writes it, quoted for a CSV field; None
-    when only Python formats it that way."""
+    (NULL: missing), or with `csv` as `cell()` writes it, for COPY to quote (NULL: empty);
+    None when only Python formats it that way."""
     field = variable.field
     if isinstance(field, models.JSONField):
-        return _quoted(f"({column})::text") if csv else None
+        return f"({column})::text" if csv else None
     if isinstance(field, models.BooleanField):
         if csv:
             return f"CASE WHEN {column} THEN '1' WHEN NOT {column} THEN '0' END"
@@ -124,7 +117,8 @@ def value_sql(column: str, variable: Variable, *, csv: bool = False) -> str | No
         return f"to_char({column}, 'YYYY-MM-DD')"
     if field is None or isinstance(field, (models.CharField, models.TextField, models.ForeignKey)):
         if csv:
-            return _quoted(f"({column})::text")
+            # An empty text as NULL: COPY writes it unquoted, as the csv module does ('').
+            return f"NULLIF(({column})::text, '')"
         return _escaped(f"NULLIF(({column})::text, '')")
     return None
 
@@ -274,20 +268,46 @@ def read_ahead(sql: str, params, size: int) -> Iterator[tuple]:
         yield from chunk
 
 
-def csv_query(dataset: Dataset) -> tuple[str, tuple]:
-    """`dataset.rows_query()` wrapped: one CSV record per row, its line end included."""
+def csv_copy(dataset: Dataset) -> str:
+    """`COPY (…) TO STDOUT (FORMAT csv)` of `dataset.rows_query()` with each value formatted
+    as `cell()` writes it: PostgreSQL quotes the fields as the csv module does (a field
+    with a comma, a quote or a line break; quotes doubled), NULL as an empty field. Its
+    parameters are bound in the text (COPY takes none), by psycopg's own quoting."""
     inner, params = dataset.rows_query().query.sql_with_params()
     columns = dataset.columns
     fields = []
     for i, column in enumerate(columns):
-        if fields:
-            fields.append("','")
         sql = value_sql(f"r.c{i}", column, csv=True)
         if sql is None:
             raise TypeError(f"{dataset.code}.{column.name}: no CSV format for this column.")
         fields.append(sql)
-    fields.append("E'\\r\\n'")
     aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-    # The inner query is Django's, with its values as parameters; the rest is our literals.
-    sql = f"SELECT {_concat(fields)} FROM ({inner}) AS r({aliases})"  # nosec B608  # see above
-    return sql, tuple(params)
+    # The inner query is Django's, its values bound by psycopg; the rest is our literals.
+    select = f"SELECT {', '.join(fields)} FROM ({inner}) AS r({aliases})"  # nosec B608  # see above
+    return f"COPY ({connection.ops.compose_sql(select, params)}) TO STDOUT (FORMAT csv)"
+
+
+class CrlfRecords:
+    """COPY ends each record with LF; RFC 4180 (and the csv module) with CRLF. A line break
+    ends a record only outside quotes, i.e. after an even number of quote characters (an
+    escaped quote is two): each block is split at its quotes, and the LFs of the stretches
+    outside quotes become CRLF, counted as the records written."""
+
+    def __init__(self) -> None:
+        self.quoted = False  # inside a quoted field at the end of the last block
+        self.records = 0
+
+    def __call__(self, block: bytes) -> bytes:
+        if b'"' not in block:
+            if self.quoted:
+                return block
+            self.records += block.count(b"\n")
+            return block.replace(b"\n", b"\r\n")
+        parts = block.split(b'"')
+        for i, part in enumerate(parts):
+            if (i % 2 == 0) != self.quoted:  # outside quotes
+                self.records += part.count(b"\n")
+                parts[i] = part.replace(b"\n", b"\r\n")
+        if len(parts) % 2 == 0:  # an odd number of quotes: the state flips
+            self.quoted = not self.quoted
+        return b'"'.join(parts)

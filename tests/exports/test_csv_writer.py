@@ -90,3 +90,15 @@ def test_a_failure_while_writing_stops_the_export_with_its_error(tmp_path):
     rows = ((n, Unwritable() if n == 1500 else n) for n in range(5000))
     with pytest.raises(ValueError, match="cannot write this value"):
         write_csv(tmp_path / "form.csv", ["a", "b"], rows)
+
+
+def test_record_ends_become_crlf_outside_quotes_only_across_blocks():
+    from ecrf.exports.sql_text import CrlfRecords
+
+    stream = b'a,1\n"x\ny",2\n"say ""hi""\n",3\nb,4\n'
+    expected = b'a,1\r\n"x\ny",2\r\n"say ""hi""\n",3\r\nb,4\r\n'
+    for size in (1, 2, 3, 5, 7, len(stream)):
+        records = CrlfRecords()
+        blocks = [stream[i : i + size] for i in range(0, len(stream), size)]
+        assert b"".join(records(block) for block in blocks) == expected, size
+        assert records.records == 4

@@ -3,8 +3,8 @@
 One row per patient × visit × form instance: the keys (subject code, site, visit code,
 visit date, form status), then the items under their dictionary names; coded answers as
 their codes, yes/no as 1/0, dates ISO 8601 (a partial AE onset stays `YYYY-MM`), a JSON
-answer as JSON, empty for missing. The datasets' records are formatted by PostgreSQL
-(sql_text.py) and only written here; the other files (the dictionary, and the mapping
+answer as JSON, empty for missing. The datasets' files are a COPY of their query with
+the values formatted by PostgreSQL (sql_text.py), only written here; the other files (the dictionary, and the mapping
 and audit files other writers make with `write_csv`) through `cell()`, the same rules.
 """
 
@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 
+from django.db import connection
+
 from ecrf.exports.dictionary import DICTIONARY_COLUMNS, as_text, dictionary_row
-from ecrf.exports.sql_text import chunks_ahead, csv_query
+from ecrf.exports.sql_text import CrlfRecords, csv_copy
 from ecrf.exports.writers import Writer
 
 
@@ -74,18 +76,18 @@ def write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable], tick=
 
 
 def write_dataset(path: Path, dataset, tick=None) -> int:
-    """The dataset's rows as CSV records formatted by PostgreSQL (sql_text.py), written as
-    they come; the rows written."""
-    sql, params = csv_query(dataset)
-    count = 0
-    with path.open("w", encoding="utf-8", newline="") as file:
-        csv.writer(file, lineterminator="\r\n").writerow(column.name for column in dataset.columns)
-        for chunk in chunks_ahead(sql, params, BATCH):
-            file.write("".join([row[0] for row in chunk]))
-            count += len(chunk)
-            if tick is not None:
-                tick(len(chunk))
-    return count
+    """The dataset's rows as CSV records, a `COPY` of its query with the values formatted
+    by PostgreSQL (sql_text.py), written as they stream; the rows written."""
+    records = CrlfRecords()
+    with path.open("wb") as file, connection.cursor() as cursor:
+        file.write((",".join(column.name for column in dataset.columns) + "\r\n").encode())
+        with cursor.cursor.copy(csv_copy(dataset)) as copy:
+            for block in copy:
+                before = records.records
+                file.write(records(bytes(block)))
+                if tick is not None and records.records > before:
+                    tick(records.records - before)
+    return records.records
 
 
 def write(context) -> list[dict]:
