@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -62,12 +63,17 @@ _TEXT = str.maketrans(
 _CONCAT_ARGUMENTS = 90
 
 
+# Most values (codes, OIDs, dates) need no escaping, which a regular expression tells
+# several times faster than str.translate() escapes.
+_PLAIN = re.compile(r"[^&<>\"\x00-\x1f]*")
+
+
 def attribute(value: str) -> str:
-    return value.translate(_ATTRIBUTE)
+    return value if _PLAIN.fullmatch(value) else value.translate(_ATTRIBUTE)
 
 
 def text(value: str) -> str:
-    return value.translate(_TEXT)
+    return value if _PLAIN.fullmatch(value) else value.translate(_TEXT)
 
 
 def _literal(value: str) -> str:

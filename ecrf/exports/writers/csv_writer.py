@@ -3,9 +3,10 @@
 One row per patient × visit × form instance: the keys (subject code, site, visit code,
 visit date, form status), then the items under their dictionary names; coded answers as
 their codes, yes/no as 1/0, dates ISO 8601 (a partial AE onset stays `YYYY-MM`), a JSON
-answer as JSON, empty for missing. The datasets' files are a COPY of their query with
-the values formatted by PostgreSQL (sql_text.py), only written here; the other files (the dictionary, and the mapping
-and audit files other writers make with `write_csv`) through `cell()`, the same rules.
+answer as JSON, empty for missing. Each dataset's file is a COPY of its query with the
+values formatted by PostgreSQL (sql_text.py), only written here; the other files (the
+dictionary, and the mapping and audit files other writers make with `write_csv`) go
+through `cell()`, the same rules.
 """
 
 from __future__ import annotations

@@ -386,13 +386,13 @@ class _Snapshot:
         parts = [f'<FormData FormOID="{form_oid(dataset)}">']
         number = 0
         for number, (*_key, site, _visit, items, repeat_key, changes) in enumerate(rows, start=1):
+            if changes:
+                items = self._changed(index, items, site, changes)
             if dataset.repeating:
                 key = attribute(repeat_key) if repeat_key else str(number)
-                parts.append(f'{opening} ItemGroupRepeatKey="{key}">')
+                parts.append(f'{opening} ItemGroupRepeatKey="{key}">{items}</ItemGroupData>')
             else:
-                parts.append(f"{opening}>")
-            parts.append(self._changed(index, items, site, changes) if changes else items)
-            parts.append("</ItemGroupData>")
+                parts.append(f"{opening}>{items}</ItemGroupData>")
         self.rows += number
         self.context.tick(number)
         parts.append("</FormData>")
