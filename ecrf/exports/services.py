@@ -337,9 +337,12 @@ def _snapshot():
     same instant (inside a caller's transaction, a savepoint of it)."""
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if outermost:
-            with connection.cursor() as cursor:
+        with connection.cursor() as cursor:
+            if outermost:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # The text writers take a date's own text (sql_text.py): ISO 8601 whatever the
+            # server's default style, for this transaction only.
+            cursor.execute("SET LOCAL DateStyle = 'ISO'")
         yield
 
 
