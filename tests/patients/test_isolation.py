@@ -148,7 +148,8 @@ def test_patient_list_query_count_is_constant(client, world, django_assert_num_q
     # for the SDV matrix link, the page's queries not closed per patient (the review's tag),
     # and the session's expiry pushed forward (savepoint, update, release).
     # Counts include the second factor's check (django-otp's device, or the roles
-    # that need one): one query a signed-in request.
-    with django_assert_num_queries(15):
+    # that need one): one query a signed-in request; and the roles at every site of the
+    # study for the "People and access" link (two).
+    with django_assert_num_queries(17):
         response = client.get(url)
     assert response.status_code == 200
