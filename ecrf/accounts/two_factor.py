@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from ecrf.accounts.models import Membership, Role, account_id
 from ecrf.audit.models import AuthEvent
+from ecrf.audit.signals import client_of
 
 # Roles that review or administer every patient of a site or a study: their accounts
 # need a second factor (21 CFR 11.300, compliance.md).
@@ -50,15 +51,6 @@ def backup_codes_left(user) -> int:
     return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
 
 
-def _client(request) -> dict:
-    if request is None:
-        return {"ip_address": None, "user_agent": ""}
-    return {
-        "ip_address": request.META.get("REMOTE_ADDR") or None,
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
-    }
-
-
 def _record(kind, *, user, request, by=None, reason="") -> AuthEvent:
     return AuthEvent.objects.create(
         kind=kind,
@@ -66,7 +58,7 @@ def _record(kind, *, user, request, by=None, reason="") -> AuthEvent:
         username=user.get_username(),
         by=by,
         reason=reason,
-        **_client(request),
+        **client_of(request),
     )
 
 

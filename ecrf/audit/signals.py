@@ -19,7 +19,8 @@ from ecrf.audit.context import audit_user_id
 from ecrf.audit.models import AuthEvent
 
 
-def _client(request) -> dict:
+def client_of(request) -> dict:
+    """Where an account event came from: the address and browser of its request."""
     if request is None:
         return {"ip_address": None, "user_agent": ""}
     return {
@@ -30,7 +31,7 @@ def _client(request) -> dict:
 
 def on_login(sender, request, user, **kwargs) -> None:
     AuthEvent.objects.create(
-        kind=AuthEvent.Kind.LOGIN, user=user, username=user.get_username(), **_client(request)
+        kind=AuthEvent.Kind.LOGIN, user=user, username=user.get_username(), **client_of(request)
     )
 
 
@@ -38,7 +39,7 @@ def on_logout(sender, request, user, **kwargs) -> None:
     if user is None:  # logging out of an expired session
         return
     AuthEvent.objects.create(
-        kind=AuthEvent.Kind.LOGOUT, user=user, username=user.get_username(), **_client(request)
+        kind=AuthEvent.Kind.LOGOUT, user=user, username=user.get_username(), **client_of(request)
     )
 
 
@@ -57,14 +58,14 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
         kind=AuthEvent.Kind.REAUTH_FAILED if reentry else AuthEvent.Kind.LOGIN_FAILED,
         user=user,
         username=username,
-        **_client(request),
+        **client_of(request),
     )
 
 
 def auth_event_record(*, kind: str, username: str, request=None) -> AuthEvent:
     """Record an account event that no Django auth signal carries (a re-entry, a lockout)."""
     user = get_user_model().objects.filter(username=username).first()
-    return AuthEvent.objects.create(kind=kind, user=user, username=username, **_client(request))
+    return AuthEvent.objects.create(kind=kind, user=user, username=username, **client_of(request))
 
 
 def on_user_pre_save(sender, instance, update_fields=None, raw=False, **kwargs) -> None:
