@@ -89,6 +89,9 @@ class Dataset:
     as_of: datetime | None = None
     # Only rows described by `where` and `order` can be read again from the history.
     _described: bool = field(init=False, repr=False, default=False)
+    # Counted once: an export reads one snapshot (services._snapshot), and the progress
+    # bar and the ODM writer's sharing out of the datasets both ask.
+    _count: int | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self):
         if self.queryset is None:
@@ -108,9 +111,10 @@ class Dataset:
         )
 
     def count(self) -> int:
-        if self.as_of is not None:
-            return self._as_of().count()
-        return self.queryset.count()
+        if self._count is None:
+            found = self._as_of() if self.as_of is not None else self.queryset
+            self._count = found.count()
+        return self._count
 
     def rows_query(self, *extra: str) -> models.QuerySet:
         """The `values_list()` query of `rows()`: now, or as of the cut-off."""

@@ -38,7 +38,7 @@ from django.utils.translation import gettext as _
 from ecrf.accounts.access import can_see_allocation
 from ecrf.accounts.permissions import Action, require
 from ecrf.audit.context import audited
-from ecrf.exports import writers
+from ecrf.exports import sql_text, writers
 from ecrf.exports.datasets import (
     AE_LOG,
     Dataset,
@@ -343,7 +343,12 @@ def _snapshot():
             # The text writers take a date's own text (sql_text.py): ISO 8601 whatever the
             # server's default style, for this transaction only.
             cursor.execute("SET LOCAL DateStyle = 'ISO'")
-        yield
+        if not outermost:
+            yield
+            return
+        # Its snapshot shared: other connections may read the same instant beside it.
+        with sql_text.snapshot_shared():
+            yield
 
 
 def export_write(

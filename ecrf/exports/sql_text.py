@@ -12,9 +12,12 @@ cut-off) is wrapped in a SELECT that formats the values as the file writes them:
   (RFC 4180) and writes the blocks as they stream.
 - `odm`: each row's items as one string of `<ItemData ItemOID="…" Value="…"/>`
   (`concat()` skips the missing ones), the values as `odm_metadata.odm_value` writes them,
-  escaped for an XML attribute; Python then nests the rows (subject → event → form →
-  group) and adds the AuditRecords of the few items that changed. A JSON answer, whose
-  keys Python sorts and jsonb orders by length, is read raw and formatted by `odm_value`.
+  escaped for an XML attribute, a non-repeating form's row inside its FormData and
+  ItemGroupData; Python then nests the rows (subject → event → form) and adds the
+  AuditRecords of the few items that changed. A JSON answer, whose keys Python sorts and
+  jsonb orders by length, is read raw and formatted by `odm_value`. The rendering is most
+  of the work: `reader_connections` lets other connections, reading the export's own
+  snapshot, render some of the datasets at the same time.
 The inner query's ORDER BY keeps its order: a subquery with a sort is scanned as sorted,
 never flattened into the outer query.
 
@@ -25,14 +28,20 @@ the other writers read.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import connection, models
+from django.db.backends.postgresql.base import ServerSideCursor
+from psycopg import IsolationLevel
+from psycopg import sql as pg_sql
 
 from ecrf.exports.datasets import Dataset
 from ecrf.exports.dictionary import Variable
@@ -68,8 +77,19 @@ _CONCAT_ARGUMENTS = 90
 _PLAIN = re.compile(r"[^&<>\"\x00-\x1f]*")
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f]")
+
+
 def attribute(value: str) -> str:
-    return value if _PLAIN.fullmatch(value) else value.translate(_ATTRIBUTE)
+    if _PLAIN.fullmatch(value):
+        return value
+    if _CONTROLS.search(value):
+        return value.translate(_ATTRIBUTE)
+    # Markup characters only (a JSON answer's quotes): str.replace() is several times
+    # faster than str.translate() with a table.
+    for raw, escaped in _ATTRIBUTE_ESCAPES[:4]:
+        value = value.replace(raw, escaped)
+    return value
 
 
 def text(value: str) -> str:
@@ -151,37 +171,54 @@ def item_data(oid: str, value) -> str:
 
 @dataclass(frozen=True)
 class RenderedQuery:
-    """The wrapped query; its output rows hold the key columns asked for, the repeat key
-    when asked for, then the `segments`: (position, None) for a stretch of ItemData the
-    query rendered, (position, oid) for a raw JSON value that `items()` formats."""
+    """The wrapped query; its output rows hold the `head` columns, the `segments`, then
+    the `tail` columns: (position, None) for a stretch of ItemData the query rendered,
+    (position, oid) for a raw JSON value that `items()` formats. `whole`: one segment,
+    rendered, between the `wrap` asked for (the row's body needs no Python)."""
 
     sql: str
     params: tuple
     segments: tuple[tuple[int, str | None], ...]
+    wrap: tuple[str, str]
+
+    @property
+    def whole(self) -> bool:
+        return len(self.segments) == 1 and self.segments[0][1] is None
 
     def items(self, row: tuple) -> str:
-        """The row's ItemData, in the items' order."""
-        if len(self.segments) == 1 and self.segments[0][1] is None:
+        """The row's ItemData, in the items' order, between the wrap."""
+        if self.whole:
             return row[self.segments[0][0]]
+        opening, closing = self.wrap
         return "".join(
-            row[position] if oid is None else item_data(oid, row[position])
-            for position, oid in self.segments
+            (
+                opening,
+                *(
+                    row[position] if oid is None else item_data(oid, row[position])
+                    for position, oid in self.segments
+                ),
+                closing,
+            )
         )
 
 
 def rendered_query(
-    dataset: Dataset, items, extra: tuple[str, ...], keys: list[int], repeat: int | None
+    dataset: Dataset,
+    items,
+    extra: tuple[str, ...],
+    head: list[str],
+    tail: list[str],
+    wrap: tuple[str, str] = ("", ""),
 ) -> RenderedQuery:
-    """`dataset.rows_query(*extra)` wrapped: its `keys` columns (indexes into the row of
-    `rows()`) as they are, the `repeat` column rendered (NULL: missing), then the items'
-    ItemData. The inner query's ORDER BY keeps its order: a subquery with a sort is
-    scanned as sorted, never flattened into the outer query."""
+    """`dataset.rows_query(*extra)` wrapped: the `head` expressions, the items' ItemData
+    (between the `wrap` text when the query renders them all), then the `tail`
+    expressions; head and tail are SQL over the inner row's columns `r.c0`… (the
+    dataset's columns, then `extra`). The inner query's ORDER BY keeps its order: a
+    subquery with a sort is scanned as sorted, never flattened into the outer query."""
     inner, params = dataset.rows_query(*extra).query.sql_with_params()
     columns = [*dataset.columns]
     width = len(columns) + len(extra)
-    select = [f"r.c{i}" for i in keys]
-    if repeat is not None:
-        select.append(value_sql(f"r.c{repeat}", columns[repeat]) or f"r.c{repeat}")
+    select = list(head)
     segments, parts = [], []
 
     def flush():
@@ -204,10 +241,14 @@ def rendered_query(
     if not segments:
         select.append("''")
         segments.append((len(select) - 1, None))
+    if len(segments) == 1 and segments[0][1] is None and any(wrap):
+        opening, closing = (_literal(text) for text in wrap)
+        select[-1] = f"{opening} || {select[-1]} || {closing}"
+    select += tail
     aliases = ", ".join(f"c{i}" for i in range(width))
     # The inner query is Django's, with its values as parameters; the rest is our literals.
     sql = f"SELECT {', '.join(select)} FROM ({inner}) AS r({aliases})"  # nosec B608  # see above
-    return RenderedQuery(sql=sql, params=tuple(params), segments=tuple(segments))
+    return RenderedQuery(sql=sql, params=tuple(params), segments=tuple(segments), wrap=tuple(wrap))
 
 
 class _Reader(threading.Thread):
@@ -254,11 +295,77 @@ class _Reader(threading.Thread):
         self.join()
 
 
-def chunks_ahead(sql: str, params, size: int) -> Iterator[list[tuple]]:
+# The export transaction's snapshot (pg_export_snapshot()), when it is the outermost
+# transaction: other connections can then read the same instant (`reader_connections`).
+_SNAPSHOT: ContextVar[str | None] = ContextVar("export_snapshot", default=None)
+# Connections reading at once, the export's own included: one per processor, at most 4.
+_MOST_READERS = 4
+
+
+@contextmanager
+def snapshot_shared() -> Iterator[None]:
+    """Inside the export's outermost REPEATABLE READ transaction: its snapshot exported
+    for `reader_connections`, until the block ends."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_export_snapshot()")
+        (name,) = cursor.fetchone()
+    token = _SNAPSHOT.set(name)
+    try:
+        yield
+    finally:
+        _SNAPSHOT.reset(token)
+
+
+def readers_wanted() -> int:
+    """How many connections may read at once, the export's own included."""
+    return max(1, min(len(os.sched_getaffinity(0)), _MOST_READERS))
+
+
+@contextmanager
+def reader_connections(count: int) -> Iterator[list]:
+    """Up to `count` more connections, each in a read-only transaction that imports the
+    export's snapshot (SET TRANSACTION SNAPSHOT): they see exactly what the export's own
+    connection sees, so PostgreSQL can render several datasets at once, one backend (and
+    processor) each. None when the export runs inside a caller's transaction (its
+    uncommitted writes are not in a snapshot another connection can import)."""
+    name = _SNAPSHOT.get()
+    opened = []
+    try:
+        if name is not None:
+            for _ in range(count):
+                reader = connection.Database.connect(**connection.get_connection_params())
+                opened.append(reader)
+                reader.isolation_level = IsolationLevel.REPEATABLE_READ
+                reader.read_only = True
+                with reader.cursor() as cursor:
+                    # The first statement of the transaction, as PostgreSQL requires.
+                    cursor.execute(pg_sql.SQL("SET TRANSACTION SNAPSHOT {}").format(name))
+                    cursor.execute("SET LOCAL DateStyle = 'ISO'")
+                    cursor.execute(
+                        pg_sql.SQL("SET LOCAL TimeZone = {}").format(connection.timezone_name)
+                    )
+                    role = connection.settings_dict["OPTIONS"].get("assume_role")
+                    if role:
+                        cursor.execute(
+                            pg_sql.SQL("SET LOCAL ROLE {}").format(pg_sql.Identifier(role))
+                        )
+        yield opened
+    finally:
+        for reader in opened:
+            reader.close()
+
+
+def chunks_ahead(sql: str, params, size: int, on=None) -> Iterator[list[tuple]]:
     """The query's rows, `size` at a time, from a server-side cursor of the export's
-    transaction, fetched ahead by a thread of their own."""
-    connection.ensure_connection()
-    cursor = connection.create_cursor(name=f"export_{uuid.uuid4().hex}")
+    transaction (or of `on`, one of `reader_connections`), fetched ahead by a thread of
+    their own."""
+    name = f"export_{uuid.uuid4().hex}"
+    if on is None:
+        connection.ensure_connection()
+        cursor = connection.create_cursor(name=name)
+    else:
+        # As Django makes its own: parameters bound client-side, as in connection.cursor().
+        cursor = ServerSideCursor(on, name=name, scrollable=False, withhold=False)
     try:
         cursor.execute(sql, params)
         reader = _Reader(cursor, size)
@@ -269,11 +376,6 @@ def chunks_ahead(sql: str, params, size: int) -> Iterator[list[tuple]]:
             reader.stop()
     finally:
         cursor.close()
-
-
-def read_ahead(sql: str, params, size: int) -> Iterator[tuple]:
-    for chunk in chunks_ahead(sql, params, size):
-        yield from chunk
 
 
 def csv_copy(dataset: Dataset) -> str:

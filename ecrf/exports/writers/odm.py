@@ -57,7 +57,15 @@ from ecrf.exports.odm_metadata import (
     tag,
     user_oid,
 )
-from ecrf.exports.sql_text import attribute, read_ahead, rendered_query, text
+from ecrf.exports.sql_text import (
+    attribute,
+    chunks_ahead,
+    reader_connections,
+    readers_wanted,
+    rendered_query,
+    text,
+    value_sql,
+)
 from ecrf.exports.writers import Writer, rows_total
 from ecrf.review.models import Signature
 from ecrf.studies.models import Site
@@ -244,41 +252,59 @@ def _signatures(request):
     return found
 
 
-def _keyed_rows(index: int, dataset: Dataset, items: list[Item]) -> Iterator[tuple]:
-    """The dataset's rows as (subject, visit order, repeat, dataset, n, site, visit code,
-    items as ItemData text, repeat key, changes): the first five are the merge's key, the
-    ItemData are rendered by the query (odm_text.py), the changes are the items' last."""
+# A row of a dataset's stream, as its query returns it: the merge's key (subject, visit
+# order, repeat, dataset), then the site, the visit code, the body (a non-repeating
+# dataset's whole FormData, a repeating one's ItemData), the repeat key, the changes (None
+# until the changes of the row's items are put in) and the row's id.
+SUBJECT, ORDER, REPEAT, DATASET, SITE, VISIT, BODY, REPEAT_KEY, CHANGES, PK = range(10)
+
+
+def _form_wrap(dataset: Dataset) -> tuple[str, str]:
+    """The text around a non-repeating dataset's ItemData: its one FormData and group."""
+    if dataset.repeating:
+        return ("", "")
+    return (
+        f'<FormData FormOID="{attribute(form_oid(dataset))}">'
+        f'<ItemGroupData ItemGroupOID="{attribute(group_oid(dataset))}">',
+        "</ItemGroupData></FormData>",
+    )
+
+
+def _keyed_rows(index: int, dataset: Dataset, items: list[Item], on=None) -> Iterator[tuple]:
+    """The dataset's rows (laid out as SUBJECT … PK), rendered by its query (sql_text.py)
+    on the connection `on` (None: the export's own), with the changes of the items put
+    in. Most rows pass through untouched, a chunk at a time."""
     width = len(dataset.columns)
-    visits = per_visit(dataset)
-    if visits:
+    if per_visit(dataset):
         extra = ("pk", "visit__sequence", "visit__repeat")
-        keys = [0, 1, 2, width, width + 1, width + 2]
+        head = ["r.c0", f"r.c{width + 1}", f"r.c{width + 2}", str(index), "r.c1", "r.c2"]
     else:
-        extra, keys = ("pk",), [0, 1, width]
+        extra = ("pk",)
+        head = ["r.c0", str(LAST), "0", str(index), "r.c1", "NULL"]
     repeat = _repeat_index(dataset) if dataset.repeating else None
-    query = rendered_query(dataset, items, extra, keys, repeat)
+    if repeat is not None:
+        column = f"r.c{repeat}"
+        repeat_sql = value_sql(column, dataset.columns[repeat]) or column
+    else:
+        repeat_sql = "NULL"
+    tail = [repeat_sql, "NULL", f"r.c{width}"]
+    query = rendered_query(dataset, items, extra, head, tail, _form_wrap(dataset))
+    body = len(head)
     changes = _changes(dataset, items)
     pending = next(changes, None)
-    previous = None
-    for n, row in enumerate(read_ahead(query.sql, query.params, ROWS_AHEAD)):
-        if visits:
-            subject, site, visit, pk, order, repeat_no = row[:6]
-        else:
-            (subject, site, pk), visit, order, repeat_no = row[:3], None, LAST, 0
-        key = (subject, order, repeat_no)
-        if previous is not None and key < previous:
-            # heapq.merge needs each stream in Python's order of the subject codes.
-            raise RuntimeError(f"{dataset.code}: rows not in subject order at {subject}")
-        previous = key
-        found = None
-        if pending is not None and pending[0] == pk:
-            found = pending[1]
-            pending = next(changes, None)
-        repeat_key = row[len(keys)] if repeat is not None else None
-        yield (
-            subject, order, repeat_no, index, n,
-            site, visit, query.items(row), repeat_key, found,
-        )  # fmt: skip
+    for chunk in chunks_ahead(query.sql, query.params, ROWS_AHEAD, on):
+        if not query.whole:
+            chunk = [
+                (*row[:BODY], query.items(row), *row[body + len(query.segments) :]) for row in chunk
+            ]
+        if pending is not None:
+            # The changes come in the rows' order: those of this chunk's rows go in.
+            at = {row[PK]: i for i, row in enumerate(chunk)}
+            while pending is not None and pending[0] in at:
+                i = at[pending[0]]
+                chunk[i] = (*chunk[i][:CHANGES], pending[1], chunk[i][PK])
+                pending = next(changes, None)
+        yield from chunk
 
 
 class _Snapshot:
@@ -334,15 +360,40 @@ class _Snapshot:
             + "</AuditRecord>"
         )
 
-    def subjects(self) -> Iterator[str]:
+    def _lanes(self, readers: list) -> list:
+        """The connection of each dataset (None: the export's own): the datasets dealt out,
+        biggest first, to the connection with the least to render so far (rows × items)."""
+        lanes = [None, *readers]
+        if not readers:
+            return [None] * len(self.datasets)
+        load = dict.fromkeys(range(len(lanes)), 0)
+        chosen = {}
+        weights = {
+            i: dataset.count() * max(1, len(self.items[i]))
+            for i, dataset in enumerate(self.datasets)
+        }
+        for i in sorted(weights, key=weights.get, reverse=True):
+            lane = min(load, key=load.get)
+            chosen[i] = lanes[lane]
+            load[lane] += weights[i]
+        return [chosen[i] for i in range(len(self.datasets))]
+
+    def subjects(self, readers: list = ()) -> Iterator[str]:
+        lanes = self._lanes(list(readers))
         streams = [
-            _keyed_rows(i, dataset, self.items[i]) for i, dataset in enumerate(self.datasets)
+            _keyed_rows(i, dataset, self.items[i], lanes[i])
+            for i, dataset in enumerate(self.datasets)
         ]
-        # The first five of a row are unique: no two rows' changes are ever compared.
+        # The first four of a row tell the streams apart: no two rows' bodies are compared.
         merged = heapq.merge(*streams)
         signatures = self._signature_stream()
         waiting = next(signatures, None)
-        for subject, rows in itertools.groupby(merged, key=itemgetter(0)):
+        previous = None
+        for subject, rows in itertools.groupby(merged, key=itemgetter(SUBJECT)):
+            if previous is not None and subject <= previous:
+                # heapq.merge needs each stream in Python's order of the subject codes.
+                raise RuntimeError(f"Rows not in subject order at {subject}")
+            previous = subject
             # The subject's valid signatures (the latest of each visit, of the casebook).
             while waiting is not None and waiting[0] < subject:
                 waiting = next(signatures, None)
@@ -354,54 +405,71 @@ class _Snapshot:
 
     def subject(self, subject: str, rows, signed: dict) -> str:
         site = None
-        events = []
-        for (order, repeat), group in itertools.groupby(rows, key=itemgetter(1, 2)):
+        parts = [f'<SubjectData SubjectKey="{attribute(subject)}">', "", ""]
+        written = 0
+        last = None
+        for key, group in itertools.groupby(rows, key=itemgetter(ORDER, REPEAT)):
+            if last is not None and key <= last:
+                raise RuntimeError(f"{subject}: visits not in order")
+            last = key
             group = list(group)
-            site = group[0][5]
-            visit = group[0][6] if order != LAST else None
-            event = [f'<StudyEventData StudyEventOID="{attribute(event_oid(visit))}"']
+            order, repeat = key
+            site = group[0][SITE]
+            visit = group[0][VISIT] if order != LAST else None
+            parts.append(f'<StudyEventData StudyEventOID="{attribute(event_oid(visit))}"')
             if visit is not None and (visit in self.repeatable or repeat > 1):
-                event.append(f' StudyEventRepeatKey="{repeat}"')
-            event.append(">")
-            if visit is not None and (order, repeat) in signed:
-                event.append(self._signature(signed[(order, repeat)]))
-            for index, form_rows in itertools.groupby(group, key=itemgetter(3)):
-                event.append(self.form(index, form_rows))
-            event.append("</StudyEventData>")
-            events.append("".join(event))
+                parts.append(f' StudyEventRepeatKey="{repeat}"')
+            parts.append(">")
+            if visit is not None and key in signed:
+                parts.append(self._signature(signed[key]))
+            i, end = 0, len(group)
+            while i < end:
+                row = group[i]
+                index = row[DATASET]
+                if not self.datasets[index].repeating:
+                    body = row[BODY]
+                    if row[CHANGES]:
+                        body = self._changed(index, body, row[SITE], row[CHANGES])
+                    parts.append(body)
+                    i += 1
+                    continue
+                j = i + 1
+                while j < end and group[j][DATASET] == index:
+                    j += 1
+                parts.append(self.form(index, group[i:j]))
+                i = j
+            parts.append("</StudyEventData>")
+            written += len(group)
         casebook = signed.get((None, None))
-        return "".join(
-            (
-                f'<SubjectData SubjectKey="{attribute(subject)}">',
-                self._signature(casebook) if casebook is not None else "",
-                f'<SiteRef LocationOID="{attribute(location_oid(site))}"/>',
-                *events,
-                "</SubjectData>",
-            )
-        )
+        if casebook is not None:
+            parts[1] = self._signature(casebook)
+        parts[2] = f'<SiteRef LocationOID="{attribute(location_oid(site))}"/>'
+        parts.append("</SubjectData>")
+        self.rows += written
+        self.context.tick(written)
+        return "".join(parts)
 
-    def form(self, index: int, rows) -> str:
+    def form(self, index: int, rows: list[tuple]) -> str:
+        """A repeating dataset's rows of one visit: one FormData, a group per row."""
         dataset = self.datasets[index]
         opening = f'<ItemGroupData ItemGroupOID="{group_oid(dataset)}"'
         parts = [f'<FormData FormOID="{form_oid(dataset)}">']
-        number = 0
-        for number, (*_key, site, _visit, items, repeat_key, changes) in enumerate(rows, start=1):
-            if changes:
-                items = self._changed(index, items, site, changes)
-            if dataset.repeating:
-                key = attribute(repeat_key) if repeat_key else str(number)
-                parts.append(f'{opening} ItemGroupRepeatKey="{key}">{items}</ItemGroupData>')
-            else:
-                parts.append(f"{opening}>{items}</ItemGroupData>")
-        self.rows += number
-        self.context.tick(number)
+        for number, row in enumerate(rows, start=1):
+            items = row[BODY]
+            if row[CHANGES]:
+                items = self._changed(index, items, row[SITE], row[CHANGES])
+            repeat_key = row[REPEAT_KEY]
+            key = attribute(repeat_key) if repeat_key else str(number)
+            parts.append(f'{opening} ItemGroupRepeatKey="{key}">{items}</ItemGroupData>')
         parts.append("</FormData>")
         return "".join(parts)
 
     def _changed(self, index: int, items: str, site: str, changes: dict) -> str:
         """The row's ItemData with an AuditRecord on each changed item, and an IsNull
-        ItemData (with its record) for a value a change removed, in the items' order."""
+        ItemData (with its record) for a value a change removed, in the items' order
+        (before the closing tags of a body that has them)."""
         oids = [item.oid for item in self.items[index]]
+        closing = items.rfind("</ItemGroupData>")
         for position in sorted(changes):
             record = self._audit_record(site, *changes[position])
             start = items.find(f'<ItemData ItemOID="{oids[position]}" ')
@@ -409,11 +477,14 @@ class _Snapshot:
                 # A Value is escaped: the first "/>" after the start closes this ItemData.
                 end = items.index("/>", start)
                 items = f"{items[:end]}>{record}</ItemData>{items[end + 2 :]}"
+                closing = items.rfind("</ItemGroupData>")
                 continue
             later = (items.find(f'<ItemData ItemOID="{oid}" ') for oid in oids[position + 1 :])
-            at = next((found for found in later if found >= 0), len(items))
+            end = closing if closing >= 0 else len(items)
+            at = next((found for found in later if found >= 0), end)
             removed = f'<ItemData ItemOID="{oids[position]}" IsNull="Yes">{record}</ItemData>'
             items = f"{items[:at]}{removed}{items[at:]}"
+            closing = items.rfind("</ItemGroupData>")
         return items
 
 
@@ -435,13 +506,16 @@ def write_snapshot(context) -> list[dict]:
     admin = admin_element(
         request, snapshot.users.listed(), _sites(request), snapshot.signature_meanings()
     )
-    with path.open("w", encoding="utf-8", newline="", buffering=1 << 20) as file:
+    with (
+        path.open("w", encoding="utf-8", newline="", buffering=1 << 20) as file,
+        reader_connections(readers_wanted() - 1) as readers,
+    ):
         file.write("<?xml version='1.0' encoding='UTF-8'?>\n")
         file.write(_opening_tag("ODM", _root_attributes(request, "Snapshot", "snapshot"), NSMAP))
         file.write(etree.tostring(study_element(request, context.datasets), encoding="unicode"))
         file.write(etree.tostring(admin, encoding="unicode"))
         file.write(_opening_tag("ClinicalData", clinical, {None: NS}))
-        for subject in snapshot.subjects():
+        for subject in snapshot.subjects(readers):
             file.write(subject)
         file.write("</ClinicalData></ODM>")
     return [context.entry(path, snapshot.rows)]
