@@ -91,10 +91,12 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "ecrf.core.middleware.SessionIdleExpiry",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "ecrf.accounts.middleware.MembershipsPerRequest",
     "django_otp.middleware.OTPMiddleware",
     "ecrf.core.middleware.NoStoreForSignedInUsers",
     # A control character in the address or a value: a 400, before any view queries.
@@ -178,9 +180,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Idle sessions expire after 30 minutes (21 CFR 11.300): every request pushes the expiry.
+# Idle sessions expire after 30 minutes (21 CFR 11.300): a request pushes the expiry, at
+# most once a minute (ecrf.core.middleware.SessionIdleExpiry: not a write per page).
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_REFRESH_SECONDS = env_int("SESSION_REFRESH_SECONDS", 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not (DEBUG or DEMO))
 SESSION_COOKIE_HTTPONLY = True
@@ -345,6 +348,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 # plain HTTP is redirected, and browsers are told by HSTS to use nothing else for a year.
 _HTTPS = not (DEBUG or DEMO)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS)
+# The health check answers load balancers' probes over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _HTTPS)

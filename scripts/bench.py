@@ -23,9 +23,16 @@ patients of NCT00479934 with every form of their six visits filled, written with
 xlsx and odm exported by the service in a fresh process each (seconds, rows per second,
 peak RSS), beside a PostgreSQL COPY of the same queries, in one table with the targets.
 
-BENCH_SECTIONS=pages,reminders,dashboard,review,exports (all by default) picks them;
+The load (scripts/bench_load.py), on a database of its own: the production server
+(gunicorn) and 20 users with sessions of their own, the bare view, the patient list and
+the casebook without pause, then the users at work (login, list, casebook, mRSS saved)
+pausing a second between requests: p50, p95, errors, throughput and the share of the
+bare view's.
+
+BENCH_SECTIONS=pages,reminders,dashboard,review,exports,load (all by default) picks them;
 BENCH_PATIENTS=5000, BENCH_REMINDER_PATIENTS=20000 (5 visits each),
-BENCH_DASHBOARD_PATIENTS=1000, BENCH_QUERY_PATIENTS=1000 and BENCH_EXPORT_PATIENTS=5000,10000
+BENCH_DASHBOARD_PATIENTS=1000, BENCH_QUERY_PATIENTS=1000 and BENCH_EXPORT_PATIENTS=5000,10000,
+BENCH_LOAD_PATIENTS=1000, BENCH_LOAD_USERS=20, BENCH_LOAD_REQUESTS=40, BENCH_LOAD_ROUNDS=4
 size them, smaller for a quick run.
 """
 
@@ -62,14 +69,16 @@ from django.test.utils import (  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from ecrf.patients.models import Patient, Visit  # noqa: E402
-from scripts import bench_exports  # noqa: E402
+from scripts import bench_exports, bench_load  # noqa: E402
 
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 REMINDER_PATIENTS = int(os.environ.get("BENCH_REMINDER_PATIENTS", "20000"))
 DASHBOARD_PATIENTS = int(os.environ.get("BENCH_DASHBOARD_PATIENTS", "1000"))
 QUERY_PATIENTS = int(os.environ.get("BENCH_QUERY_PATIENTS", "1000"))
-SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard,review,exports").split(",")
+SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard,review,exports,load").split(
+    ","
+)
 
 
 def timed(label: str, func, repeat: int = REPEAT, status: int = 200) -> None:
@@ -648,6 +657,7 @@ if __name__ == "__main__":
         ("dashboard", dashboard_main),
         ("review", review_main),
         ("exports", bench_exports.main),
+        ("load", bench_load.main),
     )
     for name, section in sections:
         if name not in SECTIONS:

@@ -3,23 +3,32 @@
 Every model's `visible_to(user)` builds its filter from `scope(user)`. A membership
 gives a role in one study, at one site or (data managers, admins) at all its sites.
 The filters are `EXISTS` subqueries on the membership table, so scoping costs no
-extra query and never goes stale within a request.
+extra query and never goes stale within a request. The roles a page asks about (its
+buttons, the second factor, the arm) come from `held()`: the account's memberships, read
+once per request (MembershipsPerRequest) and read again after any membership is saved.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.signals import post_delete, post_save
 
 from ecrf.accounts.models import Membership, Role, account_id
 from ecrf.studies.models import Site, Study, StudySite
 
 # Role is defined with the membership that holds it; it is imported from here too.
 __all__ = [
+    "Held",
     "Role",
     "Scope",
     "can_see_allocation",
+    "held",
+    "memberships_per_request",
     "roles_at_every_site",
     "roles_for",
     "scope",
@@ -77,18 +86,74 @@ def sites_visible_to(user):
     return Site.objects.filter(id__in=study_sites_visible_to(user).values("site_id"))
 
 
+class Held(NamedTuple):
+    """One active membership of an account."""
+
+    study_id: int
+    site_id: int | None
+    role: str
+    unblinded: bool
+
+
+# Within a request: account id -> its memberships, once read (None: outside a request,
+# where every call reads them).
+_HELD: ContextVar[dict | None] = ContextVar("memberships_held", default=None)
+
+
+@contextmanager
+def memberships_per_request():
+    """Each account's memberships read once inside the block (MembershipsPerRequest)."""
+    token = _HELD.set({})
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
+def _forget_held(**kwargs) -> None:
+    """A membership saved or deleted: read them all again, in this request too."""
+    if _HELD.get() is not None:
+        _HELD.get().clear()
+
+
+post_save.connect(_forget_held, sender=Membership, dispatch_uid="access_forget_held_save")
+post_delete.connect(_forget_held, sender=Membership, dispatch_uid="access_forget_held_delete")
+
+
+def held(user) -> list[Held]:
+    """The account's active memberships (one query, none more in the same request)."""
+    user_id = account_id(user)
+    if user_id is None:
+        return []
+    memo = _HELD.get()
+    if memo is not None and user_id in memo:
+        return memo[user_id]
+    rows = [
+        Held(*row)
+        for row in Membership.objects.held_by(user_id).values_list(
+            "study_id", "site_id", "role", "unblinded"
+        )
+    ]
+    if memo is not None:
+        memo[user_id] = rows
+    return rows
+
+
+def _pk(value) -> int | None:
+    return getattr(value, "pk", value)
+
+
 def roles_for(user, *, study, site=None) -> set[str]:
     """The user's roles in a study at a site (all-site roles included).
 
     `study` and `site` are objects or their ids. Without a site: the roles at any site.
     """
-    user_id = account_id(user)
-    if user_id is None:
-        return set()
-    memberships = Membership.objects.held_by(user_id).filter(study=study)
-    if site is not None:
-        memberships = memberships.filter(Q(site__isnull=True) | Q(site=site))
-    return set(memberships.values_list("role", flat=True))
+    study_id, site_id = _pk(study), _pk(site)
+    return {
+        m.role
+        for m in held(user)
+        if m.study_id == study_id and (site_id is None or m.site_id in (None, site_id))
+    }
 
 
 def roles_at_every_site(user, *, study) -> set[str]:
@@ -99,15 +164,11 @@ def roles_at_every_site(user, *, study) -> set[str]:
     site by site count only when every participating site is covered. One query, two
     when the user holds site memberships.
     """
-    user_id = account_id(user)
-    if user_id is None:
-        return set()
-    held = list(
-        Membership.objects.held_by(user_id).filter(study=study).values_list("role", "site_id")
-    )
-    roles = {role for role, site_id in held if site_id is None}
+    study_id = _pk(study)
+    mine = [(m.role, m.site_id) for m in held(user) if m.study_id == study_id]
+    roles = {role for role, site_id in mine if site_id is None}
     by_role: dict[str, set[int]] = {}
-    for role, site_id in held:
+    for role, site_id in mine:
         if site_id is not None and role not in roles:
             by_role.setdefault(role, set()).add(site_id)
     if by_role:
@@ -124,4 +185,4 @@ def can_see_allocation(user, *, study) -> bool:
     """
     if not study.blinded:
         return bool(roles_for(user, study=study))
-    return Membership.objects.held_by(account_id(user)).filter(study=study, unblinded=True).exists()
+    return any(m.study_id == study.pk and m.unblinded for m in held(user))

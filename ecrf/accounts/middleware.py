@@ -1,4 +1,5 @@
-"""No study page for a monitor, data manager or administrator before the second factor."""
+"""The account's memberships read once per request; no study page for a monitor, data
+manager or administrator before the second factor."""
 
 from __future__ import annotations
 
@@ -6,13 +7,27 @@ from urllib.parse import urlencode
 
 from django.shortcuts import redirect
 
+from ecrf.accounts.access import memberships_per_request
 from ecrf.accounts.two_factor import confirmed_totp_device, two_factor_required
 
 # What a signed-in person may reach before the second factor: logging in and out, the
-# two-factor pages themselves, and the language switch. (Static files never get here:
-# whitenoise serves them first.)
-OPEN_VIEWS = frozenset({"login", "logout", "set_language"})
+# two-factor pages themselves, the language switch and the health check. (Static files
+# never get here: whitenoise serves them first.)
+OPEN_VIEWS = frozenset({"login", "logout", "set_language", "health"})
 OPEN_NAMESPACES = frozenset({"two_factor"})
+
+
+class MembershipsPerRequest:
+    """The roles a page asks about (access.held) come from one read of the account's
+    memberships per request, not one query per button; a membership saved during the
+    request is read again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        with memberships_per_request():
+            return self.get_response(request)
 
 
 class TwoFactorRequiredMiddleware:

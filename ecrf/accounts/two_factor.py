@@ -22,6 +22,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from ecrf.accounts.access import held
 from ecrf.accounts.models import Membership, Role, account_id
 from ecrf.audit.models import AuthEvent
 from ecrf.audit.signals import client_of
@@ -35,12 +36,11 @@ BACKUP_NAME = "backup codes"
 
 def two_factor_required(user) -> bool:
     """Whether the account must pass a second factor before any study page (one query)."""
-    user_id = account_id(user)
-    if user_id is None:
+    if account_id(user) is None:
         return False
     if user.is_superuser:
         return True
-    return Membership.objects.held_by(user_id).filter(role__in=sorted(TWO_FACTOR_ROLES)).exists()
+    return any(m.role in TWO_FACTOR_ROLES for m in held(user))
 
 
 def confirmed_totp_device(user) -> TOTPDevice | None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBadRequest
 from django.http.multipartparser import MultiPartParserError
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 _IN_ADDRESS = re.compile(r"[\x00-\x1f\x7f]")
@@ -71,4 +73,34 @@ class NoStoreForSignedInUsers:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             add_never_cache_headers(response)
+        return response
+
+
+class SessionIdleExpiry:
+    """Pushes a signed-in session's idle expiry (SESSION_COOKIE_AGE from its last save)
+    forward at most once every SESSION_REFRESH_SECONDS, instead of Django's
+    SESSION_SAVE_EVERY_REQUEST, which writes the session row (a write transaction, its
+    commit waiting for the disk) on every page. A session then expires between
+    SESSION_COOKIE_AGE - SESSION_REFRESH_SECONDS and SESSION_COOKIE_AGE after its last
+    request. Inside SessionMiddleware, which saves a session marked modified."""
+
+    KEY = "_refreshed_at"
+
+    @classmethod
+    def on_login(cls, sender, request, user, **kwargs) -> None:
+        """The login saves the session: its expiry is fresh, no write on the next page."""
+        if getattr(request, "session", None) is not None:
+            request.session[cls.KEY] = int(timezone.now().timestamp())
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is None or session.session_key is None or session.modified:
+            return response
+        now = int(timezone.now().timestamp())
+        if now - session.get(self.KEY, 0) >= settings.SESSION_REFRESH_SECONDS:
+            session[self.KEY] = now
         return response

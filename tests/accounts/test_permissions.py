@@ -958,3 +958,29 @@ def test_blinding_stays_a_separate_check(world, people):
     # And an unblinded investigator is still no list manager.
     assert can_see_allocation(world.alice, study=world.rct)
     assert not can_manage_allocation_lists(world.alice, study=world.rct)
+
+
+def test_the_memberships_are_read_once_a_request_and_again_after_a_change(
+    world, django_assert_num_queries
+):
+    from ecrf.accounts.access import memberships_per_request, roles_for
+    from ecrf.accounts.models import Membership
+
+    membership = Membership.objects.get(user=world.alice, study=world.rct, site=world.bxp)
+    with memberships_per_request():
+        with django_assert_num_queries(1):
+            assert roles_for(world.alice, study=world.rct, site=world.bxp) == {"investigator"}
+            assert roles_for(world.alice, study=world.rct) == {"investigator"}
+            assert not can(world.alice, Action.SDV, study=world.rct, site=world.bxp)
+        # A membership saved in the same request: read again, not the stale roles.
+        membership.role = "coordinator"
+        membership.save()
+        with django_assert_num_queries(1):
+            assert roles_for(world.alice, study=world.rct, site=world.bxp) == {"coordinator"}
+        membership.active = False
+        membership.save()
+        assert roles_for(world.alice, study=world.rct, site=world.bxp) == set()
+    # Outside a request (a task, a service called on its own): read on every call.
+    with django_assert_num_queries(2):
+        roles_for(world.alice, study=world.rct)
+        roles_for(world.alice, study=world.rct)

@@ -161,3 +161,23 @@ def test_the_login_page_of_an_anonymous_visitor_is_not_marked_by_the_signed_in_r
     # Django's own login view forbids caching; the page holds no study data either way.
     assert response.status_code == 200
     assert "Content-Security-Policy" in response
+
+
+def test_the_health_check_answers_anyone_over_plain_http_and_is_never_stored(
+    client, world, settings, django_assert_num_queries
+):
+    from tests.two_factor import login_unverified
+
+    settings.SECURE_SSL_REDIRECT = True
+    # Anyone, over plain HTTP (a load balancer's probe inside the network): one query.
+    with django_assert_num_queries(1):
+        response = client.get("/health/")
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert "no-store" in response["Cache-Control"]
+    # A study page over plain HTTP is still sent to HTTPS.
+    assert client.get("/studies/").status_code == 301
+    # A data manager before the second factor reaches it too; it takes only GET.
+    login_unverified(client, world.diane)
+    assert client.get("/health/", secure=True).content == b"ok\n"
+    assert client.post("/health/", secure=True).status_code == 405

@@ -91,17 +91,15 @@ def test_an_mrss_save_costs_the_same_whatever_the_patients_history(
         visit=visit_add_unscheduled(patient=patient, by=alice), by=alice, visit_date=TODAY
     )
     url = form_url(patient, "UNS", "mrss")
-    # Session, user, study, visit, the visit's forms (conditions), the form, roles; then
-    # crf_save: the visit and patient locked (conditions and consent date are the patient's
-    # facts), the form locked, the freezes and locks over it (one query), the previous mRSS
-    # (the drop warning), the insert in its savepoint, the form index entry, the valid
-    # signatures its change would void (one query when none), the visit's index entries
-    # (completion); the session saved.
-    # Counts include the second factor's check (django-otp's device, or the roles
-    # that need one): one query a signed-in request.
-    with django_assert_num_queries(23):
+    # Session, user, the account's memberships (roles, the second factor), study, visit,
+    # the visit's forms (conditions), the form; then crf_save: the visit and patient locked
+    # (conditions and consent date are the patient's facts), the form locked, the freezes
+    # and locks over it (one query), the previous mRSS (the drop warning), the insert in its
+    # savepoint, the form index entry, the valid signatures its change would void (one
+    # query when none), the visit's index entries (completion).
+    with django_assert_num_queries(18):
         saved(client.post(url, {"version": 0, **mrss_data(TODAY, 2)}))
-    with django_assert_num_queries(23):
+    with django_assert_num_queries(18):
         correction = {**mrss_data(TODAY, 2), "face": "3", "reason": "re-read the sheet"}
         saved(client.post(url, {"version": 1, **correction}))
     # The service alone: the same minus the request's own queries and the form's reading.
@@ -125,7 +123,7 @@ def test_the_first_form_after_consent_costs_as_many_queries(
     }
     saved(fill(client, patient, "SCR", "consent", consent))
     url = reverse("crfs:form", args=[patient.study.code, patient.subject_code, "SCR", 1, "mrss"])
-    with django_assert_num_queries(23):
+    with django_assert_num_queries(18):
         saved(client.post(url, {"version": 0, **mrss_data(TODAY, 2)}))
     scr = patient.visits.get(code="SCR")
     with django_assert_num_queries(14):

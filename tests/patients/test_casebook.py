@@ -40,15 +40,14 @@ def test_casebook_query_count_is_the_same_for_1_and_10_visits(
     assert patient.visits.count() == (10 if extra_unscheduled else 1)
     client.force_login(world.alice)
     url = reverse("patients:detail", args=[world.rct.code, patient.subject_code])
-    # Fixed cost: session, user, study, patient, roles, the freezes and locks over the
-    # casebook, allocation, visits, the form index (every form of every visit at once), the
-    # mRSS series, the adverse-event log and its open lab prompts, deviations, the queries
-    # not closed per visit and the investigator signatures (one query each, the review's
-    # tags), and the session expiry update; the same for 1 visit and for 10 (the protocol
-    # conditions are facts on the patient).
-    # Counts include the second factor's check (django-otp's device, or the roles
-    # that need one): one query a signed-in request.
-    with django_assert_num_queries(19):
+    # Fixed cost: session, user, the account's memberships (every role the page asks
+    # about, the second factor's included: one query a request), study, patient, the
+    # freezes and locks over the casebook, allocation, visits, the form index (every form
+    # of every visit at once), the mRSS series, the adverse-event log and its open lab
+    # prompts, deviations, the queries not closed per visit and the investigator signatures
+    # (one query each, the review's tags); no session write (the login saved it). The
+    # same for 1 visit and for 10 (the protocol conditions are facts on the patient).
+    with django_assert_num_queries(15):
         response = client.get(url)
     assert len(response.context["columns"]) == patient.visits.count()
 

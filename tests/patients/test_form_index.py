@@ -142,15 +142,14 @@ def test_the_check_names_each_disagreement(demo):
     assert f"mrss #{dropped.object_id} is not in the form index" in err.getvalue()
 
 
-# Session, user, study, patient, the user's actions (one query for every button), the
-# freezes and locks over the casebook, allocation and what the user may see of it (arm,
-# unblinding), visits, the form index (every form of every visit at once), the mRSS series,
-# the adverse-event log and its lab prompts, deviations, the queries not closed per visit
-# and the investigator signatures (the review's tags), the session expiry update: 32
-# queries before the form index (one per form type of the protocol), 20 now.
-# Counts include the second factor's check (django-otp's device, or the roles
-# that need one): one query a signed-in request.
-CASEBOOK_QUERIES = 21
+# Session, user, the account's memberships (every role and button, the second factor and
+# the arm: one query a request), study, patient, the freezes and locks over the casebook,
+# allocation and its unblinding, visits, the form index (every form of every visit at
+# once), the mRSS series, the adverse-event log and its lab prompts, deviations, the
+# queries not closed per visit and the investigator signatures (the review's tags): 32
+# queries before the form index (one per form type of the protocol), 16 now. The session's
+# expiry is pushed at most once a minute (not on this second request).
+CASEBOOK_QUERIES = 16
 
 
 @pytest.mark.parametrize(
@@ -170,13 +169,13 @@ def test_casebook_costs_the_same_for_a_small_and_a_large_patient(
     assert response.context["matrix"]
 
 
-# Session, user, study, visit, roles, the freezes and locks over the visit and its forms,
-# deviations, the visit's forms and their conditions (facts on the patient), the form
-# index, the visit order, the queries not closed per form and the signatures of the visit
-# and of the casebook (the review's tags), the session update: 15 to 20 queries before the
-# form index (one per form type of the visit), 14 now. A form still in progress adds the
-# one query that reads what it misses.
-VISIT_QUERIES = 15
+# Session, user, the account's memberships (roles, second factor), study, visit, the
+# freezes and locks over the visit and its forms, deviations, the visit's forms and their
+# conditions (facts on the patient), the form index, the visit order, the queries not
+# closed per form and the signatures of the visit and of the casebook (the review's tags):
+# 15 to 20 queries before the form index (one per form type of the visit), 11 now. A form
+# still in progress adds the one query that reads what it misses.
+VISIT_QUERIES = 11
 
 
 @pytest.mark.parametrize(

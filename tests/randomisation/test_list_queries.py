@@ -28,13 +28,11 @@ def test_the_lists_page_costs_the_same_for_one_list_and_many(
     allocation_take(patient=world.bxp_patients[0], by=world.alice)
     client.force_login(ursula if persona == "ursula" else world.alice)
     url = reverse("patients:allocation_lists", args=[world.rct.code])
-    # Session, user, study, its protocol version, unblinded?, roles; the sites, the slots per
-    # site, the lists with their counts; the session's expiry saved (3). The unblinded
-    # manager: unblinded? again and the protocol version again (the arms), the slots per
+    # Session, user, the account's memberships (roles, unblinded?, the second factor),
+    # study, its protocol version; the sites, the slots per site, the lists with their
+    # counts. The unblinded manager: the protocol version again (the arms), the slots per
     # arm, the sites of the form that generates a list.
-    # Counts include the second factor's check (django-otp's device, or the roles
-    # that need one): one query a signed-in request.
-    with django_assert_num_queries(17 if persona == "ursula" else 13):
+    with django_assert_num_queries(12 if persona == "ursula" else 8):
         response = client.get(url)
     assert response.status_code == 200
     assert sum(len(row["lists"]) for row in response.context["rows"]) == (

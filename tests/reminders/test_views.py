@@ -172,12 +172,10 @@ def test_upcoming_links_the_log_for_a_data_manager(client, world):
     assert reverse("reminders:log", args=[world.rct.code]) in body
 
 
-# Session, user, study, the visits' count and page, their reminders (one query for all,
-# recipients and emails joined), whether the log is readable, and the session's update
-# (three statements, in its savepoint).
-# Counts include the second factor's check (django-otp's device, or the roles
-# that need one): one query a signed-in request.
-UPCOMING_QUERIES = 11
+# Session, user, the account's memberships (the second factor, whether the log is
+# readable), study, the visits' count and page, their reminders (one query for all,
+# recipients and emails joined).
+UPCOMING_QUERIES = 7
 
 
 @pytest.mark.parametrize("patients", [1, 20])

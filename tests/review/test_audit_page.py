@@ -428,12 +428,10 @@ def test_the_page_costs_the_same_whatever_the_number_of_events(
             eligibility.save()
     client.force_login(world.monica)
     url = reverse("patients:audit", args=[world.rct.code, patient.subject_code])
-    # Session, user, study, patient (with site and protocol version), roles, blinding,
-    # the events, then one query per model they point at that they do not hold: users;
-    # and the session's expiry. The same for 11 entries and for 28.
-    # Counts include the second factor's check (django-otp's device, or the roles
-    # that need one): one query a signed-in request.
-    with django_assert_num_queries(12):
+    # Session, user, the account's memberships (roles, blinding, the second factor), study,
+    # patient (with site and protocol version), the events, then one query per model they
+    # point at that they do not hold: users. The same for 11 entries and for 28.
+    with django_assert_num_queries(8):
         response = client.get(url, headers={"accept-language": "en"})
     entries = response.context["entries"]
     assert len(entries) == (11 if times == 1 else 28)

@@ -465,19 +465,16 @@ def test_the_site_dashboard_draws_its_charts(world, built, en_client):
 
 # -- query counts ---------------------------------------------------------------------------
 
-# Session, user, study, the site (visible, 404 otherwise), the SDV permission at the site,
-# the protocol versions; the figures: SDV by site, patient and form, overdue visits, SAE
-# reports, deviations, enrolment by month, queries not closed by site and age, casebooks
-# awaiting signature (seven); the study-wide permission for the link to the study's
-# dashboard (her memberships, then the study's sites: a monitor holds hers site by site),
-# the sites she reviews; the session update and its savepoint: 19.
-# Counts include the second factor's check (django-otp's device, or the roles
-# that need one): one query a signed-in request.
-SITE_QUERIES = 20
-# Session, user, study, the study-wide permission (an all-site membership: one query), the
-# protocol versions, the study's sites, the seven figures, the session update and its
-# savepoint: 16, whatever the number of sites and patients.
-STUDY_QUERIES = 17
+# Session, user, the account's memberships (every permission the page asks about, the
+# second factor's included), study, the site (visible, 404 otherwise), the protocol
+# versions; the figures: SDV by site, patient and form, overdue visits, SAE reports,
+# deviations, enrolment by month, queries not closed by site and age, casebooks awaiting
+# signature (seven); the study's sites for the link to the study's dashboard (a monitor
+# holds her memberships site by site), the sites she reviews: 16.
+SITE_QUERIES = 16
+# Session, user, the account's memberships, study, the protocol versions, the study's
+# sites, the seven figures: 14, whatever the number of sites and patients.
+STUDY_QUERIES = 14
 
 
 def _many(world, patients: int) -> None:
@@ -525,10 +522,10 @@ def test_the_lists_cost_the_same_for_one_row_and_fifty(
 ):
     _many(world, patients)
     en_client.force_login(world.diane)
-    # Session, user, study, the site asked for (the filter's check), the rows counted, (the
-    # protocol versions, for the visits' names), the page, the sites offered, the session
-    # update and its savepoint.
-    for name, queries in (("review:overdue_visits", 12), ("review:deviations", 11)):
+    # Session, user, the account's memberships, study, the site asked for (the filter's
+    # check), the rows counted, (the protocol versions, for the visits' names), the page,
+    # the sites offered.
+    for name, queries in (("review:overdue_visits", 9), ("review:deviations", 8)):
         url = reverse(name, args=[world.rct.code]) + "?site=BXP"
         en_client.get(url)
         with django_assert_num_queries(queries):

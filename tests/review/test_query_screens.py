@@ -75,13 +75,11 @@ def _with_queries(world, site="bxp", age_days=0):
 # -- the lists ---------------------------------------------------------------------------------
 
 
-# Session, user, study, the sites offered, the study's protocol versions, who raised the
-# queries (the filter's choices), the queries counted and their page (patient, site, form,
-# visit and raiser joined, the question in a subquery), the ageing in one aggregate, the
-# session update (and its savepoint): 12, whatever the number of patients and queries.
-# Counts include the second factor's check (django-otp's device, or the roles
-# that need one): one query a signed-in request.
-LIST_QUERIES = 13
+# Session, user, the account's memberships (the second factor), study, the sites offered,
+# the study's protocol versions, who raised the queries (the filter's choices), the queries
+# counted and their page (patient, site, form, visit and raiser joined, the question in a
+# subquery), the ageing in one aggregate: 10, whatever the number of patients and queries.
+LIST_QUERIES = 10
 
 
 @pytest.mark.parametrize("patients", [1, 50])

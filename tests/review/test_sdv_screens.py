@@ -327,16 +327,14 @@ def test_a_study_lock_marks_every_cell(world, patient, en_client):
 # -- query counts -----------------------------------------------------------------------------
 
 
-# Session, user, study, the SDV permission, the study's protocol versions, the site asked
-# for (the filter's check) and the sites offered, the patients counted and their page,
-# their visits, which of them hold a valid signature, the freezes and locks over them, their
-# form index entries (every form and the safety log, seriousness and AE numbers annotated),
-# the queries not closed per visit, the backlog grouped by site, patient and form, the
-# session update (and its savepoint): 18, whatever the number of patients, visits, forms,
-# locks and queries.
-# Counts include the second factor's check (django-otp's device, or the roles
-# that need one): one query a signed-in request.
-MATRIX_QUERIES = 19
+# Session, user, the account's memberships (the SDV permission, the second factor), study,
+# the study's protocol versions, the site asked for (the filter's check) and the sites
+# offered, the patients counted and their page, their visits, which of them hold a valid
+# signature, the freezes and locks over them, their form index entries (every form and the
+# safety log, seriousness and AE numbers annotated), the queries not closed per visit, the
+# backlog grouped by site, patient and form: 16, whatever the number of patients, visits,
+# forms, locks and queries.
+MATRIX_QUERIES = 16
 
 
 @pytest.mark.parametrize("patients", [1, 50])

@@ -592,13 +592,11 @@ def test_casebooks_awaiting_signature_are_the_ended_or_done_ones_without_a_valid
     assert list(visits_awaiting_signature(study=world.rct)) == []
 
 
-# Session, user, study, the casebooks awaiting counted and their page (with their site,
+# Session, user, the account's memberships (the permission for the sign buttons, the
+# second factor), study, the casebooks awaiting counted and their page (with their site,
 # among the patients the user sees), the visits awaiting counted (none here, so no page to
-# read), the permission for the sign buttons, the session update (and its savepoint): 10,
-# whatever the number of casebooks.
-# Counts include the second factor's check (django-otp's device, or the roles
-# that need one): one query a signed-in request.
-AWAITING_QUERIES = 11
+# read): 7, whatever the number of casebooks.
+AWAITING_QUERIES = 7
 
 
 @pytest.mark.parametrize("patients", [1, 50])
