@@ -351,12 +351,10 @@ def _jobs(person, study, count):
         )
 
 
-# The session and the user, the jobs' count and page, the studies the user administers
-# (the download rule, once for the page), whether they may export, the session's save in
-# its savepoint (three statements).
-# Counts include the second factor's check (django-otp's device, or the roles
-# that need one): one query a signed-in request.
-LIST_QUERIES = 10
+# The session and the user, the account's memberships (the second factor, whether they
+# may export), the jobs' count and page, the studies the user administers (the download
+# rule, once for the page); no session write (the login saved it).
+LIST_QUERIES = 7
 
 
 @pytest.mark.parametrize("count", [1, 30])
