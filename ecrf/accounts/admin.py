@@ -9,12 +9,14 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 
 from ecrf.accounts.access import sites_visible_to, studies_visible_to
 from ecrf.accounts.models import Membership, User
-from ecrf.audit.admin import AuditedAdmin
+from ecrf.audit.admin import REASON_FIELD, AuditedAdmin, ReasonField
+from ecrf.audit.context import audited
 from ecrf.studies.models import ProtocolVersion, Site, Study, StudySite, StudyUnblinding
 
 
@@ -33,9 +35,24 @@ class KnownIdsAutocompleteSelect(AutocompleteSelect):
         return super().optgroups(name, kept, attr)
 
 
+class PasswordChangeWithReason(AdminPasswordChangeForm):
+    """The admin's password form, with the reason for change every admin save asks."""
+
+    reason = ReasonField()
+
+
 @admin.register(User)
 class UserAdmin(AuditedAdmin, BaseUserAdmin):
     list_display = ["username", "first_name", "last_name", "email", "is_active", "is_staff"]
+    change_password_form = PasswordChangeWithReason
+    change_user_password_template = "admin/accounts/change_password_with_reason.html"
+
+    def user_change_password(self, request, id, form_url=""):
+        """A password set by an administrator is an audited event (AuthEvent
+        PASSWORD_RESET) with who and why; without a valid reason the form refuses it."""
+        reason = request.POST.get(REASON_FIELD, "") if request.method == "POST" else ""
+        with audited(by=request.user, reason=" ".join(reason.split())):
+            return super().user_change_password(request, id, form_url)
 
     def scoped(self, request, queryset):
         """The accounts holding a membership in a study the user belongs to."""

@@ -130,6 +130,25 @@ def _new_backup_codes(user) -> list[str]:
     return codes
 
 
+def backup_codes_renew(*, request, user, code: str) -> list[str]:
+    """A new set of backup codes for the owner of a confirmed device, the old ones void:
+    after a code from the app (possession of the device, not only of the session). The
+    codes are shown once; the event is audited."""
+    device = confirmed_totp_device(user)
+    if device is None:
+        raise ValidationError(_("Set up two-factor login first: there are no backup codes yet."))
+    code = _clean_code(code)
+    if not (code.isdigit() and len(code) == device.digits and device.verify_token(code)):
+        _refused(request, user)
+        raise ValidationError(
+            {"code": _("Code: type the 6 digits your authenticator app shows now.")}
+        )
+    with transaction.atomic():
+        codes = _new_backup_codes(user)
+        _record(AuthEvent.Kind.OTP_BACKUP_NEW, user=user, request=request)
+    return codes
+
+
 def _verified(request, device) -> None:
     # A new session key once the second factor is given: a key seen before it is worthless.
     request.session.cycle_key()

@@ -39,4 +39,10 @@ study_urlpatterns = [
         {"action": "role"},
         name="membership_role",
     ),
+    path(
+        "<int:membership_id>/two-factor-reset/",
+        views_people.membership_change,
+        {"action": "two_factor_reset"},
+        name="two_factor_reset",
+    ),
 ]

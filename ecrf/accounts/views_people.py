@@ -1,5 +1,6 @@
-"""The study administrators' people pages: the access review, invitations, role changes and
-withdrawals; and the invitee's page to choose a password."""
+"""The study administrators' people pages: the access review, invitations, role changes,
+withdrawals and the reset of a lost two-factor device; and the invitee's page to choose a
+password."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ecrf.accounts.services import (
     membership_role_change,
     user_invite,
 )
+from ecrf.accounts.two_factor import two_factor_reset
 from ecrf.studies.models import Site
 
 
@@ -128,7 +130,12 @@ def membership_change(request, study_code: str, membership_id: int, action: str)
     form = ChangeForm(request.POST)
     if form.is_valid():
         reason = form.cleaned_data["reason"]
-        if action == "deactivate":
+        if action == "two_factor_reset":
+            call = lambda: two_factor_reset(  # noqa: E731
+                user=membership.user, by=request.user, reason=reason, request=request
+            )
+            done = _("Two-factor login of %s reset: they set it up again at their next login.")
+        elif action == "deactivate":
             call = lambda: membership_deactivate(  # noqa: E731
                 by=request.user, membership=membership, reason=reason
             )
@@ -139,11 +146,15 @@ def membership_change(request, study_code: str, membership_id: int, action: str)
                 role=form.cleaned_data["role"],
                 reason=reason,
             )
+        if action != "two_factor_reset":
+            done = _("Access of %s changed.")
         if _apply(form, call):
-            messages.success(request, _("Access of %s changed.") % membership.user)
+            messages.success(request, done % membership.user)
             return redirect("study_users", study_code=study.code)
-    for error in [e for errors in form.errors.values() for e in errors]:
-        messages.error(request, error)
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else None
+        for error in errors:
+            messages.error(request, f"{label}: {error}" if label else error)
     return redirect("study_users", study_code=study.code)
 
 

@@ -46,13 +46,30 @@ def setup(request):
     if two_factor.confirmed_totp_device(user) is not None:
         if not user.is_verified():
             return redirect(f"{reverse('two_factor:verify')}?{urlencode({'next': _next(request)})}")
+        # New backup codes, after a code from the app: the old ones stop working.
+        renew = CodeForm(request.POST or None)
+        if request.method == "POST" and renew.is_valid():
+            try:
+                codes = two_factor.backup_codes_renew(
+                    request=request, user=user, code=renew.cleaned_data["code"]
+                )
+            except ValidationError as error:
+                _add_errors(renew, error)
+            else:
+                return render(
+                    request,
+                    "registration/two_factor_backup_codes.html",
+                    {"codes": codes, "next": reverse("two_factor:setup")},
+                )
         return render(
             request,
             "registration/two_factor_status.html",
             {
                 "required": two_factor.two_factor_required(user),
                 "backup_left": two_factor.backup_codes_left(user),
+                "renew": renew,
             },
+            status=400 if renew.errors else 200,
         )
     device = two_factor.totp_device_pending(user=user)
     form = CodeForm(request.POST or None)

@@ -36,6 +36,7 @@ class AuthEvent(models.Model):
         OTP_BACKUP_USED = "otp_backup_used", _("Two-factor backup code used")
         OTP_FAILED = "otp_failed", _("Wrong two-factor code")
         OTP_RESET = "otp_reset", _("Two-factor devices reset")
+        OTP_BACKUP_NEW = "otp_backup_new", _("New two-factor backup codes")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.ForeignKey(

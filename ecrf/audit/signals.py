@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save, pre_save
 
-from ecrf.audit.context import audit_user_id
+from ecrf.audit.context import audit_reason, audit_user_id
 from ecrf.audit.models import AuthEvent
 
 
@@ -99,6 +99,7 @@ def on_user_saved(sender, instance, created=False, raw=False, **kwargs) -> None:
             user_id=instance.pk,
             username=instance.get_username(),
             by_id=None if by == instance.pk else by,
+            reason=audit_reason()[:300],
             ip_address=None,
         )
         for kind in kinds

@@ -312,3 +312,89 @@ def test_the_reset_command_records_who_and_why_and_refuses_without_permission(wo
     assert not TOTPDevice.objects.filter(user=world.monica).exists()
     [event] = events(world.monica, AuthEvent.Kind.OTP_RESET)
     assert (event.by, event.reason) == (adele, "Phone lost")
+
+
+# -- new backup codes, the reset from the People and access page, the admin's password ---
+
+
+def test_new_backup_codes_after_a_code_from_the_app_void_the_old_ones(client, world, fixed_clock):
+    client.force_login(world.monica)
+    device = mark_verified(client, world.monica)
+    old = enrol_backup(world.monica)
+    page = client.get(reverse("two_factor:setup"), HTTP_ACCEPT_LANGUAGE="en")
+    assert "Get new backup codes" in page.content.decode()
+    # A wrong code: nothing renewed, the refusal recorded, the form says which field.
+    wrong = client.post(reverse("two_factor:setup"), {"code": "000000"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert wrong.status_code == 400
+    assert "Code: type the 6 digits your authenticator app shows now." in wrong.content.decode()
+    assert set(StaticToken.objects.values_list("token", flat=True)) == set(old)
+    assert len(events(world.monica, AuthEvent.Kind.OTP_FAILED)) == 1
+    # The code the app shows (after django-otp's pause for a wrong one): a new set, shown
+    # once; the old codes no longer log in.
+    fixed_clock.shift(timedelta(seconds=5))
+    response = client.post(reverse("two_factor:setup"), {"code": totp_code(device)})
+    codes = response.context["codes"]
+    assert len(codes) == 10 and not set(codes) & set(old)
+    assert set(StaticToken.objects.values_list("token", flat=True)) == set(codes)
+    assert len(events(world.monica, AuthEvent.Kind.OTP_BACKUP_NEW)) == 1
+
+
+def enrol_backup(user) -> list[str]:
+    """The person's backup codes as enrolment left them."""
+    from ecrf.accounts.two_factor import _new_backup_codes
+
+    return _new_backup_codes(user)
+
+
+def test_an_administrator_resets_a_device_from_the_people_page_with_a_reason(client, world, adele):
+    totp_device(world.monica)
+    client.force_login(adele)
+    page = client.get(reverse("study_users", args=[world.rct.code]), HTTP_ACCEPT_LANGUAGE="en")
+    membership = world.monica.memberships.get(study=world.rct)
+    url = reverse("two_factor_reset", args=[world.rct.code, membership.pk])
+    assert url in page.content.decode()
+    # Without a reason: refused with the message, the device kept.
+    refused = client.post(url, {"reason": ""}, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert "Reason: This field is required." in refused.content.decode()
+    assert TOTPDevice.objects.filter(user=world.monica).exists()
+    response = client.post(url, {"reason": "Phone lost on the ward"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=world.monica).exists()
+    (event,) = events(world.monica, AuthEvent.Kind.OTP_RESET)
+    assert (event.by, event.reason) == (adele, "Phone lost on the ward")
+
+
+def test_only_an_administrator_of_the_study_resets_from_the_people_page(client, world, adele):
+    totp_device(world.alice)
+    membership = world.alice.memberships.get(study=world.rct)
+    url = reverse("two_factor_reset", args=[world.rct.code, membership.pk])
+    client.force_login(world.diane)  # a data manager: no people page
+    assert client.post(url, {"reason": "Phone lost"}).status_code == 403
+    # Another study's page for this membership: not found.
+    client.force_login(adele)
+    other = reverse("two_factor_reset", args=[world.cohort.code, membership.pk])
+    assert client.post(other, {"reason": "Phone lost"}).status_code == 404
+    assert TOTPDevice.objects.filter(user=world.alice).exists()
+
+
+def test_a_password_set_in_the_admin_asks_a_reason_and_records_who_and_why(client, world):
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    url = reverse("admin:auth_user_password_change", args=[world.alice.pk])
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'name="reason"' in page
+    new = {"password1": "a-new-long-password-2026", "password2": "a-new-long-password-2026"}
+    refused = client.post(url, {**new, "usable_password": "true"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 200
+    assert "Reason for change" in refused.content.decode()
+    world.alice.refresh_from_db()
+    assert not world.alice.check_password(new["password1"])
+    assert not events(world.alice, AuthEvent.Kind.PASSWORD_RESET)
+    done = client.post(
+        url, {**new, "usable_password": "true", "reason": "Forgotten, identity checked by phone"}
+    )
+    assert done.status_code == 302
+    world.alice.refresh_from_db()
+    assert world.alice.check_password(new["password1"])
+    (event,) = events(world.alice, AuthEvent.Kind.PASSWORD_RESET)
+    assert (event.by, event.reason) == (root, "Forgotten, identity checked by phone")
