@@ -174,14 +174,16 @@ def _audit_rows_text() -> str:
 def test_an_admin_password_reset_is_audited_without_the_hash(admin_client, boss, world):
     url = reverse("admin:auth_user_password_change", args=[world.bob.pk])
     new = "an-entirely-new-passphrase-42"
+    reason = "Forgotten; identity checked by phone"
     response = admin_client.post(
-        url, {"password1": new, "password2": new, "usable_password": "true"}
+        url, {"password1": new, "password2": new, "usable_password": "true", "reason": reason}
     )
     assert response.status_code == 302
     bob = User.objects.get(pk=world.bob.pk)
     assert bob.check_password(new)
     (event,) = AuthEvent.objects.filter(kind=AuthEvent.Kind.PASSWORD_RESET)
     assert (event.user_id, event.username, event.by_id) == (bob.pk, "bob", boss.pk)
+    assert event.reason == reason
     text = _audit_rows_text()
     assert bob.password not in text
     assert new not in text

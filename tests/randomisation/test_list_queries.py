@@ -51,9 +51,9 @@ def test_a_lists_page_of_slots_costs_the_same_for_few_and_many(
         allocation_take(patient=patient, by=world.alice)
     client.force_login(ursula)
     url = reverse("patients:allocation_list_detail", args=[world.rct.code, allocation_list.pk])
-    # Session, user, study, its protocol version, the list, unblinded?, the protocol version
-    # again (the arms' labels), the slots with their patients and who allocated them; the
-    # session's expiry saved (3).
-    with django_assert_num_queries(12):
+    # Session, user, the account's memberships (unblinded?, the second factor), study, its
+    # protocol version, the list, the protocol version again (the arms' labels), the slots
+    # with their patients and who allocated them; no session write (the login saved it).
+    with django_assert_num_queries(9):
         response = client.get(url)
     assert len(response.context["slots"]) == allocation_list.slots.count() >= size
