@@ -45,7 +45,7 @@ class PasswordChangeWithReason(AdminPasswordChangeForm):
 class UserAdmin(AuditedAdmin, BaseUserAdmin):
     list_display = ["username", "first_name", "last_name", "email", "is_active", "is_staff"]
     change_password_form = PasswordChangeWithReason
-    change_user_password_template = "admin/accounts/change_password_with_reason.html"
+    change_user_password_template = "admin/accounts/change_password_with_reason.html"  # nosec B105  # a template name
 
     def user_change_password(self, request, id, form_url=""):
         """A password set by an administrator is an audited event (AuthEvent
