@@ -92,6 +92,11 @@ def _clean_code(code: str) -> str:
     return "".join((code or "").split()).lower()
 
 
+def _app_code_matches(device: TOTPDevice, code: str) -> bool:
+    """The cleaned code is the one the device's app shows now (django-otp throttles)."""
+    return code.isdigit() and len(code) == device.digits and device.verify_token(code)
+
+
 def totp_enrol(*, request, user, device: TOTPDevice, code: str) -> list[str]:
     """Confirm the device with a code from the app; return the new backup codes (shown once).
 
@@ -103,7 +108,7 @@ def totp_enrol(*, request, user, device: TOTPDevice, code: str) -> list[str]:
         raise ValidationError({"code": _("Code: type the 6 digits your app shows.")})
     if device.user_id != user.pk or device.confirmed:
         raise PermissionDenied(_("This enrolment is not yours or is already finished."))
-    if not (code.isdigit() and len(code) == device.digits and device.verify_token(code)):
+    if not _app_code_matches(device, code):
         _refused(request, user)
         raise ValidationError(
             {
@@ -137,8 +142,7 @@ def backup_codes_renew(*, request, user, code: str) -> list[str]:
     device = confirmed_totp_device(user)
     if device is None:
         raise ValidationError(_("Set up two-factor login first: there are no backup codes yet."))
-    code = _clean_code(code)
-    if not (code.isdigit() and len(code) == device.digits and device.verify_token(code)):
+    if not _app_code_matches(device, _clean_code(code)):
         _refused(request, user)
         raise ValidationError(
             {"code": _("Code: type the 6 digits your authenticator app shows now.")}

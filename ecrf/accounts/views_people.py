@@ -130,6 +130,7 @@ def membership_change(request, study_code: str, membership_id: int, action: str)
     form = ChangeForm(request.POST)
     if form.is_valid():
         reason = form.cleaned_data["reason"]
+        done = _("Access of %s changed.")
         if action == "two_factor_reset":
             call = lambda: two_factor_reset(  # noqa: E731
                 user=membership.user, by=request.user, reason=reason, request=request
@@ -146,8 +147,6 @@ def membership_change(request, study_code: str, membership_id: int, action: str)
                 role=form.cleaned_data["role"],
                 reason=reason,
             )
-        if action != "two_factor_reset":
-            done = _("Access of %s changed.")
         if _apply(form, call):
             messages.success(request, done % membership.user)
             return redirect("study_users", study_code=study.code)
