@@ -388,5 +388,8 @@ LOGGING = {
         # Django's own console handler would print every record a second time beside root's.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"filters": ["client_errors"]},
+        # django-axes says every successful login and reset at INFO; the audit trail's
+        # AuthEvent rows record them, and its lockouts come at WARNING.
+        "axes": {"level": "WARNING"},
     },
 }
