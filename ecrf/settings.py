@@ -69,6 +69,9 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "ecrf.core",
     "ecrf.accounts",
     "ecrf.studies",
@@ -77,6 +80,7 @@ INSTALLED_APPS = [
     "ecrf.safety",
     "ecrf.review",
     "ecrf.exports",
+    "ecrf.api",
     "ecrf.reminders",
     "ecrf.notifications",
     "ecrf.audit",
@@ -339,6 +343,53 @@ MAILERS = {"default": {"BACKEND": EMAIL_BACKEND_PATH, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ecrf@localhost")
 # The address people reach the site at: the links in emails start with it.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+
+# --- REST API (ecrf.api): Django REST framework, OpenAPI 3 by drf-spectacular ----------
+# A key's calls per minute (a session's, for the browsable pages), counted in the cache:
+# CACHE_URL=redis://... when several web machines share the count.
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")
+# The longest a personal token may be valid, in days.
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "ecrf.api.auth.BearerTokenAuthentication",
+        "ecrf.api.auth.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["ecrf.api.auth.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api": API_THROTTLE_RATE},
+    "DEFAULT_PAGINATION_CLASS": "ecrf.api.pagination.Cursor",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ecrf.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "eCRF Sclérodermie API",
+    "DESCRIPTION": (
+        "The studies, patients, visits and forms of the eCRF, with the same rules as its "
+        "screens: what a token's owner may see and do, nothing more."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PatientStatus": "ecrf.patients.models.Patient.Status",
+        "VisitStatus": "ecrf.patients.models.Visit.Status",
+        "FormStatus": "ecrf.crfs.base.CrfBase.Status",
+    },
+}
+_cache_url = env_str("CACHE_URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # --- Security headers --------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -38,6 +38,7 @@ urlpatterns = [
     ),
     path("", include("ecrf.reminders.urls")),
     path("exports/", include("ecrf.exports.urls")),
+    path("api/", include("ecrf.api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

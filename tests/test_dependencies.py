@@ -1,6 +1,6 @@
 """The apps depend on each other one way only (DESIGN.md, "The direction of dependencies").
 
-    scoring <- studies <- accounts <- patients <- crfs <- safety <- (review, api) <- exports
+    scoring <- studies <- accounts <- patients <- crfs <- safety <- review <- exports <- api
         <- reminders <- demo
 
 with audit, notifications, core and formats as leaves that any app may use. Every name an
@@ -27,9 +27,11 @@ LAYERS = [
     {"patients"},
     {"crfs"},
     {"safety"},
-    {"review", "api"},
+    {"review"},
     # The ODM export carries the review's electronic signatures.
     {"exports"},
+    # The API serves every app's data, the export jobs included, through their services.
+    {"api"},
     # Reminders read every app's deadlines, the review's open queries included.
     {"reminders"},
     {"demo"},

@@ -37,6 +37,8 @@ class AuthEvent(models.Model):
         OTP_FAILED = "otp_failed", _("Wrong two-factor code")
         OTP_RESET = "otp_reset", _("Two-factor devices reset")
         OTP_BACKUP_NEW = "otp_backup_new", _("New two-factor backup codes")
+        API_TOKEN_CREATED = "token_created", _("API token created")
+        API_TOKEN_REVOKED = "token_revoked", _("API token revoked")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     user = models.ForeignKey(

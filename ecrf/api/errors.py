@@ -1,0 +1,66 @@
+"""Every refusal as one JSON body: `detail`, a sentence, and `errors`, the fields' messages.
+
+DRF's own errors (parse, authentication, throttling, its serializers) and the services'
+Django ValidationError and PermissionDenied come out the same way; a message names the
+field by its label, as the screens do.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_handler
+
+
+def _flat(detail) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {
+            ("non_field_errors" if key == NON_FIELD_ERRORS else str(key)): [
+                str(m) for m in (value if isinstance(value, list) else [value])
+            ]
+            for key, value in detail.items()
+        }
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(m) for m in detail]}
+    return {}
+
+
+def _sentence(errors: dict[str, list[str]], fallback: str) -> str:
+    messages = [m for ms in errors.values() for m in ms]
+    return " ".join(messages) if messages else fallback
+
+
+def error_body(detail: str, errors: dict[str, list[str]] | None = None) -> dict:
+    return {"detail": detail, "errors": errors or {}}
+
+
+def validation_response(exc: ValidationError) -> Response:
+    errors = (
+        _flat(exc.message_dict)
+        if hasattr(exc, "error_dict")
+        else {"non_field_errors": [str(m) for m in exc.messages]}
+    )
+    return Response(error_body(_sentence(errors, _("The values were refused.")), errors), 400)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ValidationError):
+        return validation_response(exc)
+    if isinstance(exc, Http404):
+        return Response(error_body(_("Not found.")), status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, PermissionDenied):
+        message = str(exc) or _("You do not have permission to do this.")
+        return Response(error_body(message), status.HTTP_403_FORBIDDEN)
+    response = drf_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flat(exc.detail)
+        response.data = error_body(_sentence(errors, _("The values were refused.")), errors)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        response.data = error_body(str(detail))
+    return response
