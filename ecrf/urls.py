@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from ecrf.accounts import urls as accounts_urls
+from ecrf.api import urls as api_urls
 from ecrf.crfs import urls_patient
 from ecrf.patients import urls as patients_urls
 from ecrf.patients.views import study_chooser
@@ -37,6 +38,7 @@ urlpatterns = [
         include((review_urls.review_urlpatterns, "review")),
     ),
     path("", include("ecrf.reminders.urls")),
+    path("profile/api-tokens/", include(api_urls.profile_urlpatterns)),
     path("exports/", include("ecrf.exports.urls")),
     path("api/", include("ecrf.api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

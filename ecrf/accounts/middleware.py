@@ -14,7 +14,9 @@ from ecrf.accounts.two_factor import confirmed_totp_device, two_factor_required
 # two-factor pages themselves, the language switch and the health check. (Static files
 # never get here: whitenoise serves them first.)
 OPEN_VIEWS = frozenset({"login", "logout", "set_language", "health"})
-OPEN_NAMESPACES = frozenset({"two_factor"})
+# The API answers for itself, in JSON: its session authentication refuses (403) a session
+# that has not given the second factor its role needs, and its tokens need a device.
+OPEN_NAMESPACES = frozenset({"two_factor", "api"})
 
 
 class MembershipsPerRequest:

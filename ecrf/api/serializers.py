@@ -48,8 +48,13 @@ class VisitSerializer(serializers.ModelSerializer):
 class PatientSerializer(serializers.ModelSerializer):
     site = serializers.CharField(source="site.code")
     kit_number = serializers.SerializerMethodField()
-    arm = serializers.SerializerMethodField(
-        help_text="Only for users who may see the allocation: absent for a blinded user."
+    # Not a method field: the schema lists those as always present, and a blinded user's
+    # patients come without it.
+    arm = serializers.CharField(
+        source="allocation.arm",
+        required=False,
+        allow_null=True,
+        help_text="Only for users who may see the allocation: absent for a blinded user.",
     )
 
     class Meta:
@@ -68,10 +73,6 @@ class PatientSerializer(serializers.ModelSerializer):
     def get_kit_number(self, patient) -> str | None:
         allocation = self._allocation(patient)
         return allocation.kit_number if allocation else None
-
-    def get_arm(self, patient) -> str | None:
-        allocation = self._allocation(patient)
-        return allocation.arm if allocation else None
 
     def to_representation(self, patient):
         data = super().to_representation(patient)

@@ -1,7 +1,8 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import AllowAny
 
-from ecrf.api import views
+from ecrf.api import pages, views
 
 STUDY = "v1/studies/<str:study_code>/"
 VISIT_FORM = (
@@ -10,9 +11,15 @@ VISIT_FORM = (
 )
 
 app_name = "api"
+# The schema and its interactive docs show no study data: readable before any token.
+PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("schema/", SpectacularAPIView.as_view(**PUBLIC), name="schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api:schema", **PUBLIC),
+        name="docs",
+    ),
     path("v1/studies/", views.StudyList.as_view(), name="studies"),
     path(STUDY, views.StudyDetail.as_view(), name="study"),
     path(STUDY + "sites/", views.SiteList.as_view(), name="sites"),
@@ -21,4 +28,11 @@ urlpatterns = [
     path(STUDY + "patients/<str:subject_code>/", views.PatientDetail.as_view(), name="patient"),
     path(STUDY + "forms/<str:form_code>/", views.FormDataList.as_view(), name="form_data"),
     path(VISIT_FORM, views.FormInstance.as_view(), name="form_instance"),
+]
+
+# The user's own tokens, a profile page beside /profile/reminders/: no namespace, included
+# at profile/api-tokens/ in ecrf/urls.py.
+profile_urlpatterns = [
+    path("", pages.api_tokens, name="api_tokens"),
+    path("<int:token_id>/revoke/", pages.api_token_revoke, name="api_token_revoke"),
 ]
