@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db import models
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from ecrf.crfs.base import CrfBase
@@ -149,6 +152,10 @@ class FormDataSerializer(serializers.Serializer):
         return form_representation(instance)
 
 
+# As ecrf.core.middleware: the tab and the line breaks of a text area pass.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class FormWriteSerializer(serializers.Serializer):
     """A form's save: the answers it changes, the version read (0 or absent for a new form),
     the reason for a change after the first save, and the warnings confirmed."""
@@ -159,6 +166,28 @@ class FormWriteSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=64), required=False
     )
     values = serializers.DictField()
+
+    def validate_values(self, values: dict) -> dict:
+        # PostgreSQL refuses a NUL in text, and no answer has a use for a control character:
+        # the screens' posts are refused by ecrf.core.middleware, which a JSON body passes.
+        refused = sorted(
+            str(name)
+            for name, value in values.items()
+            if isinstance(value, str) and CONTROL_CHARACTER.search(value)
+        )
+        if refused:
+            raise serializers.ValidationError(
+                _("No control character in an answer: %s.") % ", ".join(refused)
+            )
+        # null clears an answer (the protocol's field list calls a blank text "nullable"):
+        # a text column holds "" for that, as the screens save it, never NULL.
+        model = self.context.get("model")
+        texts = {
+            f.name
+            for f in (model._meta.concrete_fields if model is not None else ())
+            if isinstance(f, (models.CharField, models.TextField)) and not f.null
+        }
+        return {name: "" if v is None and name in texts else v for name, v in values.items()}
 
 
 class ProtocolSerializer(serializers.Serializer):

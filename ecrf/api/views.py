@@ -317,7 +317,7 @@ class FormInstance(ApiView):
     )  # fmt: skip
     def put(self, request, study_code, subject_code, visit_code, repeat, form_code):
         visit, model = self._where(request, study_code, subject_code, visit_code, repeat, form_code)
-        body = FormWriteSerializer(data=request.data)
+        body = FormWriteSerializer(data=request.data, context={"model": model})
         body.is_valid(raise_exception=True)
         data = body.validated_data
         instance_id = self._instance_id(request)

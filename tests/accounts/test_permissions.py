@@ -135,6 +135,9 @@ STEPS = {
     # Not a site's data: an account's second factor, reset by an administrator of one of the
     # person's studies or a superuser (tests/accounts/test_two_factor.py walks who may).
     "two_factor_reset": "an account's two-factor devices after a lost phone",
+    # Not a site's data: an account's own API token, revoked by its owner or a superuser
+    # (tests/api/test_tokens.py walks who may).
+    "token_revoke": "an account's own API token",
 }
 
 
