@@ -91,7 +91,7 @@ class PatientDetailSerializer(PatientSerializer):
         fields = [*PatientSerializer.Meta.fields, "visits"]
 
 
-def _json(field: models.Field, value):
+def json_value(field: models.Field, value):
     if value is None:
         return None
     if isinstance(field, models.DecimalField):
@@ -127,8 +127,8 @@ def form_representation(instance: CrfBase) -> dict:
         "version": instance.version,
         "entered_at": instance.entered_at.isoformat(),
         "updated_at": instance.updated_at.isoformat(),
-        "values": {n: _json(fields[n], getattr(instance, n)) for n in model.answer_fields()},
-        "derived": {n: _json(fields[n], getattr(instance, n)) for n in derived_fields(model)},
+        "values": {n: json_value(fields[n], getattr(instance, n)) for n in model.answer_fields()},
+        "derived": {n: json_value(fields[n], getattr(instance, n)) for n in derived_fields(model)},
     }
 
 

@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from ecrf.api import pages, views
+from ecrf.api import pages, views, views_review, views_safety
 
 STUDY = "v1/studies/<str:study_code>/"
 VISIT_FORM = (
@@ -28,6 +28,27 @@ urlpatterns = [
     path(STUDY + "patients/<str:subject_code>/", views.PatientDetail.as_view(), name="patient"),
     path(STUDY + "forms/<str:form_code>/", views.FormDataList.as_view(), name="form_data"),
     path(VISIT_FORM, views.FormInstance.as_view(), name="form_instance"),
+    path(STUDY + "adverse-events/", views_safety.AdverseEventList.as_view(), name="aes"),
+    path(
+        STUDY + "patients/<str:subject_code>/adverse-events/",
+        views_safety.PatientAdverseEvents.as_view(),
+        name="patient_aes",
+    ),
+    path(
+        STUDY + "patients/<str:subject_code>/adverse-events/<int:number>/",
+        views_safety.AdverseEventDetail.as_view(),
+        name="ae",
+    ),
+    path(STUDY + "sae-reports/", views_safety.SaeReportList.as_view(), name="sae_reports"),
+    path(STUDY + "queries/", views_review.QueryList.as_view(), name="queries"),
+    path(STUDY + "queries/<int:query_id>/", views_review.QueryDetail.as_view(), name="query"),
+    path(
+        STUDY + "queries/<int:query_id>/answer/",
+        views_review.QueryAnswer.as_view(),
+        name="query_answer",
+    ),
+    path(STUDY + "sdv/", views_review.SdvList.as_view(), name="sdv"),
+    path(STUDY + "signatures/", views_review.SignatureList.as_view(), name="signatures"),
 ]
 
 # The user's own tokens, a profile page beside /profile/reminders/: no namespace, included

@@ -7,6 +7,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
@@ -33,6 +35,8 @@ def _number(field: models.Field, value):
 def _expected(field: models.Field) -> str:
     if isinstance(field, models.BooleanField):
         return _("true or false")
+    if isinstance(field, models.DateTimeField):
+        return _("a date and time with its offset, e.g. 2026-12-01T09:30:00+01:00")
     if isinstance(field, models.DateField):
         return _("a date as YYYY-MM-DD")
     if isinstance(field, (models.IntegerField,)):
@@ -42,11 +46,12 @@ def _expected(field: models.Field) -> str:
     return _("text")
 
 
-def values_from_json(model, data: dict) -> dict:
+def values_from_json(model, data: dict, answers=None) -> dict:
     """The answers as Python values; a name the form does not have is passed on as it is,
-    for the save service to refuse with the others."""
+    for the save service to refuse with the others. `answers`: the names a user fills in
+    (a CRF's answer_fields() by default)."""
     fields = {f.name: f for f in model._meta.concrete_fields}
-    answers = set(model.answer_fields())
+    answers = set(model.answer_fields() if answers is None else answers)
     values, errors = {}, {}
     for name, value in data.items():
         field = fields.get(name)
@@ -58,6 +63,11 @@ def values_from_json(model, data: dict) -> dict:
                 if not isinstance(value, bool):
                     raise ValueError
                 values[name] = value
+            elif isinstance(field, models.DateTimeField):
+                moment = parse_datetime(value) if isinstance(value, str) else None
+                if moment is None or timezone.is_naive(moment):
+                    raise ValueError
+                values[name] = moment
             elif isinstance(field, models.DateField):
                 if not isinstance(value, str):
                     raise ValueError
@@ -88,6 +98,7 @@ def field_metadata(model) -> list[dict]:
         field = fields[name]
         kind = (
             "boolean" if isinstance(field, models.BooleanField)
+            else "date-time" if isinstance(field, models.DateTimeField)
             else "date" if isinstance(field, models.DateField)
             else "integer" if isinstance(field, models.IntegerField)
             else "number" if isinstance(field, (models.DecimalField, models.FloatField))
