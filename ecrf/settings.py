@@ -377,9 +377,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "PatientStatus": "ecrf.patients.models.Patient.Status",
-        "VisitStatus": "ecrf.patients.models.Visit.Status",
-        "FormStatus": "ecrf.crfs.base.CrfBase.Status",
+        "PatientStatusEnum": "ecrf.patients.models.Patient.Status",
+        "VisitStatusEnum": "ecrf.patients.models.Visit.Status",
+        "FormStatusEnum": "ecrf.crfs.base.CrfBase.Status",
+        "QueryStatusEnum": "ecrf.review.states.QueryStatus",
     },
 }
 _cache_url = env_str("CACHE_URL")
