@@ -39,6 +39,11 @@ urlpatterns = [
         views_safety.AdverseEventDetail.as_view(),
         name="ae",
     ),
+    path(
+        STUDY + "patients/<str:subject_code>/adverse-events/<int:number>/sae-reports/",
+        views_safety.SaeReportSubmit.as_view(),
+        name="sae_submit",
+    ),
     path(STUDY + "sae-reports/", views_safety.SaeReportList.as_view(), name="sae_reports"),
     path(STUDY + "queries/", views_review.QueryList.as_view(), name="queries"),
     path(STUDY + "queries/<int:query_id>/", views_review.QueryDetail.as_view(), name="query"),
@@ -49,6 +54,19 @@ urlpatterns = [
     ),
     path(STUDY + "sdv/", views_review.SdvList.as_view(), name="sdv"),
     path(STUDY + "signatures/", views_review.SignatureList.as_view(), name="signatures"),
+]
+
+# The export jobs, through the export screen's own form, jobs and download.
+from ecrf.api import views_exports  # noqa: E402
+
+urlpatterns += [
+    path("v1/exports/", views_exports.ExportJobList.as_view(), name="exports"),
+    path("v1/exports/<int:job_id>/", views_exports.ExportJobDetail.as_view(), name="export"),
+    path(
+        "v1/exports/<int:job_id>/download/",
+        views_exports.ExportJobDownload.as_view(),
+        name="export_download",
+    ),
 ]
 
 # The user's own tokens, a profile page beside /profile/reminders/: no namespace, included

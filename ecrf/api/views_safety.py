@@ -21,6 +21,7 @@ from ecrf.patients.selectors import patient_for, study_for
 from ecrf.safety.models import AdverseEvent, SaeReport
 from ecrf.safety.rules import AE_FIELDS
 from ecrf.safety.services.adverse_events import ae_create, ae_update
+from ecrf.safety.services.sae_reports import sae_follow_up, sae_submit_initial
 
 SERIOUS = OpenApiParameter("serious", bool, description="Only the serious (true) or not (false).")
 
@@ -232,3 +233,46 @@ class SaeReportList(AuditedApiMixin, generics.ListAPIView):
         if site := self.request.query_params.get("site"):
             rows = rows.filter(adverse_event__patient__site__code=site)
         return rows
+
+
+class SaeSubmitSerializer(serializers.Serializer):
+    """The investigator's password, re-entered as on the screen (it counts towards the
+    lockout), and the narrative; a follow-up may say when the news became known."""
+
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    narrative = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    aware_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+SUBMIT_REFUSALS = _refusals(400, 401, 403, 404, 429)
+
+
+@extend_schema(tags=["safety"])
+class SaeReportSubmit(ApiView):
+    """Submit the event's pending initial SAE report, or, once it is submitted, a numbered
+    follow-up: the sponsor's safety contacts are emailed, as from the screen."""
+
+    @extend_schema(
+        request=SaeSubmitSerializer, responses={201: SaeReportSerializer, **SUBMIT_REFUSALS}
+    )
+    def post(self, request, study_code, subject_code, number):
+        study = study_for(request.user, study_code)
+        patient = patient_for(request.user, study, subject_code)
+        event = get_object_or_404(_events(request.user, study), patient=patient, number=number)
+        body = SaeSubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        pending = event.sae_reports.filter(number=0, submitted_at__isnull=True).first()  # initial
+        if pending is not None:
+            report = sae_submit_initial(
+                report=pending, by=request.user, password=data["password"],
+                narrative=data.get("narrative", ""), request=request._request,
+            )  # fmt: skip
+        else:
+            report = sae_follow_up(
+                event=event, by=request.user, password=data["password"],
+                narrative=data.get("narrative", ""), aware_at=data.get("aware_at"),
+                request=request._request,
+            )  # fmt: skip
+        report = SaeReport.objects.select_related("adverse_event__patient__site").get(pk=report.pk)
+        return Response(SaeReportSerializer(report).data, 201)

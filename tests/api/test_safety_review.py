@@ -151,3 +151,39 @@ def test_sdv_and_signatures_are_read_at_one_s_sites(world, api, patient):
     )  # fmt: skip
     assert api(world.charlie).get(f"{V1}{world.rct.code}/sdv/").json()["results"] == []
     assert api(world.alice).get(f"{V1}{world.rct.code}/signatures/").json()["results"] == []
+
+
+def test_the_sae_report_is_submitted_with_the_password_then_followed_up(world, api, patient):
+    from ecrf.audit.models import AuthEvent
+    from ecrf.notifications.models import OutboundEmail
+    from tests.factories import PASSWORD
+
+    alice = api(world.alice)
+    serious = ae_values(serious=True, sae_hospitalisation=True, ctcae_grade=3)
+    alice.client.post(
+        log(patient), json.dumps({"values": as_json(serious)}), content_type="application/json"
+    )
+    path = f"{log(patient)}1/sae-reports/"
+    wrong = alice.client.post(
+        path, json.dumps({"password": "not my password"}), content_type="application/json"
+    )
+    assert wrong.status_code == 400
+    assert "password" in wrong.json()["errors"]
+    assert AuthEvent.objects.filter(kind=AuthEvent.Kind.REAUTH_FAILED, user=world.alice).exists()
+    assert SaeReport.objects.get().submitted_at is None
+    sent = alice.client.post(
+        path, json.dumps({"password": PASSWORD, "narrative": "Admitted for dehydration."}),
+        content_type="application/json",
+    )  # fmt: skip
+    assert sent.status_code == 201, sent.json()
+    assert (sent.json()["number"], sent.json()["narrative"]) == (0, "Admitted for dehydration.")
+    assert sent.json()["submitted_at"] is not None
+    assert OutboundEmail.objects.filter(kind="sae_report").exists()
+    follow = alice.client.post(
+        path, json.dumps({"password": PASSWORD, "narrative": "Discharged home."}),
+        content_type="application/json",
+    )  # fmt: skip
+    assert (follow.status_code, follow.json()["number"]) == (201, 1)
+    assert api(world.monica).client.post(
+        path, json.dumps({"password": PASSWORD, "narrative": "x"}), content_type="application/json"
+    ).status_code == 403  # fmt: skip
