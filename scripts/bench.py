@@ -29,11 +29,16 @@ the casebook without pause, then the users at work (login, list, casebook, mRSS 
 pausing a second between requests: p50, p95, errors, throughput and the share of the
 bare view's.
 
-BENCH_SECTIONS=pages,reminders,dashboard,review,exports,load (all by default) picks them;
+The API (scripts/bench_api.py), on a database of its own: 10,000 patients of NCT00479934
+with every form filled, and every mRSS form pulled by a data manager's token through
+/api/v1/studies/NCT00479934/forms/mrss/, 1,000 a page following "next": forms per second,
+median and slowest page, the queries of the first and of the last page.
+
+BENCH_SECTIONS=pages,reminders,dashboard,review,exports,load,api (all by default) picks them;
 BENCH_PATIENTS=5000, BENCH_REMINDER_PATIENTS=20000 (5 visits each),
 BENCH_DASHBOARD_PATIENTS=1000, BENCH_QUERY_PATIENTS=1000 and BENCH_EXPORT_PATIENTS=5000,10000,
-BENCH_LOAD_PATIENTS=1000, BENCH_LOAD_USERS=20, BENCH_LOAD_REQUESTS=40, BENCH_LOAD_ROUNDS=4
-size them, smaller for a quick run.
+BENCH_LOAD_PATIENTS=1000, BENCH_LOAD_USERS=20, BENCH_LOAD_REQUESTS=40, BENCH_LOAD_ROUNDS=4,
+BENCH_API_PATIENTS=10000 size them, smaller for a quick run.
 """
 
 from __future__ import annotations
@@ -69,16 +74,16 @@ from django.test.utils import (  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from ecrf.patients.models import Patient, Visit  # noqa: E402
-from scripts import bench_exports, bench_load  # noqa: E402
+from scripts import bench_api, bench_exports, bench_load  # noqa: E402
 
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "5000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 REMINDER_PATIENTS = int(os.environ.get("BENCH_REMINDER_PATIENTS", "20000"))
 DASHBOARD_PATIENTS = int(os.environ.get("BENCH_DASHBOARD_PATIENTS", "1000"))
 QUERY_PATIENTS = int(os.environ.get("BENCH_QUERY_PATIENTS", "1000"))
-SECTIONS = os.environ.get("BENCH_SECTIONS", "pages,reminders,dashboard,review,exports,load").split(
-    ","
-)
+SECTIONS = os.environ.get(
+    "BENCH_SECTIONS", "pages,reminders,dashboard,review,exports,load,api"
+).split(",")
 
 
 def timed(label: str, func, repeat: int = REPEAT, status: int = 200) -> None:
@@ -658,6 +663,7 @@ if __name__ == "__main__":
         ("review", review_main),
         ("exports", bench_exports.main),
         ("load", bench_load.main),
+        ("api", bench_api.main),
     )
     for name, section in sections:
         if name not in SECTIONS:

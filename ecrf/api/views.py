@@ -8,7 +8,7 @@ client's token) wraps.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
@@ -232,12 +232,17 @@ def _since(request) -> datetime | None:
     text = request.query_params.get("updated_since")
     if text is None:
         return None
-    value = parse_datetime(text.replace(" ", "+"))
-    if value is None:
-        raise ValidationError(
-            {"updated_since": _("Updated since: a date and time, e.g. 2026-12-01T00:00:00Z.")}
-        )
-    return value if timezone.is_aware(value) else timezone.make_aware(value)
+    try:
+        value = parse_datetime(text.replace(" ", "+"))
+        if value is not None:
+            value = value if timezone.is_aware(value) else timezone.make_aware(value)
+            # In UTC: PostgreSQL takes no offset beyond 15:59, which ISO 8601 allows.
+            return value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass  # well formed but no instant, e.g. 30 February, or before year 1 in UTC
+    raise ValidationError(
+        {"updated_since": _("Updated since: a date and time, e.g. 2026-12-01T00:00:00Z.")}
+    )
 
 
 @extend_schema(
@@ -268,6 +273,11 @@ class FormDataList(AuditedApiMixin, generics.ListAPIView):
 INSTANCE = OpenApiParameter(
     "instance", int, description="A repeatable form's instance (its id); absent: a new one."
 )
+# What the address takes (<int:repeat>, digits only): a negative number is no API address.
+REPEAT = OpenApiParameter(
+    "repeat", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH,
+    description="The visit's occurrence: 1, or the number of a repeated unscheduled visit.",
+)  # fmt: skip
 
 
 @extend_schema(tags=["form data"])
@@ -291,7 +301,7 @@ class FormInstance(ApiView):
             raise ValidationError({"instance": _("Instance: the id of a saved instance.")})
         return int(text)
 
-    @extend_schema(parameters=[INSTANCE], responses={200: FormDataSerializer, **READ})
+    @extend_schema(parameters=[REPEAT, INSTANCE], responses={200: FormDataSerializer, **LIST})
     def get(self, request, study_code, subject_code, visit_code, repeat, form_code):
         visit, _model = self._where(
             request, study_code, subject_code, visit_code, repeat, form_code
@@ -307,7 +317,7 @@ class FormInstance(ApiView):
         return Response(form_representation(instance))
 
     @extend_schema(
-        parameters=[INSTANCE],
+        parameters=[REPEAT, INSTANCE],
         request=FormWriteSerializer,
         responses={
             200: FormDataSerializer, 201: FormDataSerializer,
