@@ -15,16 +15,28 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
 
 
+def _messages(value) -> list[str]:
+    """A field's messages as sentences, whatever DRF nested them in: a list item's are
+    "Item 2: ...", a nested field's "name: ..."."""
+    if isinstance(value, dict):
+        return [
+            f"{_('Item %(number)s') % {'number': key + 1} if isinstance(key, int) else key}: {m}"
+            for key, inner in value.items()
+            for m in _messages(inner)
+        ]
+    if isinstance(value, list):
+        return [m for item in value for m in _messages(item)]
+    return [str(value)]
+
+
 def _flat(detail) -> dict[str, list[str]]:
     if isinstance(detail, dict):
         return {
-            ("non_field_errors" if key == NON_FIELD_ERRORS else str(key)): [
-                str(m) for m in (value if isinstance(value, list) else [value])
-            ]
+            ("non_field_errors" if key == NON_FIELD_ERRORS else str(key)): _messages(value)
             for key, value in detail.items()
         }
     if isinstance(detail, list):
-        return {"non_field_errors": [str(m) for m in detail]}
+        return {"non_field_errors": _messages(detail)}
     return {}
 
 

@@ -1,8 +1,8 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from ecrf.api import pages, views, views_review, views_safety
+from ecrf.api import pages, views, views_exports, views_review, views_safety
 
 STUDY = "v1/studies/<str:study_code>/"
 VISIT_FORM = (
@@ -57,7 +57,6 @@ urlpatterns = [
 ]
 
 # The export jobs, through the export screen's own form, jobs and download.
-from ecrf.api import views_exports  # noqa: E402
 
 urlpatterns += [
     path("v1/exports/", views_exports.ExportJobList.as_view(), name="exports"),
@@ -68,6 +67,10 @@ urlpatterns += [
         name="export_download",
     ),
 ]
+
+# Last: an address no route above takes is the API's JSON 404 (a negative id, a "/" inside
+# a code), not the site's HTML page.
+urlpatterns.append(re_path(r"^", views.not_found))
 
 # The user's own tokens, a profile page beside /profile/reminders/: no namespace, included
 # at profile/api-tokens/ in ecrf/urls.py.

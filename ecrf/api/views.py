@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -370,3 +371,8 @@ class FormInstance(ApiView):
             return Response(body, 400)
         created = instance.version == 1 and not version
         return Response(form_representation(instance), 201 if created else 200)
+
+
+def not_found(request, *args, **kwargs):
+    """Any other address under /api/: the API's own 404, in JSON, not the site's page."""
+    return JsonResponse(error_body(_("No such address in the API: see /api/docs/.")), status=404)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext
 
 _IN_ADDRESS = re.compile(r"[\x00-\x1f\x7f]")
 _IN_VALUE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -48,6 +49,13 @@ class RefuseControlCharactersMiddleware:
 
     def __call__(self, request: HttpRequest):
         if has_junk(request):
+            if request.path_info.startswith("/api/"):
+                # The API's clients read JSON, in the API's one shape of refusal.
+                return JsonResponse(
+                    {"detail": gettext("The address or a value holds a control character."),
+                     "errors": {}},
+                    status=400,
+                )  # fmt: skip
             return HttpResponseBadRequest(
                 render_to_string("400.html", {"request": request}, request=request)
             )

@@ -8,7 +8,7 @@ MENU_FLAG = "may_export"
 def _remember_may_export(sender, request, user, **kwargs):
     """At login, whether the user may export somewhere: the menu of every page shows the
     link from the session, at no query per page (a courtesy: the screen is the control)."""
-    from ecrf.exports.views import export_studies_for
+    from ecrf.exports.jobs import export_studies_for
 
     if request is not None and hasattr(request, "session"):
         request.session[MENU_FLAG] = export_studies_for(user).exists()

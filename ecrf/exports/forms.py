@@ -8,6 +8,7 @@ their fields, so the screen and the command refuse the same things in the same w
 from __future__ import annotations
 
 import zoneinfo
+from datetime import UTC
 
 from django import forms
 from django.conf import settings
@@ -59,7 +60,19 @@ class LocalDateTimeField(forms.DateTimeField):
 
     def to_python(self, value):
         with timezone.override(self.zone):
-            return super().to_python(value)
+            result = super().to_python(value)
+        if result is None:
+            return None
+        try:
+            # In the site's zone whatever offset was typed (the API takes ISO 8601): an
+            # offset PostgreSQL does not store (beyond 15:59) would fail the job's save, and
+            # an instant UTC or the server's zone cannot show (year 1, year 9999) its
+            # display; both are refused here, as an invalid date.
+            timezone.localtime(result, UTC)
+            timezone.localtime(result)
+            return timezone.localtime(result, self.zone)
+        except OverflowError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
 
     def prepare_value(self, value):
         if hasattr(value, "tzinfo") and value.tzinfo is not None:
@@ -164,6 +177,9 @@ class ExportForm(forms.Form):
         ]
         self.can_unblind = can_see_allocation(user, study=study)
         self.export_request = None
+        # The service's PermissionDenied, shown as a message; kept for a caller that answers
+        # it with a refusal of its own (a 403).
+        self.denied = None
 
     def format_options(self):
         """(code, label, checked, supported) for the template: the planned ones disabled."""
@@ -218,5 +234,6 @@ class ExportForm(forms.Form):
             else:
                 self.add_error(None, exc)
         except PermissionDenied as exc:
+            self.denied = exc
             self.add_error(None, str(exc))
         return data

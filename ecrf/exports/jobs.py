@@ -31,16 +31,18 @@ from django.core.files import File
 from django.core.files.storage import storages
 from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError
 
-from ecrf.accounts.access import roles_for
+from ecrf.accounts.access import roles_for, studies_visible_to
 from ecrf.accounts.models import Membership, Role, account_id
+from ecrf.accounts.permissions import Action, roles_allowed
 from ecrf.audit.context import audited
 from ecrf.exports.models import ExportDownload, ExportJob
 from ecrf.exports.services import ExportRequest, export_prepare, export_require, export_write
-from ecrf.studies.models import Site
+from ecrf.studies.models import Site, Study
 
 log = logging.getLogger(__name__)
 STORAGE = "exports"
@@ -55,6 +57,29 @@ class ExportGone(Exception):
 
 
 # --- Asking ---------------------------------------------------------------------------
+
+
+def export_studies_for(user):
+    """The studies where the user may export at one site at least."""
+    return Study.objects.filter(
+        Exists(
+            Membership.objects.held_by(account_id(user)).filter(
+                study_id=OuterRef("id"), role__in=roles_allowed(Action.EXPORT)
+            )
+        )
+    )
+
+
+def export_study_for(user, code: str) -> Study:
+    """The study `code` to export from, for the screen and the API alike: PermissionDenied
+    for a member whose role may not export, Http404 for anyone else (as another site's
+    patient)."""
+    study = export_studies_for(user).filter(code=code).first()
+    if study is not None:
+        return study
+    if studies_visible_to(user).filter(code=code).exists():
+        raise PermissionDenied(_("Your role does not allow you to export data of this study."))
+    raise Http404
 
 
 def _asked(request: ExportRequest) -> dict:

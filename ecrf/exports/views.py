@@ -11,16 +11,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from ecrf.accounts.access import studies_visible_to
-from ecrf.accounts.models import Membership, account_id
-from ecrf.accounts.permissions import Action, roles_allowed
 from ecrf.core.pagination import paginate
 from ecrf.exports.forms import ExportForm
 from ecrf.exports.jobs import (
@@ -30,23 +26,13 @@ from ecrf.exports.jobs import (
     export_job_create,
     export_job_progress,
     export_jobs_visible_to,
+    export_studies_for,
+    export_study_for,
     may_download,
 )
 from ecrf.exports.models import ExportJob
-from ecrf.studies.models import Study
 
 LIST_PAGE_SIZE = 25
-
-
-def export_studies_for(user):
-    """The studies where the user may export at one site at least."""
-    return Study.objects.filter(
-        Exists(
-            Membership.objects.held_by(account_id(user)).filter(
-                study_id=OuterRef("id"), role__in=roles_allowed(Action.EXPORT)
-            )
-        )
-    )
 
 
 @login_required
@@ -57,10 +43,8 @@ def export_new(request):
         raise PermissionDenied(_("Your role does not allow you to export data."))
     code = request.POST.get("study") or request.GET.get("study") or studies[0].code
     study = next((s for s in studies if s.code == code), None)
-    if study is None:
-        if studies_visible_to(request.user).filter(code=code).exists():
-            raise PermissionDenied(_("Your role does not allow you to export data of this study."))
-        raise Http404
+    if study is None:  # refused there: a 403 to a member of the study, a 404 to anyone else
+        study = export_study_for(request.user, code)
     form = ExportForm(
         request.POST if request.method == "POST" else None, user=request.user, study=study
     )

@@ -249,3 +249,31 @@ def test_a_few_thousand_forms_page_by_cursor_at_a_constant_cost(world, api):
         assert {row["site"] for row in page["results"]} <= {"BXP"}
         path, params = page["next"], None
     assert count == bxp
+
+
+def test_junk_is_refused_in_json_never_a_500(world, api, scr):
+    alice = api(world.alice)
+    crafted = alice.get(f"{V1}{world.rct.code}/forms/mrss/", cursor="cD1hYmM=")  # p=abc
+    assert crafted.status_code == 404
+    assert crafted.json()["detail"] == "Invalid cursor"
+    nul = alice.put(form_path(scr), {"values": {**AREAS, "assessor": "Dr\x00Martin"}})
+    assert nul.status_code == 400
+    assert nul.json()["detail"] == "values.assessor: no control character is allowed."
+    assert not Mrss.objects.filter(visit=scr).exists()
+    for path in (f"{V1}{world.rct.code}/queries/-1/", "/api/v2/", f"{V1}nowhere/at/all/"):
+        response = alice.get(path)
+        assert (response.status_code, response["Content-Type"]) == (404, "application/json")
+        assert response.json()["errors"] == {}
+    junk = alice.get(f"{V1}{world.rct.code}/patients/", site="B\x01XP")
+    assert (junk.status_code, junk["Content-Type"]) == (400, "application/json")
+    assert "control character" in junk.json()["detail"]
+
+
+def test_a_refused_item_of_a_list_is_named_by_its_place(world, api, scr):
+    response = api(world.alice).put(
+        form_path(scr), {"values": AREAS, "confirmed_warnings": ["ok", "x" * 65]}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "confirmed_warnings": ["Item 2: Ensure this field has no more than 64 characters."]
+    }
