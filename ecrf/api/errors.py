@@ -20,7 +20,9 @@ def _messages(value) -> list[str]:
     "Item 2: ...", a nested field's "name: ..."."""
     if isinstance(value, dict):
         return [
-            f"{_('Item %(number)s') % {'number': key + 1} if isinstance(key, int) else key}: {m}"
+            _("Item %(number)s: %(message)s") % {"number": key + 1, "message": m}
+            if isinstance(key, int)
+            else f"{key}: {m}"
             for key, inner in value.items()
             for m in _messages(inner)
         ]
