@@ -56,12 +56,12 @@ REFUSALS = {
 }
 
 
-def _refusals(*codes):
+def refusals(*codes):
     return {code: REFUSALS[code] for code in codes}
 
 
-READ = _refusals(401, 403, 404, 429)
-LIST = _refusals(400, 401, 403, 404, 429)
+READ = refusals(401, 403, 404, 429)
+LIST = refusals(400, 401, 403, 404, 429)
 
 
 class ApiView(AuditedApiMixin, APIView):
@@ -158,7 +158,8 @@ STATUS = OpenApiParameter(
 )
 
 
-def _site_filter(request, rows, lookup: str):
+def site_filter(request, rows, lookup: str):
+    """The rows of the site the `site` parameter names (its code), or all of them."""
     site = request.query_params.get("site")
     return rows.filter(**{lookup: site}) if site else rows
 
@@ -185,7 +186,7 @@ class PatientList(AuditedApiMixin, generics.ListAPIView):
                 {"status": _("Status: one of %s.") % ", ".join(Patient.Status.values)}
             )
         rows = rows.filter(status=status) if status else rows
-        return _site_filter(self.request, rows, "site__code")
+        return site_filter(self.request, rows, "site__code")
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
@@ -229,7 +230,7 @@ UPDATED_SINCE = OpenApiParameter(
 VISIT = OpenApiParameter("visit", str, description="A visit's code, e.g. M3.")
 
 
-def _since(request) -> datetime | None:
+def updated_since(request) -> datetime | None:
     text = request.query_params.get("updated_since")
     if text is None:
         return None
@@ -263,10 +264,10 @@ class FormDataList(AuditedApiMixin, generics.ListAPIView):
             .filter(patient__study=study)
             .select_related("patient__site", "visit")
         )
-        rows = _site_filter(self.request, rows, "patient__site__code")
+        rows = site_filter(self.request, rows, "patient__site__code")
         if visit := self.request.query_params.get("visit"):
             rows = rows.filter(visit__code=visit)
-        if (since := _since(self.request)) is not None:
+        if (since := updated_since(self.request)) is not None:
             rows = rows.filter(updated_at__gte=since)
         return rows
 
@@ -323,7 +324,7 @@ class FormInstance(ApiView):
         responses={
             200: FormDataSerializer, 201: FormDataSerializer,
             409: OpenApiResponse(StaleSerializer, description="Saved by someone else since."),
-            **_refusals(400, 401, 403, 404, 429),
+            **refusals(400, 401, 403, 404, 429),
         },
     )  # fmt: skip
     def put(self, request, study_code, subject_code, visit_code, repeat, form_code):

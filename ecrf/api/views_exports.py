@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from ecrf.api.auth import AuditedApiMixin
 from ecrf.api.errors import error_body
 from ecrf.api.serializers import ErrorSerializer
-from ecrf.api.views import READ, ApiView, _refusals
+from ecrf.api.views import READ, ApiView, refusals
 from ecrf.exports.forms import ExportForm
 from ecrf.exports.jobs import (
     ExportGone,
@@ -165,7 +165,7 @@ class ExportJobList(AuditedApiMixin, generics.ListAPIView):
         request=ExportAskSerializer,
         responses={
             202: OpenApiResponse(ExportJobSerializer, description="Queued: poll the job."),
-            **_refusals(400, 401, 403, 404, 429),
+            **refusals(400, 401, 403, 404, 429),
         },
     )
     def post(self, request):

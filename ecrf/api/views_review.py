@@ -11,7 +11,7 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 
 from ecrf.api.auth import AuditedApiMixin
-from ecrf.api.views import LIST, READ, SITE, ApiView, _refusals
+from ecrf.api.views import LIST, READ, SITE, ApiView, refusals, site_filter
 from ecrf.patients.models import FormIndexEntry
 from ecrf.patients.selectors import study_for
 from ecrf.review.models import Query, Signature
@@ -77,8 +77,7 @@ class QueryList(AuditedApiMixin, generics.ListAPIView):
         study = study_for(self.request.user, self.kwargs["study_code"])
         rows = _queries(self.request.user, study)
         params = self.request.query_params
-        if site := params.get("site"):
-            rows = rows.filter(patient__site__code=site)
+        rows = site_filter(self.request, rows, "patient__site__code")
         if (status := params.get("status")) is not None:
             if status not in QueryStatus.values:
                 raise ValidationError(
@@ -113,7 +112,7 @@ class QueryAnswer(ApiView):
 
     @extend_schema(
         request=AnswerSerializer,
-        responses={200: QuerySerializer, **_refusals(400, 401, 403, 404, 429)},
+        responses={200: QuerySerializer, **refusals(400, 401, 403, 404, 429)},
     )
     def post(self, request, study_code, query_id: int):
         study = study_for(request.user, study_code)
@@ -163,8 +162,7 @@ class SdvList(AuditedApiMixin, generics.ListAPIView):
             .filter(patient__study=study)
             .select_related("patient__site", "visit")
         )
-        if site := self.request.query_params.get("site"):
-            rows = rows.filter(patient__site__code=site)
+        rows = site_filter(self.request, rows, "patient__site__code")
         return rows
 
 
@@ -201,6 +199,5 @@ class SignatureList(AuditedApiMixin, generics.ListAPIView):
             .filter(patient__study=study)
             .select_related("patient__site", "visit", "signer")
         )
-        if site := self.request.query_params.get("site"):
-            rows = rows.filter(patient__site__code=site)
+        rows = site_filter(self.request, rows, "patient__site__code")
         return rows

@@ -15,7 +15,16 @@ from ecrf.api.auth import AuditedApiMixin
 from ecrf.api.errors import error_body
 from ecrf.api.serializers import StaleSerializer, json_value
 from ecrf.api.values import values_from_json
-from ecrf.api.views import LIST, READ, SITE, UPDATED_SINCE, ApiView, _refusals, _since
+from ecrf.api.views import (
+    LIST,
+    READ,
+    SITE,
+    UPDATED_SINCE,
+    ApiView,
+    refusals,
+    site_filter,
+    updated_since,
+)
 from ecrf.core.errors import StaleVersion
 from ecrf.patients.selectors import patient_for, study_for
 from ecrf.safety.models import AdverseEvent, SaeReport
@@ -111,18 +120,17 @@ class AdverseEventList(AuditedApiMixin, generics.ListAPIView):
         study = study_for(self.request.user, self.kwargs["study_code"])
         rows = _events(self.request.user, study)
         params = self.request.query_params
-        if site := params.get("site"):
-            rows = rows.filter(patient__site__code=site)
+        rows = site_filter(self.request, rows, "patient__site__code")
         if (serious := params.get("serious")) is not None:
             if serious not in ("true", "false"):
                 raise ValidationError({"serious": _("Serious: true or false.")})
             rows = rows.filter(serious=serious == "true")
-        if (since := _since(self.request)) is not None:
+        if (since := updated_since(self.request)) is not None:
             rows = rows.filter(updated_at__gte=since)
         return rows
 
 
-WRITE_REFUSALS = _refusals(400, 401, 403, 404, 429)
+WRITE_REFUSALS = refusals(400, 401, 403, 404, 429)
 
 
 @extend_schema(tags=["safety"])
@@ -230,8 +238,7 @@ class SaeReportList(AuditedApiMixin, generics.ListAPIView):
             .filter(adverse_event__patient__study=study)
             .select_related("adverse_event__patient__site")
         )
-        if site := self.request.query_params.get("site"):
-            rows = rows.filter(adverse_event__patient__site__code=site)
+        rows = site_filter(self.request, rows, "adverse_event__patient__site__code")
         return rows
 
 
@@ -244,7 +251,7 @@ class SaeSubmitSerializer(serializers.Serializer):
     aware_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-SUBMIT_REFUSALS = _refusals(400, 401, 403, 404, 429)
+SUBMIT_REFUSALS = refusals(400, 401, 403, 404, 429)
 
 
 @extend_schema(tags=["safety"])

@@ -14,6 +14,9 @@ from ecrf.api.tokens import token_create
 from ecrf.crfs.services import crf_save
 from ecrf.patients.services import patient_create
 from ecrf.patients.visits import visit_record_date
+
+# The exports storage in the test's own folder, as the export screen's tests have it.
+from tests.exports.conftest import export_storage  # noqa: F401
 from tests.two_factor import totp_device
 
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.core.files.storage import storages
 from django.utils import timezone
 
 from ecrf.accounts.models import Role
@@ -23,21 +22,6 @@ pytestmark = pytest.mark.django_db
 
 RCT = "NCT00479934"
 EXPORTS = "/api/v1/exports/"
-
-
-@pytest.fixture
-def export_storage(settings, tmp_path):
-    """The exports storage (the jobs' zips) in a folder of the test's own."""
-    location = tmp_path / "exports-storage"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "exports": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(location)},
-        },
-    }
-    assert storages["exports"].location == str(location)
-    return location
 
 
 @pytest.fixture
