@@ -9,6 +9,7 @@ must have passed it, as the screens ask.
 from __future__ import annotations
 
 import pghistory
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, throttling
@@ -94,7 +95,10 @@ class AuditedApiMixin:
     def dispatch(self, request, *args, **kwargs):
         self._audit = None
         try:
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
+            # Study data, to a token the site's middleware does not see as signed in.
+            add_never_cache_headers(response)
+            return response
         finally:
             if self._audit is not None:
                 self._audit.__exit__(None, None, None)

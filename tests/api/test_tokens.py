@@ -36,7 +36,9 @@ def test_the_key_is_shown_once_and_stored_as_its_hash(world):
     assert key not in {str(v) for v in ApiToken.objects.values().get(pk=token.pk).values()}
     event = AuthEvent.objects.get(kind=AuthEvent.Kind.API_TOKEN_CREATED)
     assert (event.user, event.reason) == (world.alice, f"API token 'nightly pull' ({key[:12]}…)")
-    assert Api(key).get(STUDIES).json()["results"][0]["code"] == world.rct.code
+    response = Api(key).get(STUDIES)
+    assert response.json()["results"][0]["code"] == world.rct.code
+    assert "no-store" in response["Cache-Control"]  # study data: never kept by a cache
 
 
 def test_a_token_records_its_last_use_once_a_minute(world, fixed_clock):
