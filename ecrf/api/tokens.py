@@ -38,7 +38,7 @@ def _record(kind: str, *, token: ApiToken, by, request) -> None:
         user=token.user,
         username=token.user.get_username(),
         by=None if by.pk == token.user_id else by,
-        reason=f"API token {token.name!r} ({token.prefix}…)"[:300],
+        reason=f"API token “{token.name}” ({token.prefix}…)"[:300],
         **client_of(request),
     )
 

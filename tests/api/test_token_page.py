@@ -129,7 +129,7 @@ def test_a_creation_is_an_account_event_with_the_browser(client, world):
     (event,) = AuthEvent.objects.filter(kind=AuthEvent.Kind.API_TOKEN_CREATED)
     assert (event.user, event.by) == (world.alice, None)
     assert event.user_agent == "pytest browser"
-    assert event.reason == f"API token 'nightly pull' ({key[:12]}…)"
+    assert event.reason == f"API token “nightly pull” ({key[:12]}…)"
 
 
 def test_the_list_shows_each_status_newest_first(client, world, fixed_clock):

@@ -35,7 +35,7 @@ def test_the_key_is_shown_once_and_stored_as_its_hash(world):
     assert (row.key_hash, row.prefix) == (key_hash(key), key[:12])
     assert key not in {str(v) for v in ApiToken.objects.values().get(pk=token.pk).values()}
     event = AuthEvent.objects.get(kind=AuthEvent.Kind.API_TOKEN_CREATED)
-    assert (event.user, event.reason) == (world.alice, f"API token 'nightly pull' ({key[:12]}…)")
+    assert (event.user, event.reason) == (world.alice, f"API token “nightly pull” ({key[:12]}…)")
     response = Api(key).get(STUDIES)
     assert response.json()["results"][0]["code"] == world.rct.code
     assert "no-store" in response["Cache-Control"]  # study data: never kept by a cache
