@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import generics
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -377,3 +378,13 @@ class FormInstance(ApiView):
 def not_found(request, *args, **kwargs):
     """Any other address under /api/: the API's own 404, in JSON, not the site's page."""
     return JsonResponse(error_body(_("No such address in the API: see /api/docs/.")), status=404)
+
+
+@extend_schema(exclude=True)  # the schema does not describe itself
+class Schema(SpectacularAPIView):
+    """The OpenAPI schema in English, whatever the reader's language: our descriptions are
+    written in English, and DRF's own would otherwise come in the site's French."""
+
+    def get(self, request, *args, **kwargs):
+        with translation.override("en"):
+            return super().get(request, *args, **kwargs)

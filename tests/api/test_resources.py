@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ecrf.accounts.models import Membership
 from ecrf.crfs.models import Mrss
-from ecrf.patients.models import Allocation, AllocationList
+from ecrf.patients.models import Allocation, AllocationList, FormIndexEntry
 from ecrf.scoring import mrss as mrss_scoring
 
 pytestmark = pytest.mark.django_db
@@ -277,3 +277,37 @@ def test_a_refused_item_of_a_list_is_named_by_its_place(world, api, scr):
     assert response.json()["errors"] == {
         "confirmed_warnings": ["Item 2: Ensure this field has no more than 64 characters."]
     }
+
+
+# Each list: the token, the account's memberships (the second factor's roles and every
+# scope after), the study, then the page's own: the rows, and what they carry.
+@pytest.mark.parametrize(
+    ("path", "queries"),
+    [
+        ("", 3),
+        ("patients/", 4),  # the rows with their site and allocation
+        ("forms/consent/", 5),  # the protocol version (is it one of its forms?), the rows
+        ("adverse-events/", 5),  # the rows, their SAE reports
+        ("queries/", 6),  # the rows, their messages, who wrote them
+        ("sdv/", 4),
+    ],
+)
+def test_list_pages_pin_their_query_counts(
+    world, api, scr, django_assert_num_queries, path, queries
+):
+    from ecrf.review.queries import query_raise
+    from ecrf.safety.services.adverse_events import ae_create
+    from tests.safety.conftest import ae_values
+
+    entry = FormIndexEntry.objects.get(patient=scr.patient, form_code="consent")
+    query_raise(by=world.monica, entry=entry, text="Please check the consent date.")
+    ae_create(patient=scr.patient, by=world.alice, values=ae_values(
+        onset_date=str(scr.visit_date), end_date=None, ongoing=True,
+        aware_at=timezone.now(),
+    ))  # fmt: skip
+    alice = api(world.alice)
+    alice.get(V1)  # the token's first call of the minute records its use
+    with django_assert_num_queries(queries):
+        response = alice.get(f"{V1}{world.rct.code}/{path}")
+    body = response.json()
+    assert body["results"] if path else body["code"] == world.rct.code  # rows to carry
