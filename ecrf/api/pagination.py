@@ -24,3 +24,9 @@ class Cursor(CursorPagination):
             if not position.isdigit() or int(position) > _LARGEST:
                 raise NotFound(self.invalid_cursor_message)
         return cursor
+
+
+class NewestFirst(Cursor):
+    """As the screen lists them: the newest first (export jobs)."""
+
+    ordering = "-pk"

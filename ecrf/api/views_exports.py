@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from ecrf.api.auth import AuditedApiMixin
 from ecrf.api.errors import error_body
+from ecrf.api.pagination import NewestFirst
 from ecrf.api.serializers import ErrorSerializer
 from ecrf.api.views import READ, ApiView, refusals
 from ecrf.exports.forms import ExportForm
@@ -147,9 +148,10 @@ def _refused(form: ExportForm):
 
 @extend_schema(tags=["exports"])
 class ExportJobList(AuditedApiMixin, generics.ListAPIView):
-    """Your export jobs (every job of the studies you administer); a new one."""
+    """Your export jobs (every job of the studies you administer), newest first; a new one."""
 
     serializer_class = ExportJobSerializer
+    pagination_class = NewestFirst
 
     def get_queryset(self):
         return export_jobs_visible_to(self.request.user).select_related("study", "by")

@@ -131,15 +131,15 @@ def test_the_list_is_the_users_jobs_in_cursor_pages_and_the_administrator_sees_t
     mine = [queued_job(world.diane, world.rct) for _ in range(3)]
     theirs = queued_job(admin, world.rct)
     diane = api(world.diane)
-    first = diane.get(EXPORTS, page_size=2).json()
-    assert [row["id"] for row in first["results"]] == [mine[0].pk, mine[1].pk]
+    first = diane.get(EXPORTS, page_size=2).json()  # newest first, as on the screen
+    assert [row["id"] for row in first["results"]] == [mine[2].pk, mine[1].pk]
     second = diane.client.get(first["next"]).json()
-    assert [row["id"] for row in second["results"]] == [mine[2].pk]
+    assert [row["id"] for row in second["results"]] == [mine[0].pk]
     assert second["next"] is None
     assert second["results"][0]["progress"]["status"] == "queued"
     everyone = api(admin).get(EXPORTS).json()["results"]
-    assert [row["id"] for row in everyone] == [*(job.pk for job in mine), theirs.pk]
-    assert [row["by"] for row in everyone] == ["diane", "diane", "diane", "adele"]
+    assert [row["id"] for row in everyone] == [theirs.pk, *(job.pk for job in reversed(mine))]
+    assert [row["by"] for row in everyone] == ["adele", "diane", "diane", "diane"]
     for persona in ("alice", "charlie", "monica", "rene"):
         assert api(getattr(world, persona)).get(EXPORTS).json()["results"] == []
 
