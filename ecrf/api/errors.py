@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.http import Http404
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -49,6 +50,18 @@ def _sentence(errors: dict[str, list[str]], fallback: str) -> str:
 
 def error_body(detail: str, errors: dict[str, list[str]] | None = None) -> dict:
     return {"detail": detail, "errors": errors or {}}
+
+
+def stale_response(label: str, version, *, current: dict, yours: dict) -> Response:
+    """409: saved by someone else since `version` was read; the record as it is now beside
+    what was sent, so that nothing typed is lost."""
+    body = error_body(
+        _("%(form)s: saved by someone else since version %(version)s was read: read it "
+          "again, then send your changes with its version.")
+        % {"form": capfirst(label), "version": version or 0},
+    )  # fmt: skip
+    body["current"], body["yours"] = current, yours
+    return Response(body, status.HTTP_409_CONFLICT)
 
 
 def validation_response(exc: ValidationError) -> Response:

@@ -15,7 +15,6 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
-from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -27,7 +26,7 @@ from rest_framework.views import APIView
 
 from ecrf.accounts.access import can_see_allocation, studies_visible_to, study_sites_visible_to
 from ecrf.api.auth import AuditedApiMixin
-from ecrf.api.errors import error_body
+from ecrf.api.errors import error_body, stale_response
 from ecrf.api.serializers import (
     ErrorSerializer,
     FormDataSerializer,
@@ -355,14 +354,11 @@ class FormInstance(ApiView):
             )  # fmt: skip
         except StaleVersion as stale:
             current = crf_for_visit(visit=visit, form_code=form_code, instance_id=instance_id)
-            body = error_body(
-                _("%(form)s: saved by someone else since version %(version)s was read: "
-                  "read it again, then send your changes with its version.")
-                % {"form": capfirst(stale.label), "version": version or 0},
+            return stale_response(
+                stale.label, version,
+                current=form_representation(current) if current is not None else {},
+                yours={"version": version, "values": data["values"]},
             )  # fmt: skip
-            body["current"] = form_representation(current) if current is not None else {}
-            body["yours"] = {"version": version, "values": data["values"]}
-            return Response(body, 409)
         except WarningsPending as pending:
             messages = [w.message for w in pending.warnings]
             body = error_body(

@@ -61,17 +61,14 @@ def _with_thread(queries):
     return queries
 
 
+@extend_schema(
+    tags=["review"], parameters=[SITE, QUERY_STATUS],
+    responses={200: QuerySerializer(many=True), **LIST},
+)  # fmt: skip
 class QueryList(AuditedApiMixin, generics.ListAPIView):
     """The study's queries at your sites, with their threads."""
 
     serializer_class = QuerySerializer
-
-    @extend_schema(
-        tags=["review"], parameters=[SITE, QUERY_STATUS],
-        responses={200: QuerySerializer(many=True), **LIST},
-    )  # fmt: skip
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         study = study_for(self.request.user, self.kwargs["study_code"])
@@ -144,16 +141,13 @@ class SdvSerializer(serializers.ModelSerializer):
         return entry.review_state == "verified" and entry.review_version == entry.version
 
 
+@extend_schema(
+    tags=["review"], parameters=[SITE], responses={200: SdvSerializer(many=True), **LIST}
+)
 class SdvList(AuditedApiMixin, generics.ListAPIView):
     """Every saved form instance of the study at your sites, and how far it is verified."""
 
     serializer_class = SdvSerializer
-
-    @extend_schema(
-        tags=["review"], parameters=[SITE], responses={200: SdvSerializer(many=True), **LIST}
-    )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         study = study_for(self.request.user, self.kwargs["study_code"])
@@ -180,17 +174,14 @@ class SignatureSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+@extend_schema(
+    tags=["review"], parameters=[SITE], responses={200: SignatureSerializer(many=True), **LIST}
+)
 class SignatureList(AuditedApiMixin, generics.ListAPIView):
     """The investigators' signatures of visits and casebooks at your sites (voided ones
     with the time they were voided)."""
 
     serializer_class = SignatureSerializer
-
-    @extend_schema(
-        tags=["review"], parameters=[SITE], responses={200: SignatureSerializer(many=True), **LIST}
-    )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         study = study_for(self.request.user, self.kwargs["study_code"])

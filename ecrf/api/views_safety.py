@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
-from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 
 from ecrf.api.auth import AuditedApiMixin
-from ecrf.api.errors import error_body
+from ecrf.api.errors import stale_response
 from ecrf.api.serializers import StaleSerializer, json_value
 from ecrf.api.values import values_from_json
 from ecrf.api.views import (
@@ -198,15 +197,11 @@ class AdverseEventDetail(ApiView):
                 expected_version=data["version"], reason=data.get("reason", ""),
             )  # fmt: skip
         except StaleVersion as stale:
-            latest = _events(request.user, study).get(pk=event.pk)
-            body = error_body(
-                _("%(what)s: changed by someone else since version %(version)s was read: "
-                  "read it again, then send your changes with its version.")
-                % {"what": capfirst(stale.label), "version": data["version"]},
+            return stale_response(
+                stale.label, data["version"],
+                current=ae_representation(_events(request.user, study).get(pk=event.pk)),
+                yours={"version": data["version"], "values": request.data.get("values")},
             )  # fmt: skip
-            body["current"] = ae_representation(latest)
-            body["yours"] = {"version": data["version"], "values": request.data.get("values")}
-            return Response(body, 409)
         return Response(ae_representation(_events(request.user, study).get(pk=event.pk)))
 
 
